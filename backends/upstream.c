@@ -1,0 +1,139 @@
+/*
+ * upstream.c - backend connections and the per-backend idle pool.
+ *
+ * The idle list is LIFO: the connection put back last is handed out first.
+ * Reusing the warmest connection keeps the pool small under light load (the
+ * cold tail ages out through backend_set_close_idle()) and minimises the
+ * chance of picking one the server is about to time out.
+ */
+#include <stdlib.h>
+
+#include "backends/upstream.h"
+
+struct backend_conn *backend_conn_from(uv_handle_t *h)
+{
+	struct backend_conn *bc = h->data;
+	if (bc == NULL || bc->magic != BACKEND_CONN_MAGIC)
+		abort();
+	return bc;
+}
+
+static void idle_unlink(struct backend_conn *bc)
+{
+	struct backend *b = bc->backend;
+	if (bc->prev != NULL)
+		bc->prev->next = bc->next;
+	else
+		b->idle = bc->next;
+	if (bc->next != NULL)
+		bc->next->prev = bc->prev;
+	bc->next = bc->prev = NULL;
+	bc->is_idle = false;
+	b->nidle--;
+}
+
+struct backend_conn *backend_conn_take(struct backend *b)
+{
+	struct backend_conn *bc = b->idle;
+	if (bc == NULL)
+		return NULL;
+	idle_unlink(bc);
+	uv_read_stop((uv_stream_t *)&bc->tcp);
+	return bc;
+}
+
+int backend_conn_create(uv_loop_t *loop, struct backend *b, struct backend_conn **out)
+{
+	struct backend_conn *bc = calloc(1, sizeof(*bc));
+	if (bc == NULL)
+		return UV_ENOMEM;
+	int rc = uv_tcp_init(loop, &bc->tcp);
+	if (rc < 0) {
+		free(bc);
+		return rc;
+	}
+	bc->magic = BACKEND_CONN_MAGIC;
+	bc->tcp.data = bc;
+	bc->backend = b;
+	b->connects++;
+	*out = bc;
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct backend_conn *bc = backend_conn_from(h);
+	bc->magic = 0;
+	free(bc);
+}
+
+void backend_conn_close(struct backend_conn **bcp)
+{
+	struct backend_conn *bc = *bcp;
+	*bcp = NULL;
+	if (bc == NULL)
+		return;
+	if (bc->is_idle)
+		idle_unlink(bc);
+	bc->owner = NULL;
+	if (!uv_is_closing((uv_handle_t *)&bc->tcp))
+		uv_close((uv_handle_t *)&bc->tcp, on_closed);
+}
+
+/* An idle connection is never read from for a reason: any event on it
+ * means the server closed it or broke the protocol, and it must go. */
+static void idle_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	static char sink[64];
+	buf->base = sink;
+	buf->len = sizeof(sink);
+}
+
+static void idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	if (nread == 0)
+		return;
+	struct backend_conn *bc = backend_conn_from((uv_handle_t *)s);
+	backend_conn_close(&bc);
+}
+
+void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms)
+{
+	struct backend_conn *bc = *bcp;
+	*bcp = NULL;
+	struct backend *b = bc->backend;
+	bc->owner = NULL;
+	bc->requests++;
+	if (uv_read_start((uv_stream_t *)&bc->tcp, idle_alloc, idle_read) < 0) {
+		backend_conn_close(&bc);
+		return;
+	}
+	bc->idle_since_ms = now_ms;
+	bc->is_idle = true;
+	bc->prev = NULL;
+	bc->next = b->idle;
+	if (b->idle != NULL)
+		b->idle->prev = bc;
+	b->idle = bc;
+	b->nidle++;
+}
+
+void backend_set_close_idle(struct backend_set *s, uint64_t now_ms, uint64_t max_idle_ms)
+{
+	for (size_t i = 0; i < s->npools; i++) {
+		struct backend_pool *p = &s->pools[i];
+		for (size_t j = 0; j < p->nbackends; j++) {
+			struct backend *b = &p->backends[j];
+			/* The list is ordered by idle_since, newest first: walk
+			 * from the head and cut where the old ones start. */
+			struct backend_conn *bc = b->idle;
+			while (bc != NULL && max_idle_ms != 0 && now_ms - bc->idle_since_ms < max_idle_ms)
+				bc = bc->next;
+			while (bc != NULL) {
+				struct backend_conn *next = bc->next;
+				backend_conn_close(&bc);
+				bc = next;
+			}
+		}
+	}
+}

@@ -1,0 +1,155 @@
+/*
+ * conf.h - the configuration snapshot.
+ *
+ * A `struct conf` is built once from a YAML file by conf_load() and is
+ * immutable afterwards: every string and array it points to is owned by the
+ * snapshot and freed by conf_destroy().  A reload builds a second snapshot
+ * and swaps it in; nothing ever edits a live one.
+ *
+ * Validation happens entirely at load time and refuses configurations that
+ * would break a promise sluice makes to its users (see DESIGN.md): an
+ * opportunistic class that lists a reserved pool, a class with no pool, a
+ * tenant whose default class is above its max class, duplicate keys, and so
+ * on.  Every error names the file and line it comes from.
+ *
+ * This header includes nothing from gateway/, queue/ or backends/: the
+ * config is plain data.
+ */
+#ifndef SLUICE_CONF_CONF_H
+#define SLUICE_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Classes in strict priority order: a lower value is more urgent. */
+enum conf_class {
+	CONF_CLASS_INTERACTIVE = 0,
+	CONF_CLASS_STANDARD,
+	CONF_CLASS_OPPORTUNISTIC,
+	CONF_CLASS_COUNT
+};
+
+enum conf_slice {
+	CONF_SLICE_RESERVED = 0,	/* only the classes that list it; never opportunistic */
+	CONF_SLICE_ELASTIC,
+};
+
+/* An address as written in the file plus its resolved form. */
+struct conf_addr {
+	char *text;			/* "127.0.0.1:8080", as written */
+	struct sockaddr_storage sa;	/* resolved at load time */
+	socklen_t salen;
+};
+
+struct conf_backend {
+	struct conf_addr addr;
+	unsigned max_inflight;		/* concurrent requests sluice may send it */
+	int line;
+};
+
+struct conf_pool {
+	char *name;
+	enum conf_slice slice;
+	char *gpu_model;		/* optional, informational (may be NULL) */
+	char *mig_profile;		/* optional, informational (may be NULL) */
+	struct conf_backend *backends;
+	size_t nbackends;
+	int line;
+};
+
+struct conf_class_cfg {
+	bool defined;			/* false when the file has no such class */
+	unsigned max_queue;		/* queued requests */
+	uint64_t max_queue_bytes;	/* bytes of queued request bodies */
+	uint64_t max_wait_ms;		/* queue deadline */
+	size_t *pools;			/* indexes into conf.pools, preference order */
+	size_t npools;
+	double min_share;		/* 0..1, share of a pool's dispatches while waiting */
+	double max_slot_share;		/* 0..1, cap on a pool's slots held at once (1 = none) */
+	int line;
+};
+
+struct conf_key {
+	uint8_t sha256[32];		/* SHA-256 of the API key; the key itself is never stored */
+};
+
+struct conf_tenant {
+	char *name;
+	struct conf_key *keys;
+	size_t nkeys;
+	enum conf_class default_class;
+	enum conf_class max_class;	/* most urgent class the tenant may use */
+	double weight;			/* fair-share weight inside a class (default 1) */
+	double requests_per_s;		/* 0 = unlimited */
+	double burst;			/* bucket depth in requests (default: requests_per_s) */
+	double tokens_per_min;		/* 0 = unlimited */
+	int line;
+};
+
+struct conf_limits {
+	uint64_t max_body_bytes;	/* buffered request body; 413 beyond */
+	uint32_t max_header_bytes;	/* request line + header section; 431 beyond */
+	uint32_t max_headers;		/* header fields; 431 beyond */
+	uint64_t max_queued_bytes;	/* all classes together */
+	uint32_t max_connections;	/* client connections; accept pauses beyond */
+};
+
+struct conf_timeouts {
+	uint64_t header_ms;		/* first byte of a request to end of its headers: 408 */
+	uint64_t idle_ms;		/* keep-alive connection with no request in progress */
+	uint64_t body_ms;		/* gap between two reads of a request body: 408 */
+	uint64_t connect_ms;		/* upstream TCP connect: 502 */
+	uint64_t upstream_ms;		/* upstream silence (before or between bytes): 504 */
+	uint64_t upstream_idle_ms;	/* idle pooled upstream connection is closed */
+	uint64_t drain_ms;		/* SIGTERM: longest wait for in-flight work */
+};
+
+struct conf {
+	char *path;
+	struct conf_addr listen;
+	struct conf_addr admin_listen;
+	struct conf_limits limits;
+	struct conf_timeouts timeouts;
+	struct conf_class_cfg classes[CONF_CLASS_COUNT];
+	struct conf_pool *pools;
+	size_t npools;
+	struct conf_tenant *tenants;
+	size_t ntenants;
+	char *anonymous_tenant;		/* tenant used when no key is sent, or NULL */
+};
+
+/* Diagnostics collected while loading; each is "FILE:LINE: message". */
+#define CONF_DIAG_MAX 16
+struct conf_diag {
+	size_t count;			/* may exceed CONF_DIAG_MAX; only the first are kept */
+	char msg[CONF_DIAG_MAX][256];
+};
+
+/*
+ * Load and validate a config file.  On success returns 0 and sets *out to a
+ * new snapshot owned by the caller (free with conf_destroy()).  On failure
+ * returns a negative errno (-EINVAL for an invalid config, -ENOENT etc. when
+ * the file cannot be read), leaves *out NULL, and fills diag (when not NULL)
+ * with one or more "FILE:LINE: message" lines.
+ */
+int conf_load(const char *path, struct conf **out, struct conf_diag *diag);
+
+/* As conf_load(), from a buffer; `name` is used in messages. */
+int conf_parse(const char *name, const char *text, size_t len,
+	       struct conf **out, struct conf_diag *diag);
+
+/* Free a snapshot and everything it owns.  conf_destroy(NULL) is a no-op. */
+void conf_destroy(struct conf *c);
+
+/* "interactive", "standard", "opportunistic". */
+const char *conf_class_name(enum conf_class c);
+
+/* Parse a class name; returns 0 and sets *out, or -EINVAL. */
+int conf_class_parse(const char *s, size_t len, enum conf_class *out);
+
+/* Index of the pool called `name` or -1. */
+int conf_pool_find(const struct conf *c, const char *name);
+
+#endif

@@ -1,0 +1,95 @@
+/* buf.c - growable byte buffer; see buf.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/buf.h"
+
+void gw_buf_finish(struct gw_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int gw_buf_reserve(struct gw_buf *b, size_t extra)
+{
+	if (b->cap - b->len >= extra)
+		return 0;
+	size_t need = b->len + extra;
+	if (need < b->len)
+		return -ENOMEM;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(b->data, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	int rc = gw_buf_reserve(b, n);
+	if (rc < 0)
+		return rc;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int gw_buf_appends(struct gw_buf *b, const char *s)
+{
+	return gw_buf_append(b, s, strlen(s));
+}
+
+int gw_buf_vappendf(struct gw_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	char small[256];
+	int n = vsnprintf(small, sizeof(small), fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n < sizeof(small))
+		return gw_buf_append(b, small, (size_t)n);
+	int rc = gw_buf_reserve(b, (size_t)n + 1);
+	if (rc < 0)
+		return rc;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int gw_buf_appendf(struct gw_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = gw_buf_vappendf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+void gw_buf_consume(struct gw_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+		return;
+	}
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+}
+
+char *gw_buf_take(struct gw_buf *b)
+{
+	char *p = b->data;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}

@@ -1,0 +1,472 @@
+/*
+ * conn.c - client connections: reading, parsing, timers, writing, closing.
+ *
+ * See conn.h for the states.  The one failure funnel is gw_conn_close():
+ * every path that gives up on a connection ends there, and it withdraws the
+ * connection from whatever else refers to it (wait queue, exchange) before
+ * closing the handles, so no callback can reach a connection after it.
+ *
+ * Parsing re-entrancy: conn_parse() may answer a request synchronously (an
+ * admin request, a rejection), which finishes the request and makes the
+ * connection ready for the next one.  `driving` tells
+ * gw_conn_finish_request() that a parse loop is already on the stack and
+ * will carry on with the remaining bytes, so that pipelined requests are
+ * handled by iteration, never by recursion.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/admin.h"
+#include "gateway/conn.h"
+#include "gateway/dispatch.h"
+#include "gateway/log.h"
+#include "gateway/proxy.h"
+#include "gateway/server.h"
+
+/* Pipelined bytes kept while a request is being served; reading pauses beyond. */
+#define PENDING_MAX (64 * 1024)
+
+struct conn_write {
+	uv_write_t req;
+	char *data;
+};
+
+struct gw_conn *gw_conn_from(void *handle_data)
+{
+	struct gw_conn *c = handle_data;
+	if (c == NULL || c->magic != GW_CONN_MAGIC)
+		abort();
+	return c;
+}
+
+const char *gw_conn_peer(const struct gw_conn *c, char *buf, size_t len)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+	if (sa->sa_family == AF_INET6)
+		uv_ip6_name((const struct sockaddr_in6 *)sa, buf, len);
+	else if (sa->sa_family == AF_INET)
+		uv_ip4_name((const struct sockaddr_in *)sa, buf, len);
+	else
+		snprintf(buf, len, "unknown");
+	return buf;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct gw_conn *c = gw_conn_from(h->data);
+	if (--c->handles > 0)
+		return;
+	struct gw_server *srv = c->srv;
+	gw_http_finish(&c->http);
+	gw_buf_finish(&c->pending);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	c->magic = 0;
+	free(c);
+	gw_server_conn_gone(srv);
+}
+
+void gw_conn_close(struct gw_conn *c)
+{
+	if (c->state == GW_CONN_CLOSING)
+		return;
+	if (c->state == GW_CONN_QUEUED)
+		gw_dispatch_withdraw(c);
+	if (c->x != NULL)
+		gw_exchange_abort(c);
+	c->state = GW_CONN_CLOSING;
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct gw_conn *c = gw_conn_from(t->data);
+	if (c->doomed) {
+		gw_conn_close(c);
+		return;
+	}
+	switch (c->state) {
+	case GW_CONN_IDLE:
+		gw_conn_close(c);
+		break;
+	case GW_CONN_HEAD:
+	case GW_CONN_BODY:
+		/* The request was not read to its end, so the connection
+		 * cannot be reused: the rejection closes it. */
+		gw_conn_reject(c, GW_R_REQUEST_TIMEOUT,
+			       c->state == GW_CONN_HEAD ? "request headers not received in time"
+							: "request body not received in time", NULL);
+		break;
+	case GW_CONN_QUEUED:
+		gw_dispatch_expire(c);
+		break;
+	case GW_CONN_UPSTREAM:
+		gw_exchange_timeout(c);
+		break;
+	case GW_CONN_FLUSH:
+		/* The client does not read its last response: give up. */
+		gw_conn_close(c);
+		break;
+	case GW_CONN_CLOSING:
+		break;
+	}
+}
+
+void gw_conn_arm(struct gw_conn *c, uint64_t ms)
+{
+	if (!c->doomed)
+		uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/*
+ * A write failed: the connection is dead, but callers up the stack may still
+ * hold its exchange.  Close it from the timer on the next loop iteration,
+ * never synchronously (our APIs do not call back into their caller).
+ */
+static void doom(struct gw_conn *c, int err)
+{
+	gw_debug("write to client failed: %s", uv_strerror(err));
+	if (c->doomed)
+		return;
+	c->doomed = true;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	uv_timer_start(&c->timer, on_timer, 0, 0);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct conn_write *w = (struct conn_write *)req;
+	struct gw_conn *c = gw_conn_from(req->handle->data);
+	free(w->data);
+	free(w);
+	c->writes--;
+	if (c->state == GW_CONN_CLOSING)
+		return;
+	if (status < 0) {
+		gw_conn_close(c);
+		return;
+	}
+	if (c->close_after && c->writes == 0) {
+		gw_conn_close(c);
+		return;
+	}
+	if (c->x != NULL)
+		gw_exchange_client_drained(c);
+}
+
+void gw_conn_write(struct gw_conn *c, struct gw_buf *out)
+{
+	if (out->len == 0 || c->state == GW_CONN_CLOSING || c->doomed) {
+		gw_buf_finish(out);
+		return;
+	}
+	/* Most responses fit the socket buffer: try to write in place and
+	 * skip the request allocation and the callback.  uv_try_write()
+	 * refuses while earlier writes are queued, which keeps the order. */
+	uv_buf_t b = uv_buf_init(out->data, (unsigned)out->len);
+	int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	if (n == (int)out->len) {
+		gw_buf_finish(out);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		gw_buf_finish(out);
+		doom(c, n);
+		return;
+	}
+	size_t done = n > 0 ? (size_t)n : 0;
+	struct conn_write *w = malloc(sizeof(*w));
+	if (w == NULL) {
+		gw_buf_finish(out);
+		doom(c, UV_ENOMEM);
+		return;
+	}
+	size_t len = out->len;
+	w->data = gw_buf_take(out);
+	b = uv_buf_init(w->data + done, (unsigned)(len - done));
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+	if (rc < 0) {
+		free(w->data);
+		free(w);
+		doom(c, rc);
+		return;
+	}
+	c->writes++;
+}
+
+size_t gw_conn_write_queue(const struct gw_conn *c)
+{
+	return c->tcp.write_queue_size;
+}
+
+static bool conn_parsing(const struct gw_conn *c)
+{
+	return c->state == GW_CONN_IDLE || c->state == GW_CONN_HEAD || c->state == GW_CONN_BODY;
+}
+
+/* Keep bytes that cannot be parsed now; pause reading past the bound. */
+static void stash(struct gw_conn *c, const char *data, size_t len)
+{
+	if (gw_buf_append(&c->pending, data, len) < 0) {
+		doom(c, UV_ENOMEM);
+		return;
+	}
+	if (c->pending.len >= PENDING_MAX && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+static void set_request_id(struct gw_conn *c)
+{
+	const struct gw_msg *m = &c->http.msg;
+	const struct gw_field *f = gw_msg_field(m, "x-request-id");
+	if (f != NULL && f->value_len > 0 && f->value_len < sizeof(c->request_id)) {
+		const char *v = gw_field_value(m, f);
+		bool ok = true;
+		for (uint32_t i = 0; i < f->value_len && ok; i++)
+			ok = v[i] > 0x20 && v[i] < 0x7f;
+		if (ok) {
+			memcpy(c->request_id, v, f->value_len);
+			c->request_id[f->value_len] = '\0';
+			return;
+		}
+	}
+	/* Unique within the process (a sequence number) and across restarts
+	 * (a random salt drawn at start). */
+	struct gw_server *srv = c->srv;
+	snprintf(c->request_id, sizeof(c->request_id), "%016llx%08llx",
+		 (unsigned long long)srv->request_salt,
+		 (unsigned long long)(++srv->request_seq & 0xffffffffu));
+}
+
+static void on_head(struct gw_conn *c)
+{
+	const struct gw_msg *m = &c->http.msg;
+	c->state = GW_CONN_BODY;
+	if (m->method == HTTP_CONNECT) {
+		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "CONNECT is not supported", NULL);
+		return;
+	}
+	bool has_body = m->chunked || (m->has_length && m->content_length > 0);
+	if (m->expect_continue && has_body && m->http_minor >= 1) {
+		struct gw_buf out = GW_BUF_INIT;
+		if (gw_buf_appends(&out, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
+			gw_conn_write(c, &out);
+	}
+	gw_conn_arm(c, c->srv->conf->timeouts.body_ms);
+}
+
+static void on_request(struct gw_conn *c)
+{
+	c->t_ready_ms = gw_now_ms(c->srv);
+	uv_timer_stop(&c->timer);
+	set_request_id(c);
+	if (c->admin)
+		gw_admin_handle(c);
+	else
+		gw_dispatch_request(c);
+}
+
+/*
+ * Parse as many requests from data as the connection can take now; returns
+ * the bytes used.  Stops at the end of the data, at a request that must
+ * wait for its response, or at an error.
+ */
+static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
+{
+	size_t off = 0;
+	c->driving = true;
+	while (conn_parsing(c)) {
+		size_t used;
+		enum gw_http_event ev = gw_http_parse(&c->http, data + off, len - off, &used);
+		off += used;
+		if (c->state == GW_CONN_IDLE && c->http.started) {
+			c->state = GW_CONN_HEAD;
+			c->t_request_ms = gw_now_ms(c->srv);
+			gw_conn_arm(c, c->srv->conf->timeouts.header_ms);
+		}
+		if (ev == GW_HTTP_MORE)
+			break;
+		if (ev == GW_HTTP_HEAD) {
+			on_head(c);
+		} else if (ev == GW_HTTP_DONE) {
+			on_request(c);
+		} else {
+			gw_conn_reject(c, (enum gw_reason)c->http.error, c->http.error_detail, NULL);
+			break;
+		}
+	}
+	c->driving = false;
+	return off;
+}
+
+/* Parse what is pending (after a request finished). */
+static void conn_resume(struct gw_conn *c)
+{
+	struct gw_buf in = c->pending;
+	c->pending = (struct gw_buf)GW_BUF_INIT;
+	size_t used = conn_parse(c, in.data, in.len);
+	if (used < in.len && c->state != GW_CONN_CLOSING)
+		stash(c, in.data + used, in.len - used);
+	gw_buf_finish(&in);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct gw_conn *c = gw_conn_from(h->data);
+	buf->base = c->srv->readbuf;
+	buf->len = sizeof(c->srv->readbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct gw_conn *c = gw_conn_from(s->data);
+	if (nread == 0 || c->state == GW_CONN_CLOSING)
+		return;
+	if (nread < 0) {
+		/* The client is gone (or half-closed, which HTTP/1.1 clients do
+		 * not do before reading their response): give up on it. */
+		if (c->state == GW_CONN_QUEUED || c->state == GW_CONN_UPSTREAM) {
+			c->srv->metrics.client_aborts++;
+			gw_debug("client gone while %s request_id=%s",
+				 c->state == GW_CONN_QUEUED ? "queued" : "in flight", c->request_id);
+		}
+		gw_conn_close(c);
+		return;
+	}
+	if (c->state == GW_CONN_BODY)
+		gw_conn_arm(c, c->srv->conf->timeouts.body_ms);
+	if (c->pending.len == 0 && conn_parsing(c)) {
+		size_t used = conn_parse(c, buf->base, (size_t)nread);
+		if (used < (size_t)nread && c->state != GW_CONN_CLOSING)
+			stash(c, buf->base + used, (size_t)nread - used);
+	} else {
+		stash(c, buf->base, (size_t)nread);
+		if (conn_parsing(c) && c->state != GW_CONN_CLOSING)
+			conn_resume(c);
+	}
+}
+
+void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
+{
+	if (c->state == GW_CONN_CLOSING)
+		return;
+	keep_alive = keep_alive && c->http.msg.keep_alive && !c->srv->draining;
+	if (!keep_alive) {
+		c->close_after = true;
+		c->state = GW_CONN_FLUSH;
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+		}
+		if (c->writes == 0)
+			gw_conn_close(c);
+		else
+			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+		return;
+	}
+	/* An idle connection keeps no buffers: release them unless another
+	 * request is already waiting. */
+	gw_http_next(&c->http, c->pending.len == 0);
+	c->state = GW_CONN_IDLE;
+	c->request_id[0] = '\0';
+	gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+	if (!c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+			c->reading = true;
+	}
+	if (!c->driving && c->pending.len > 0)
+		conn_resume(c);
+}
+
+void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail,
+		    const char *extra_headers)
+{
+	struct gw_server *srv = c->srv;
+	const struct gw_reason_info *ri = gw_reason_info(r);
+	/* A request that was not read to its end leaves the stream in an
+	 * unknown state: answer, then close. */
+	bool complete = c->http.done;
+	char peer[64];
+	/* Admin answers are not traffic: only the proxy listener is counted. */
+	if (!c->admin) {
+		srv->metrics.rejections[r]++;
+		srv->metrics.by_status[ri->status]++;
+	}
+	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_INFO,
+	       "reject %d %s peer=%s request_id=%s: %s", ri->status, ri->code,
+	       gw_conn_peer(c, peer, sizeof(peer)), c->request_id[0] ? c->request_id : "-",
+	       detail);
+
+	struct gw_buf out = GW_BUF_INIT;
+	char hdr[128];
+	snprintf(hdr, sizeof(hdr), "x-request-id: %s\r\n%s",
+		 c->request_id[0] ? c->request_id : "-", extra_headers ? extra_headers : "");
+	bool keep = complete && c->http.msg.keep_alive && !srv->draining;
+	if (gw_error_render(&out, r, detail, c->request_id[0] ? hdr : extra_headers, keep) < 0) {
+		gw_buf_finish(&out);
+		gw_conn_close(c);
+		return;
+	}
+	gw_conn_write(c, &out);
+	gw_conn_finish_request(c, keep);
+}
+
+void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
+{
+	struct gw_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		gw_error("accept: out of memory");
+		return;
+	}
+	c->magic = GW_CONN_MAGIC;
+	c->srv = srv;
+	c->admin = admin;
+	uv_tcp_init(srv->loop, &c->tcp);
+	uv_timer_init(srv->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->handles = 2;
+	gw_http_init(&c->http, HTTP_REQUEST, &srv->req_limits, NULL, NULL);
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+
+	int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+	if (rc < 0) {
+		gw_warn("accept: %s", uv_strerror(rc));
+		gw_conn_close(c);
+		return;
+	}
+	srv->metrics.connections++;
+	if (!admin && srv->nconns > srv->conf->limits.max_connections) {
+		srv->metrics.connections_refused++;
+		gw_warn("connection refused: %u open, limits.max_connections is %u",
+			srv->nconns - 1, srv->conf->limits.max_connections);
+		gw_conn_close(c);
+		return;
+	}
+	int namelen = sizeof(c->peer);
+	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &namelen);
+	uv_tcp_nodelay(&c->tcp, 1);
+	rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	if (rc < 0) {
+		gw_conn_close(c);
+		return;
+	}
+	c->reading = true;
+	gw_conn_arm(c, srv->conf->timeouts.header_ms);
+}

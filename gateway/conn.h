@@ -1,0 +1,125 @@
+/*
+ * conn.h - a client connection.
+ *
+ * States (one request at a time; pipelined requests wait their turn):
+ *
+ *   IDLE      keep-alive, no request started.  Timer: idle_ms (header_ms
+ *             for a new connection).
+ *   HEAD      some bytes of a request, head not complete.  Timer: header_ms
+ *             from the first byte; 408 when it fires.
+ *   BODY      head complete, body arriving.  Timer: body_ms between reads.
+ *   QUEUED    request complete, waiting in its class queue for a slot.
+ *             Timer: the class's max_wait_ms; 429 queue_timeout.
+ *   UPSTREAM  an exchange with a backend is under way (proxy.c); its
+ *             response streams to the client.  Timer: connect_ms, then
+ *             upstream_ms of backend silence.
+ *   FLUSH     the last response is queued; the connection closes once it is
+ *             written.  Timer: idle_ms, for a client that stops reading.
+ *   CLOSING   uv_close() was called; nothing more happens.
+ *
+ * Reads go on in QUEUED and UPSTREAM so that a client that disconnects is
+ * noticed at once: it leaves its queue, or its upstream connection is closed
+ * (which aborts generation on the inference server).  Bytes of a next,
+ * pipelined request are kept in `pending` (bounded; reading pauses beyond).
+ *
+ * Every read lands in the server's one read buffer and is parsed before the
+ * callback returns; what must outlive the callback is copied.  An idle
+ * connection therefore owns no buffer at all.
+ *
+ * The struct is freed when both of its handles (tcp, timer) are closed.
+ */
+#ifndef SLUICE_GATEWAY_CONN_H
+#define SLUICE_GATEWAY_CONN_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "gateway/buf.h"
+#include "gateway/errors.h"
+#include "gateway/http.h"
+
+#define GW_CONN_MAGIC 0x434f4e4eu	/* "CONN" */
+
+struct gw_server;
+struct gw_exchange;
+
+enum gw_conn_state {
+	GW_CONN_IDLE = 0,
+	GW_CONN_HEAD,
+	GW_CONN_BODY,
+	GW_CONN_QUEUED,
+	GW_CONN_UPSTREAM,
+	GW_CONN_FLUSH,
+	GW_CONN_CLOSING,
+};
+
+struct gw_conn {
+	uint32_t magic;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct gw_server *srv;
+	struct gw_conn *next, *prev;		/* server's list of connections */
+	struct gw_conn *qnext, *qprev;		/* class wait queue while QUEUED */
+	struct gw_exchange *x;			/* while UPSTREAM */
+	struct gw_http http;			/* request parser and current request */
+	struct gw_buf pending;			/* read but not parsed yet (pipelining) */
+	enum gw_conn_state state;
+	uint8_t klass;				/* enum conf_class of the request */
+	uint8_t handles;			/* open uv handles; freed at 0 */
+	bool admin;				/* on the admin listener */
+	bool reading;
+	bool driving;				/* conn_parse() is on the stack */
+	bool close_after;			/* close once queued writes are done */
+	bool doomed;				/* a write failed; closes on the next tick */
+	uint32_t writes;			/* uv_write requests in flight */
+	uint64_t t_request_ms;			/* first byte of the current request */
+	uint64_t t_ready_ms;			/* current request fully read */
+	char request_id[40];			/* NUL-terminated */
+	struct sockaddr_storage peer;
+};
+
+/* Accept a connection from `listener`.  Failures are logged and counted. */
+void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin);
+
+/* The connection behind a uv handle (tcp or timer), checked. */
+struct gw_conn *gw_conn_from(void *handle_data);
+
+/*
+ * Write `out` to the client; the connection takes the buffer's storage and
+ * leaves `out` empty.  Writes are sent in the order of the calls.  Never
+ * closes the connection synchronously: a failed write marks it doomed and
+ * it closes on the next loop iteration.
+ */
+void gw_conn_write(struct gw_conn *c, struct gw_buf *out);
+
+/* Bytes queued in the kernel-side write queue of the client (backpressure). */
+size_t gw_conn_write_queue(const struct gw_conn *c);
+
+/*
+ * The response to the current request has been fully handed to
+ * gw_conn_write().  With keep_alive (and a client that allows it) the
+ * connection goes back to IDLE and parses a pipelined request, if any;
+ * otherwise it closes once its writes are done.
+ */
+void gw_conn_finish_request(struct gw_conn *c, bool keep_alive);
+
+/*
+ * Answer the current request with the JSON error of `r`, counted and
+ * logged; `detail` is the human message.  Ends the request like
+ * gw_conn_finish_request() (keep-alive unless the request could not be read
+ * to its end).  `extra_headers`: CRLF-terminated lines or NULL.
+ */
+void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail,
+		    const char *extra_headers);
+
+/* Arm the connection's one timer for the current phase. */
+void gw_conn_arm(struct gw_conn *c, uint64_t ms);
+
+/* Close now (idempotent).  Queued work is withdrawn, an exchange aborted. */
+void gw_conn_close(struct gw_conn *c);
+
+/* Peer address as text ("127.0.0.1"), for logs and x-forwarded-for. */
+const char *gw_conn_peer(const struct gw_conn *c, char *buf, size_t len);
+
+#endif

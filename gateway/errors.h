@@ -1,0 +1,55 @@
+/*
+ * errors.h - the reasons sluice answers a request itself.
+ *
+ * Every reason has one name (`code`) that appears identically in the JSON
+ * body, the x-sluice-reject-reason header, the log line and the metric
+ * label, so that an operator can grep for one string end to end.  The body
+ * has the OpenAI error shape, which official SDKs understand:
+ *
+ *   {"error":{"message":"...","type":"...","param":null,"code":"queue_full"}}
+ */
+#ifndef SLUICE_GATEWAY_ERRORS_H
+#define SLUICE_GATEWAY_ERRORS_H
+
+#include "gateway/buf.h"
+
+enum gw_reason {
+	GW_R_BAD_REQUEST = 0,		/* 400 malformed HTTP */
+	GW_R_BODY_TOO_LARGE,		/* 413 body over limits.max_body_bytes */
+	GW_R_HEADERS_TOO_LARGE,		/* 431 header section over limits.max_header_bytes */
+	GW_R_TOO_MANY_HEADERS,		/* 431 more than limits.max_headers fields */
+	GW_R_REQUEST_TIMEOUT,		/* 408 headers or body not received in time */
+	GW_R_NOT_FOUND,			/* 404 admin path that does not exist */
+	GW_R_METHOD_NOT_ALLOWED,	/* 405 CONNECT, or a non-GET admin request */
+	GW_R_QUEUE_FULL,		/* 429 the class queue is at max_queue */
+	GW_R_QUEUE_TIMEOUT,		/* 429 waited max_wait_ms without a slot */
+	GW_R_NO_BACKEND,		/* 503 the class has no pool that can serve it */
+	GW_R_SHUTTING_DOWN,		/* 503 draining: queued work not started in time */
+	GW_R_UPSTREAM_CONNECT_FAILED,	/* 502 TCP connect to the backend failed */
+	GW_R_UPSTREAM_CONNECT_TIMEOUT,	/* 504 TCP connect took over timeouts.connect_ms */
+	GW_R_UPSTREAM_ERROR,		/* 502 backend closed or sent an invalid response */
+	GW_R_UPSTREAM_TIMEOUT,		/* 504 backend silent for timeouts.upstream_ms */
+	GW_R_INTERNAL,			/* 500 out of memory or a bug */
+	GW_R_COUNT
+};
+
+struct gw_reason_info {
+	int status;
+	const char *code;		/* the one name of the reason */
+	const char *type;		/* OpenAI error type */
+};
+
+const struct gw_reason_info *gw_reason_info(enum gw_reason r);
+
+/* "Too Many Requests" etc.; "Unknown" for codes it does not know. */
+const char *gw_status_text(int status);
+
+/*
+ * Append a complete HTTP/1.1 response for `r` to `out`: status line, the
+ * reject headers, `extra_headers` verbatim (each ending in CRLF, may be
+ * NULL), and the JSON body whose message is `message`.
+ */
+int gw_error_render(struct gw_buf *out, enum gw_reason r, const char *message,
+		    const char *extra_headers, int keep_alive);
+
+#endif

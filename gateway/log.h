@@ -1,0 +1,23 @@
+/*
+ * log.h - operator log lines on stderr.
+ *
+ * One line per event: an RFC 3339 UTC timestamp, a level, the message.  API
+ * keys and request bodies are never logged.  Levels below the configured
+ * one are dropped before any formatting happens.
+ */
+#ifndef SLUICE_GATEWAY_LOG_H
+#define SLUICE_GATEWAY_LOG_H
+
+enum gw_log_level { GW_LOG_DEBUG = 0, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERROR };
+
+extern enum gw_log_level gw_log_min;
+
+void gw_log(enum gw_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define gw_debug(...) do { if (gw_log_min <= GW_LOG_DEBUG) gw_log(GW_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define gw_info(...)  gw_log(GW_LOG_INFO, __VA_ARGS__)
+#define gw_warn(...)  gw_log(GW_LOG_WARN, __VA_ARGS__)
+#define gw_error(...) gw_log(GW_LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * main.c - command line of the sluice gateway.
+ *
+ *   sluice -c FILE        run with the config in FILE
+ *   sluice -t -c FILE     check FILE and exit: 0 when valid, 1 with
+ *                         "FILE:LINE: message" lines on stderr otherwise
+ *   sluice --version
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sluice -c FILE      run with the config in FILE\n"
+		   "       sluice -t -c FILE   check the config and exit\n"
+		   "       sluice --version\n"
+		   "options:\n"
+		   "  -c, --config FILE   YAML config (see conf/examples/)\n"
+		   "  -t, --test          validate the config, print errors as FILE:LINE: message\n"
+		   "  -v, --verbose       log debug lines\n"
+		   "  -V, --version       print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	bool test = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:tvVh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': path = optarg; break;
+		case 't': test = true; break;
+		case 'v': gw_log_min = GW_LOG_DEBUG; break;
+		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	struct conf *conf = NULL;
+	struct conf_diag diag = { 0 };
+	int rc = conf_load(path, &conf, &diag);
+	if (rc < 0) {
+		size_t shown = diag.count < CONF_DIAG_MAX ? diag.count : CONF_DIAG_MAX;
+		for (size_t i = 0; i < shown; i++)
+			fprintf(stderr, "%s\n", diag.msg[i]);
+		if (diag.count > shown)
+			fprintf(stderr, "%s: %zu more errors\n", path, diag.count - shown);
+		return 1;
+	}
+	if (test) {
+		printf("%s: ok\n", path);
+		conf_destroy(conf);
+		return 0;
+	}
+
+	/* A client that goes away mid-write must cost an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_t *loop = uv_default_loop();
+	struct gw_server *srv = malloc(sizeof(*srv));
+	if (srv == NULL)
+		return 1;
+	gw_info("sluice %s starting with %s", SLUICE_VERSION, path);
+	rc = gw_server_init(srv, loop, conf);
+	if (rc < 0) {
+		conf_destroy(conf);
+		free(srv);
+		uv_loop_close(loop);
+		return 1;
+	}
+	uv_run(loop, UV_RUN_DEFAULT);
+	gw_server_finish(srv);
+	free(srv);
+	int closed = uv_loop_close(loop);
+	if (closed != 0)
+		gw_warn("event loop closed with handles still open: %s", uv_strerror(closed));
+	return 0;
+}

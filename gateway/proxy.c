@@ -1,0 +1,494 @@
+/*
+ * proxy.c - one request's exchange with a backend; see proxy.h.
+ *
+ * Ownership.  The exchange is owned by its client connection (c->x) and
+ * freed by exchange_end().  It holds the upstream connection while in use
+ * (up->owner points back at it).  libuv requests on the upstream handle
+ * (connect, write) can complete after the exchange is gone, when the
+ * handle is closed under them: they are allocated apart, and exchange_end()
+ * detaches them (op->x = NULL) so that their callbacks only free themselves.
+ *
+ * The request head is built once and kept with the body until the response
+ * starts, because a pooled connection that turns out to be dead (the
+ * server closed it while it was idle) is retried once on a fresh one.  Only
+ * a connection that has not produced a single response byte is retried, so
+ * a request is never executed twice by a live server.
+ *
+ * Backpressure.  Response bytes are written to the client as they come;
+ * when more than HIGH_WATER bytes wait in the client's write queue, reading
+ * from the backend stops until it drains below LOW_WATER.  A slow client
+ * thus holds a bounded amount of memory and slows its backend down, as TCP
+ * would end to end.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backends/upstream.h"
+#include "gateway/conn.h"
+#include "gateway/dispatch.h"
+#include "gateway/log.h"
+#include "gateway/proxy.h"
+#include "gateway/server.h"
+
+#define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
+#define HIGH_WATER (1024 * 1024)
+#define LOW_WATER (256 * 1024)
+
+enum phase { PHASE_CONNECT, PHASE_WAIT };
+
+struct upstream_op {
+	union {
+		uv_connect_t connect;
+		uv_write_t write;
+	} req;
+	struct gw_exchange *x;		/* NULL once the exchange is gone */
+};
+
+struct gw_exchange {
+	uint32_t magic;
+	enum phase phase;
+	struct gw_conn *conn;
+	struct backend *backend;
+	struct backend_conn *up;
+	struct upstream_op *op;		/* connect or write in flight */
+	struct gw_http resp;
+	struct gw_buf head;		/* request head sent upstream */
+	struct gw_buf out;		/* client bytes produced by one upstream read */
+	bool reused;			/* sent on a pooled connection */
+	bool retried;
+	bool got_bytes;			/* the backend sent at least one response byte */
+	bool head_sent;			/* a response head went to the client */
+	bool chunked_out;		/* we frame the client response in chunks */
+	bool close_client;		/* the client response ends with the connection */
+	bool paused;			/* upstream reads stopped for backpressure */
+	bool reusable;			/* upstream connection may go back to the pool */
+	uint64_t t_dispatch_ms;
+};
+
+static struct gw_exchange *exchange_from_up(uv_handle_t *h)
+{
+	struct backend_conn *bc = backend_conn_from(h);
+	struct gw_exchange *x = bc->owner;
+	if (x == NULL || x->magic != GW_EXCHANGE_MAGIC)
+		abort();
+	return x;
+}
+
+static void send_request(struct gw_exchange *x);
+static void connect_new(struct gw_exchange *x);
+
+/*
+ * The exchange is over: hand the upstream connection back or close it,
+ * give the slot back, free the exchange, and let waiting requests have the
+ * slot.  The connection's own fate is decided by the caller.
+ */
+static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
+{
+	struct gw_conn *c = x->conn;
+	struct gw_server *srv = c->srv;
+	if (x->op != NULL)
+		x->op->x = NULL;
+	if (x->up != NULL) {
+		if (reuse_upstream) {
+			uv_read_stop((uv_stream_t *)&x->up->tcp);
+			backend_conn_put(&x->up, gw_now_ms(srv));
+		} else {
+			backend_conn_close(&x->up);
+		}
+	}
+	backend_release(x->backend);
+	gw_http_finish(&x->resp);
+	gw_buf_finish(&x->head);
+	gw_buf_finish(&x->out);
+	x->magic = 0;
+	free(x);
+	c->x = NULL;
+	gw_dispatch_kick(srv);
+}
+
+static void flush_out(struct gw_exchange *x)
+{
+	struct gw_conn *c = x->conn;
+	if (x->out.len == 0)
+		return;
+	gw_conn_write(c, &x->out);
+	if (c->x == x && !x->paused && x->up != NULL && gw_conn_write_queue(c) > HIGH_WATER) {
+		uv_read_stop((uv_stream_t *)&x->up->tcp);
+		uv_timer_stop(&c->timer);
+		x->paused = true;
+	}
+}
+
+/*
+ * The backend failed.  Before any response byte: retry a pooled connection
+ * once, else answer 502/504.  After the head went out: cut the client
+ * connection so that the client sees the response is incomplete.
+ */
+static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char *detail)
+{
+	struct gw_conn *c = x->conn;
+	struct gw_server *srv = c->srv;
+	if (x->reused && !x->retried && !x->got_bytes && r == GW_R_UPSTREAM_ERROR) {
+		x->retried = true;
+		x->reused = false;
+		srv->metrics.upstream_retries++;
+		if (x->op != NULL) {
+			x->op->x = NULL;
+			x->op = NULL;
+		}
+		backend_conn_close(&x->up);
+		gw_debug("pooled upstream connection to %s was dead (%s); retrying request_id=%s",
+			 x->backend->cfg->addr.text, detail, c->request_id);
+		connect_new(x);
+		return;
+	}
+	if (!x->head_sent) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->backend->cfg->addr.text,
+			 x->backend->pool->cfg->name, detail);
+		exchange_end(x, false);
+		gw_conn_reject(c, r, msg, NULL);
+		return;
+	}
+	srv->metrics.upstream_truncated++;
+	gw_warn("backend %s of pool '%s' failed mid-response (%s); closing client request_id=%s",
+		x->backend->cfg->addr.text, x->backend->pool->cfg->name, detail, c->request_id);
+	flush_out(x);
+	exchange_end(x, false);
+	gw_conn_finish_request(c, false);
+}
+
+static void exchange_complete(struct gw_exchange *x)
+{
+	struct gw_conn *c = x->conn;
+	struct gw_server *srv = c->srv;
+	if (x->chunked_out)
+		gw_buf_appends(&x->out, "0\r\n\r\n");
+	flush_out(x);
+	int status = x->resp.msg.status;
+	if (status >= 100 && status < 600)
+		srv->metrics.by_status[status]++;
+	bool reuse = x->reusable && x->resp.msg.keep_alive;
+	bool keep_client = !x->close_client;
+	exchange_end(x, reuse);
+	gw_conn_finish_request(c, keep_client);
+}
+
+/* Append the client's response head, rewritten: hop-by-hop fields dropped,
+ * framing chosen for the client, sluice's own fields added. */
+static void write_head(struct gw_exchange *x)
+{
+	struct gw_conn *c = x->conn;
+	const struct gw_msg *m = &x->resp.msg;
+	const struct gw_msg *req = &c->http.msg;
+	struct gw_buf *o = &x->out;
+	bool no_body = req->method == HTTP_HEAD || m->status == 204 || m->status == 304;
+
+	if (m->start_len > 0)
+		gw_buf_appendf(o, "HTTP/1.1 %u %.*s\r\n", m->status, (int)m->start_len, gw_msg_start(m));
+	else
+		gw_buf_appendf(o, "HTTP/1.1 %u %s\r\n", m->status, gw_status_text(m->status));
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct gw_field *f = &m->fields[i];
+		const char *name = gw_field_name(m, f);
+		if (gw_msg_field_is_hop(m, f) || gw_token_eq(name, f->name_len, "x-request-id"))
+			continue;
+		if (f->name_len > 9 && strncasecmp(name, "x-sluice-", 9) == 0)
+			continue;
+		gw_buf_append(o, name, f->name_len);
+		gw_buf_append(o, ": ", 2);
+		gw_buf_append(o, gw_field_value(m, f), f->value_len);
+		gw_buf_append(o, "\r\n", 2);
+	}
+	if (!no_body && !m->has_length) {
+		if (req->http_major == 1 && req->http_minor >= 1) {
+			gw_buf_appends(o, "transfer-encoding: chunked\r\n");
+			x->chunked_out = true;
+		} else {
+			x->close_client = true;
+		}
+	}
+	gw_buf_appendf(o, "x-request-id: %s\r\nx-sluice-class: %s\r\nx-sluice-pool: %s\r\n"
+		       "x-sluice-queue-ms: %llu\r\n",
+		       c->request_id, conf_class_name(c->klass), x->backend->pool->cfg->name,
+		       (unsigned long long)(x->t_dispatch_ms - c->t_ready_ms));
+	if (x->close_client || !req->keep_alive || c->srv->draining)
+		gw_buf_appends(o, "connection: close\r\n");
+	gw_buf_appends(o, "\r\n");
+	x->head_sent = true;
+}
+
+static int on_resp_body(void *ctx, const char *at, size_t len)
+{
+	struct gw_exchange *x = ctx;
+	int rc = 0;
+	if (x->chunked_out) {
+		rc |= gw_buf_appendf(&x->out, "%zx\r\n", len);
+		rc |= gw_buf_append(&x->out, at, len);
+		rc |= gw_buf_append(&x->out, "\r\n", 2);
+	} else {
+		rc = gw_buf_append(&x->out, at, len);
+	}
+	return rc == 0 ? 0 : -1;
+}
+
+static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct gw_exchange *x = exchange_from_up(h);
+	buf->base = x->conn->srv->readbuf;
+	buf->len = sizeof(x->conn->srv->readbuf);
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	if (nread == 0)
+		return;
+	struct gw_exchange *x = exchange_from_up((uv_handle_t *)s);
+	struct gw_conn *c = x->conn;
+	if (nread < 0) {
+		if (nread == UV_EOF && gw_http_eof(&x->resp) == GW_HTTP_DONE) {
+			x->reusable = false;
+			exchange_complete(x);
+			return;
+		}
+		upstream_failed(x, GW_R_UPSTREAM_ERROR,
+				nread == UV_EOF ? "connection closed before the response was complete"
+						: uv_strerror((int)nread));
+		return;
+	}
+	x->got_bytes = true;
+	gw_conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+	size_t off = 0;
+	for (;;) {
+		size_t used;
+		enum gw_http_event ev = gw_http_parse(&x->resp, buf->base + off, (size_t)nread - off, &used);
+		off += used;
+		if (ev == GW_HTTP_MORE)
+			break;
+		if (ev == GW_HTTP_ERROR) {
+			upstream_failed(x, GW_R_UPSTREAM_ERROR, x->resp.error_detail);
+			return;
+		}
+		uint16_t status = x->resp.msg.status;
+		bool interim = status >= 100 && status < 200;
+		if (ev == GW_HTTP_HEAD) {
+			if (!interim)
+				write_head(x);
+			continue;
+		}
+		/* GW_HTTP_DONE.  Interim responses (103 Early Hints) are not
+		 * forwarded: the final response follows on the same stream. */
+		if (interim) {
+			gw_http_next(&x->resp, false);
+			continue;
+		}
+		/* Bytes after a complete response were never asked for: the
+		 * connection's state is unknown, do not reuse it. */
+		x->reusable = off == (size_t)nread;
+		exchange_complete(x);
+		return;
+	}
+	flush_out(x);
+}
+
+static void on_sent(uv_write_t *req, int status)
+{
+	struct upstream_op *op = (struct upstream_op *)req;
+	struct gw_exchange *x = op->x;
+	free(op);
+	if (x == NULL)
+		return;
+	x->op = NULL;
+	if (status < 0)
+		upstream_failed(x, GW_R_UPSTREAM_ERROR, uv_strerror(status));
+}
+
+static void send_request(struct gw_exchange *x)
+{
+	struct gw_conn *c = x->conn;
+	x->phase = PHASE_WAIT;
+	gw_conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+	struct upstream_op *op = malloc(sizeof(*op));
+	if (op == NULL) {
+		upstream_failed(x, GW_R_INTERNAL, "out of memory");
+		return;
+	}
+	op->x = x;
+	int rc = uv_read_start((uv_stream_t *)&x->up->tcp, on_up_alloc, on_up_read);
+	uv_buf_t bufs[2] = {
+		uv_buf_init(x->head.data, (unsigned)x->head.len),
+		uv_buf_init(c->http.msg.body.data, (unsigned)c->http.msg.body.len),
+	};
+	if (rc == 0)
+		rc = uv_write(&op->req.write, (uv_stream_t *)&x->up->tcp, bufs,
+			      c->http.msg.body.len > 0 ? 2 : 1, on_sent);
+	if (rc < 0) {
+		free(op);
+		upstream_failed(x, GW_R_UPSTREAM_ERROR, uv_strerror(rc));
+		return;
+	}
+	x->op = op;
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct upstream_op *op = (struct upstream_op *)req;
+	struct gw_exchange *x = op->x;
+	free(op);
+	if (x == NULL)
+		return;
+	x->op = NULL;
+	if (status < 0) {
+		x->backend->connect_failures++;
+		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(status));
+		return;
+	}
+	uv_tcp_nodelay(&x->up->tcp, 1);
+	send_request(x);
+}
+
+static void connect_new(struct gw_exchange *x)
+{
+	struct gw_conn *c = x->conn;
+	struct gw_server *srv = c->srv;
+	x->phase = PHASE_CONNECT;
+	x->got_bytes = false;
+	x->reusable = true;
+	gw_http_next(&x->resp, false);
+	if (c->http.msg.method == HTTP_HEAD)
+		gw_http_expect_no_body(&x->resp);
+	int rc = backend_conn_create(srv->loop, x->backend, &x->up);
+	struct upstream_op *op = rc == 0 ? malloc(sizeof(*op)) : NULL;
+	if (op == NULL) {
+		backend_conn_close(&x->up);
+		upstream_failed(x, GW_R_INTERNAL, "out of memory");
+		return;
+	}
+	x->up->owner = x;
+	op->x = x;
+	const struct conf_addr *a = &x->backend->cfg->addr;
+	rc = uv_tcp_connect(&op->req.connect, &x->up->tcp, (const struct sockaddr *)&a->sa, on_connected);
+	if (rc < 0) {
+		free(op);
+		x->backend->connect_failures++;
+		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(rc));
+		return;
+	}
+	x->op = op;
+	gw_conn_arm(c, srv->conf->timeouts.connect_ms);
+}
+
+/* The request head for the backend: hop-by-hop fields dropped, body
+ * re-framed with a Content-Length (it is buffered whole), proxy fields added. */
+static int build_head(struct gw_exchange *x)
+{
+	struct gw_conn *c = x->conn;
+	const struct gw_msg *m = &c->http.msg;
+	struct gw_buf *o = &x->head;
+	const struct gw_field *xff = NULL;
+	bool has_host = false;
+	char peer[64];
+	int rc = gw_buf_appendf(o, "%s %.*s HTTP/1.1\r\n", llhttp_method_name(m->method),
+				(int)m->start_len, gw_msg_start(m));
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct gw_field *f = &m->fields[i];
+		const char *name = gw_field_name(m, f);
+		if (gw_msg_field_is_hop(m, f) || gw_token_eq(name, f->name_len, "content-length") ||
+		    gw_token_eq(name, f->name_len, "expect") ||
+		    gw_token_eq(name, f->name_len, "x-request-id"))
+			continue;
+		if (gw_token_eq(name, f->name_len, "x-forwarded-for")) {
+			xff = f;
+			continue;
+		}
+		has_host |= gw_token_eq(name, f->name_len, "host");
+		rc |= gw_buf_append(o, name, f->name_len);
+		rc |= gw_buf_append(o, ": ", 2);
+		rc |= gw_buf_append(o, gw_field_value(m, f), f->value_len);
+		rc |= gw_buf_append(o, "\r\n", 2);
+	}
+	if (!has_host)
+		rc |= gw_buf_appendf(o, "host: %s\r\n", x->backend->cfg->addr.text);
+	gw_conn_peer(c, peer, sizeof(peer));
+	if (xff != NULL)
+		rc |= gw_buf_appendf(o, "x-forwarded-for: %.*s, %s\r\n", (int)xff->value_len,
+				     gw_field_value(m, xff), peer);
+	else
+		rc |= gw_buf_appendf(o, "x-forwarded-for: %s\r\n", peer);
+	rc |= gw_buf_appendf(o, "x-request-id: %s\r\n", c->request_id);
+	if (m->has_length || m->chunked)
+		rc |= gw_buf_appendf(o, "content-length: %zu\r\n", m->body.len);
+	rc |= gw_buf_append(o, "\r\n", 2);
+	return rc;
+}
+
+void gw_exchange_start(struct gw_conn *c, struct backend *b)
+{
+	struct gw_server *srv = c->srv;
+	struct gw_exchange *x = calloc(1, sizeof(*x));
+	if (x == NULL) {
+		backend_release(b);
+		gw_dispatch_kick(srv);
+		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", NULL);
+		return;
+	}
+	x->magic = GW_EXCHANGE_MAGIC;
+	x->conn = c;
+	x->backend = b;
+	x->t_dispatch_ms = gw_now_ms(srv);
+	c->x = x;
+	c->state = GW_CONN_UPSTREAM;
+	gw_http_init(&x->resp, HTTP_RESPONSE, &srv->resp_limits, on_resp_body, x);
+	if (build_head(x) != 0) {
+		upstream_failed(x, GW_R_INTERNAL, "out of memory");
+		return;
+	}
+	x->up = backend_conn_take(b);
+	if (x->up == NULL) {
+		connect_new(x);
+		return;
+	}
+	srv->metrics.upstream_reused++;
+	x->up->owner = x;
+	x->reused = true;
+	x->reusable = true;
+	if (c->http.msg.method == HTTP_HEAD)
+		gw_http_expect_no_body(&x->resp);
+	send_request(x);
+}
+
+void gw_exchange_abort(struct gw_conn *c)
+{
+	struct gw_exchange *x = c->x;
+	exchange_end(x, false);
+}
+
+void gw_exchange_timeout(struct gw_conn *c)
+{
+	struct gw_exchange *x = c->x;
+	char msg[96];
+	if (x->phase == PHASE_CONNECT) {
+		snprintf(msg, sizeof(msg), "no connection within %llu ms",
+			 (unsigned long long)c->srv->conf->timeouts.connect_ms);
+		upstream_failed(x, GW_R_UPSTREAM_CONNECT_TIMEOUT, msg);
+	} else {
+		snprintf(msg, sizeof(msg), "no response data for %llu ms",
+			 (unsigned long long)c->srv->conf->timeouts.upstream_ms);
+		upstream_failed(x, GW_R_UPSTREAM_TIMEOUT, msg);
+	}
+}
+
+void gw_exchange_client_drained(struct gw_conn *c)
+{
+	struct gw_exchange *x = c->x;
+	if (!x->paused || gw_conn_write_queue(c) > LOW_WATER)
+		return;
+	x->paused = false;
+	if (uv_read_start((uv_stream_t *)&x->up->tcp, on_up_alloc, on_up_read) < 0) {
+		upstream_failed(x, GW_R_UPSTREAM_ERROR, "cannot resume reading");
+		return;
+	}
+	gw_conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+}

@@ -1,0 +1,44 @@
+/*
+ * proxy.h - one request's exchange with a backend.
+ *
+ * An exchange starts when dispatch has taken a slot of a backend for the
+ * connection's request.  It sends the request over a pooled keep-alive
+ * connection (or a new one), and streams the response to the client as it
+ * arrives: each upstream read becomes at most one client write, with chunked
+ * framing when the backend's response has no length, so that server-sent
+ * events reach the client one by one and nothing is buffered whole.
+ *
+ * It ends in exactly one of these ways, and each gives the slot back once:
+ *   - the response completed: the upstream connection returns to the idle
+ *     pool if it may be reused, and the client connection moves on;
+ *   - the backend failed before the response head reached the client:
+ *     502/504 JSON error (a pooled connection found dead before any byte of
+ *     the response is retried once on a fresh connection);
+ *   - the backend failed mid-response: the client connection is closed
+ *     without completing the framing, so the client sees an error, never a
+ *     hang or a silently short body;
+ *   - the client went away: the upstream connection is closed at once, which
+ *     makes an inference server abort the generation and free its slot.
+ */
+#ifndef SLUICE_GATEWAY_PROXY_H
+#define SLUICE_GATEWAY_PROXY_H
+
+#include "backends/backend.h"
+
+struct gw_conn;
+
+/* Start the exchange of c's current request on backend `b`, whose slot the
+ * caller has acquired (the exchange releases it).  `pool_name` is reported
+ * to the client in x-sluice-pool. */
+void gw_exchange_start(struct gw_conn *c, struct backend *b);
+
+/* The client is gone: close the upstream connection, give back the slot. */
+void gw_exchange_abort(struct gw_conn *c);
+
+/* The connection's timer fired during the exchange (connect or silence). */
+void gw_exchange_timeout(struct gw_conn *c);
+
+/* The client's write queue shrank: resume reading the backend if paused. */
+void gw_exchange_client_drained(struct gw_conn *c);
+
+#endif

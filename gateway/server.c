@@ -1,0 +1,185 @@
+/*
+ * server.c - listeners, signals, the periodic tick and the drain; see server.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/upstream.h"
+#include "gateway/conn.h"
+#include "gateway/dispatch.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+/* Upstream responses: heads are small; anything larger is a broken backend. */
+#define RESP_MAX_HEADER_BYTES (64 * 1024)
+#define RESP_MAX_HEADERS 256
+#define LISTEN_BACKLOG 4096
+
+static struct gw_server *server_from(void *data)
+{
+	struct gw_server *srv = data;
+	if (srv == NULL || srv->magic != GW_SERVER_MAGIC)
+		abort();
+	return srv;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct gw_server *srv = server_from(listener->data);
+	if (status < 0) {
+		gw_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	gw_conn_accept(srv, listener, listener == (uv_stream_t *)&srv->admin_listener);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct gw_server *srv = server_from(t->data);
+	backend_set_close_idle(&srv->backends, gw_now_ms(srv), srv->conf->timeouts.upstream_idle_ms);
+}
+
+/* Everything is closed but the loop's own handles: stop. */
+static void stop(struct gw_server *srv)
+{
+	if (srv->stopped)
+		return;
+	srv->stopped = true;
+	gw_info("drained; exiting");
+	backend_set_close_idle(&srv->backends, 0, 0);
+	uv_close((uv_handle_t *)&srv->tick, NULL);
+	uv_close((uv_handle_t *)&srv->drain_timer, NULL);
+	uv_close((uv_handle_t *)&srv->sig_term, NULL);
+	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+}
+
+void gw_server_conn_gone(struct gw_server *srv)
+{
+	if (srv->draining && srv->nconns == 0)
+		stop(srv);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct gw_server *srv = server_from(t->data);
+	gw_warn("drain timeout (%llu ms): closing %u connections still open",
+		(unsigned long long)srv->conf->timeouts.drain_ms, srv->nconns);
+	gw_dispatch_flush(srv);
+	for (struct gw_conn *c = srv->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		gw_conn_close(c);
+	}
+	if (srv->nconns == 0)
+		stop(srv);
+}
+
+void gw_server_drain(struct gw_server *srv)
+{
+	if (srv->draining)
+		return;
+	srv->draining = true;
+	gw_info("draining: %u connections open, %u/%u/%u queued", srv->nconns,
+		srv->waitq[0].count, srv->waitq[1].count, srv->waitq[2].count);
+	uv_close((uv_handle_t *)&srv->listener, NULL);
+	uv_close((uv_handle_t *)&srv->admin_listener, NULL);
+	/* Idle connections have nothing to finish; busy ones close after
+	 * their current response (finish_request sees `draining`). */
+	for (struct gw_conn *c = srv->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == GW_CONN_IDLE)
+			gw_conn_close(c);
+	}
+	uv_timer_start(&srv->drain_timer, on_drain_timeout, srv->conf->timeouts.drain_ms, 0);
+	if (srv->nconns == 0)
+		stop(srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct gw_server *srv = server_from(s->data);
+	gw_info("signal %d", signum);
+	gw_server_drain(srv);
+}
+
+static int listen_on(struct gw_server *srv, uv_tcp_t *t, const struct conf_addr *a, const char *what)
+{
+	uv_tcp_init(srv->loop, t);
+	t->data = srv;
+	int rc = uv_tcp_bind(t, (const struct sockaddr *)&a->sa, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)t, LISTEN_BACKLOG, on_connection);
+	if (rc < 0) {
+		gw_error("cannot listen on %s (%s): %s", a->text, what, uv_strerror(rc));
+		return rc;
+	}
+	/* Report the bound address: with port 0 the kernel chose it, and
+	 * scripts and tests read it from this line. */
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char host[64] = "?";
+	int port = 0;
+	uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len);
+	if (ss.ss_family == AF_INET6) {
+		uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	} else {
+		uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	gw_info("%s listening on %s:%d", what, host, port);
+	return 0;
+}
+
+int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->magic = GW_SERVER_MAGIC;
+	srv->loop = loop;
+	srv->conf = conf;
+	srv->req_limits = (struct gw_http_limits){
+		.max_body_bytes = conf->limits.max_body_bytes,
+		.max_header_bytes = conf->limits.max_header_bytes,
+		.max_headers = conf->limits.max_headers,
+	};
+	srv->resp_limits = (struct gw_http_limits){
+		.max_body_bytes = 0,
+		.max_header_bytes = RESP_MAX_HEADER_BYTES,
+		.max_headers = RESP_MAX_HEADERS,
+	};
+	uv_random(NULL, NULL, &srv->request_salt, sizeof(srv->request_salt), 0, NULL);
+	int rc = backend_set_init(&srv->backends, conf);
+	if (rc < 0)
+		return rc;
+
+	rc = listen_on(srv, &srv->listener, &conf->listen, "proxy");
+	if (rc == 0)
+		rc = listen_on(srv, &srv->admin_listener, &conf->admin_listen, "admin");
+	if (rc < 0) {
+		uv_close((uv_handle_t *)&srv->listener, NULL);
+		if (uv_is_active((uv_handle_t *)&srv->admin_listener) ||
+		    srv->admin_listener.loop == loop)
+			uv_close((uv_handle_t *)&srv->admin_listener, NULL);
+		uv_run(loop, UV_RUN_DEFAULT);
+		backend_set_finish(&srv->backends);
+		return rc;
+	}
+	uv_timer_init(loop, &srv->tick);
+	uv_timer_init(loop, &srv->drain_timer);
+	srv->tick.data = srv->drain_timer.data = srv;
+	uv_timer_start(&srv->tick, on_tick, 1000, 1000);
+	uv_unref((uv_handle_t *)&srv->tick);
+	uv_signal_init(loop, &srv->sig_term);
+	uv_signal_init(loop, &srv->sig_int);
+	srv->sig_term.data = srv->sig_int.data = srv;
+	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+	return 0;
+}
+
+void gw_server_finish(struct gw_server *srv)
+{
+	backend_set_finish(&srv->backends);
+	conf_destroy(srv->conf);
+	srv->conf = NULL;
+	srv->magic = 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * server.h - the gateway process: one event loop, two listeners, the pools.
+ *
+ * One gw_server lives for the whole process and owns the config snapshot,
+ * the backend pools, the listeners, the signal handles, every client
+ * connection (a list, for draining) and the class wait queues.  Everything
+ * runs on its loop's thread; nothing here is locked.
+ *
+ * Shutdown (SIGTERM or SIGINT) is a drain: the listeners close, idle client
+ * connections close, queued and in-flight requests go on and their
+ * connections close once answered.  The loop ends when the last connection
+ * is gone, or after timeouts.drain_ms, when whatever is left is closed.
+ */
+#ifndef SLUICE_GATEWAY_SERVER_H
+#define SLUICE_GATEWAY_SERVER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "backends/backend.h"
+#include "conf/conf.h"
+#include "gateway/errors.h"
+#include "gateway/http.h"
+
+#define GW_SERVER_MAGIC 0x53525652u	/* "SRVR" */
+#define GW_READ_BUF_SIZE (64 * 1024)
+
+struct gw_conn;
+
+/* Counters for /metrics; all monotonic except where noted. */
+struct gw_metrics {
+	uint64_t by_status[600];	/* by exact status code */
+	uint64_t rejections[GW_R_COUNT];
+	uint64_t connections;		/* client connections accepted */
+	uint64_t connections_refused;	/* over limits.max_connections */
+	uint64_t client_aborts;		/* clients gone while queued or in flight */
+	uint64_t upstream_reused;	/* requests sent on a pooled connection */
+	uint64_t upstream_retries;	/* resent after a pooled connection was found dead */
+	uint64_t upstream_truncated;	/* responses cut short by the backend */
+};
+
+/* A FIFO of connections waiting for a slot (one per class). */
+struct gw_waitq {
+	struct gw_conn *head, *tail;
+	unsigned count;
+};
+
+struct gw_server {
+	uint32_t magic;
+	uv_loop_t *loop;
+	struct conf *conf;
+	struct backend_set backends;
+	struct gw_http_limits req_limits;	/* client requests (from conf.limits) */
+	struct gw_http_limits resp_limits;	/* upstream responses */
+	uv_tcp_t listener;
+	uv_tcp_t admin_listener;
+	uv_signal_t sig_term, sig_int;
+	uv_timer_t tick;			/* once a second: idle upstream sweep */
+	uv_timer_t drain_timer;
+	struct gw_conn *conns;			/* every open client connection */
+	unsigned nconns;
+	struct gw_waitq waitq[CONF_CLASS_COUNT];
+	bool draining;
+	bool stopped;
+	uint64_t request_seq;
+	uint64_t request_salt;
+	struct gw_metrics metrics;
+	char readbuf[GW_READ_BUF_SIZE];		/* every read lands here; see conn.c */
+};
+
+/*
+ * Bind the listeners of `conf` on `loop` and start serving.  The server takes
+ * ownership of `conf` (freed by gw_server_finish()).  Returns 0 or a negative
+ * uv error (the address is logged); on failure nothing is left running.
+ */
+int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf);
+
+/* Start a drain (what SIGTERM does). */
+void gw_server_drain(struct gw_server *srv);
+
+/* Called by conn.c when a connection is gone; ends a drain when it was the last. */
+void gw_server_conn_gone(struct gw_server *srv);
+
+/* Free what the server owns once its loop has ended. */
+void gw_server_finish(struct gw_server *srv);
+
+/* Milliseconds on the loop's monotonic clock. */
+static inline uint64_t gw_now_ms(const struct gw_server *srv) { return uv_now(srv->loop); }
+
+#endif
