@@ -521,7 +521,7 @@ static void conn_respond(struct conn *c, int status, const char *ctype, const ch
 
 static void conn_respond_json(struct conn *c, int status, json_t *body)
 {
-	char *s = json_dumps(body, JSON_COMPACT);
+	char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(12));
 	json_decref(body);
 	if (s == NULL) {
 		conn_close(c);
@@ -628,7 +628,7 @@ static void conn_out_stream_head(struct conn *c)
 		  conn_header(c));
 }
 
-/* Builds the non-streamed response body for `tokens` generated tokens. */
+/* Builds the non-streamed response body for the tokens generated so far. */
 static void seq_build_body(const struct seq *s, struct wbuf **b)
 {
 	unsigned n = s->generated;
@@ -728,6 +728,7 @@ static bool seq_fault(struct seq *s)
  */
 static void seq_token(struct seq *s, bool flush)
 {
+	CHECK_OBJ(s, SEQ_MAGIC);
 	struct conn *c = s->conn;
 	s->generated++;
 	s->gs->stat_tokens++;
@@ -853,9 +854,11 @@ static void sched_iterate(struct gpusim *gs)
 	gs->due_ns += dur_ns(gs, ms);
 
 	/* --stall-after-tokens 0 and --close-after-tokens 0 act on admission. */
+	if (cfg->close_after_tokens != 0 && cfg->stall_after_tokens != 0)
+		return;
 	for (struct seq *s = gs->active.tail, *prev; s != NULL && admitted > 0; s = prev, admitted--) {
 		prev = s->prev;
-		seq_fault(s);
+		seq_fault(s); /* may release s, and only s */
 	}
 }
 

@@ -16,7 +16,8 @@
  * Third, the tree is walked against the schema: pools before classes (classes
  * name pools), classes before tenants (tenants name classes).  Every function
  * that finds a problem reports it and carries on with a harmless default, so
- * one run shows up to CONF_DIAG_MAX problems instead of one per edit.  Any
+ * one run shows up to CONF_DIAG_MAX problems, sorted by line, instead of one
+ * per edit.  Any
  * error at all means the half-built snapshot is destroyed and the caller gets
  * -EINVAL and the messages; a snapshot that reaches the caller is complete,
  * valid, and never written again.

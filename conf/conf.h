@@ -83,7 +83,7 @@ struct conf_tenant {
 	enum conf_class max_class;	/* most urgent class the tenant may use */
 	double weight;			/* fair-share weight inside a class (default 1) */
 	double requests_per_s;		/* 0 = unlimited */
-	double burst;			/* bucket depth in requests (default: requests_per_s) */
+	double burst;			/* bucket depth in requests (default: max(1, requests_per_s)) */
 	double tokens_per_min;		/* 0 = unlimited */
 	int line;
 };
@@ -146,7 +146,8 @@ void conf_destroy(struct conf *c);
 /* "interactive", "standard", "opportunistic". */
 const char *conf_class_name(enum conf_class c);
 
-/* Parse a class name; returns 0 and sets *out, or -EINVAL. */
+/* Parse a class name (exact, lower case; s need not be NUL-terminated);
+ * returns 0 and sets *out, or -EINVAL. */
 int conf_class_parse(const char *s, size_t len, enum conf_class *out);
 
 /* Index of the pool called `name` or -1. */

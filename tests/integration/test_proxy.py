@@ -355,4 +355,4 @@ class Lifecycle(ClusterTest):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    unittest.main(warnings="ignore")

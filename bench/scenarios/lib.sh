@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# Shared helpers for the benchmark scenarios (sourced, not run).
+#
+# Everything listens on 127.0.0.1 with ports the kernel picks; each helper
+# waits for the process to print the address it bound.  Every process a
+# scenario starts is killed on exit, whatever the exit path.
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${SLUICE_BUILD_DIR:-$ROOT/build}
+WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+PIDS=""
+
+cleanup() {
+	# shellcheck disable=SC2086 # a list of pids
+	[ -z "$PIDS" ] || kill $PIDS 2>/dev/null || true
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+die() { echo "$0: $*" >&2; exit 1; }
+
+# wait_port LOGFILE REGEX: print the port captured by REGEX once it appears.
+wait_port() {
+	i=0
+	while [ $i -lt 100 ]; do
+		port=$(sed -n "s/.*$2.*127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p" "$1" | head -n 1)
+		[ -n "$port" ] && { echo "$port"; return 0; }
+		sleep 0.05
+		i=$((i + 1))
+	done
+	cat "$1" >&2
+	die "no '$2' line in $1"
+}
+
+# start_gpusim NAME ARGS...: sets NAME_port
+start_gpusim() {
+	name=$1; shift
+	"$BUILD/bench/gpusim" --listen 127.0.0.1:0 --name "$name" "$@" >"$WORK/$name.log" 2>&1 &
+	PIDS="$PIDS $!"
+	eval "${name}_port=\$(wait_port \"\$WORK/$name.log\" 'gpusim listening on')"
+}
+
+# start_sluice NAME CONFIG_FILE: sets NAME_port, NAME_admin, NAME_pid
+start_sluice() {
+	"$BUILD/sluice" -c "$2" >"$WORK/$1.log" 2>&1 &
+	eval "${1}_pid=$!"
+	PIDS="$PIDS $!"
+	eval "${1}_port=\$(wait_port \"\$WORK/$1.log\" 'proxy listening on')"
+	eval "${1}_admin=\$(wait_port \"\$WORK/$1.log\" 'admin listening on')"
+}
+
+# free_port: a port that was free a moment ago (for nginx, which cannot
+# report an ephemeral port).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (run scripts/setup.sh --bench)"; }

@@ -1,0 +1,101 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # *_port and *_pid are set by start_* through eval
+# overhead: what does the proxy cost?  wrk drives the same POST
+# /v1/completions at a zero-latency gpusim directly, through sluice, and
+# through nginx (1 worker, upstream keepalive), in one run, and prints
+# requests/s and latency percentiles with the ratios that matter.
+#
+#   bench/scenarios/overhead.sh [SECONDS_PER_TARGET] [CONNECTIONS]
+#
+# Exits non-zero only when it cannot run; targets are for people to judge.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+DUR=${1:-10}
+CONNS=${2:-64}
+"$ROOT/scripts/setup.sh" --bench >/dev/null
+need wrk
+need nginx
+
+start_gpusim sim --zero
+
+cat >"$WORK/sluice.yaml" <<YAML
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+classes:
+  standard: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
+pools:
+  sim:
+    slice: elastic
+    backends: [ { address: 127.0.0.1:$sim_port, max_inflight: 1024 } ]
+YAML
+start_sluice sluice "$WORK/sluice.yaml"
+
+nginx_port=$(free_port)
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx;
+    proxy_temp_path $WORK/nginx;
+    upstream sim { server 127.0.0.1:$sim_port; keepalive 128; }
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / {
+            proxy_pass http://sim;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+NGINX
+nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" &
+PIDS="$PIDS $!"
+sleep 0.5
+
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"m","prompt":"hello world","max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# run NAME PORT: wrk's figures as "rps p50 p90 p99" (latencies in ms)
+run() {
+	wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$2/v1/completions" \
+		>"$WORK/$1.wrk" 2>&1 || die "wrk failed against $1: $(cat "$WORK/$1.wrk")"
+	grep -q "Non-2xx" "$WORK/$1.wrk" && die "$1 answered errors: $(cat "$WORK/$1.wrk")"
+	awk '
+	function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+	/Requests\/sec/ { rps = $2 }
+	$1 == "50%" { p50 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
+	END { printf "%.0f %.3f %.3f %.3f\n", rps, p50, p90, p99 }' "$WORK/$1.wrk"
+}
+
+# warm up each path, then measure
+for p in "$sim_port" "$sluice_port" "$nginx_port"; do
+	wrk -t1 -c"$CONNS" -d1s -s "$WORK/post.lua" "http://127.0.0.1:$p/v1/completions" >/dev/null 2>&1
+done
+direct=$(run direct "$sim_port")
+sluice=$(run sluice "$sluice_port")
+nginx=$(run nginx "$nginx_port")
+
+echo "overhead: wrk -t1 -c$CONNS -d${DUR}s, POST /v1/completions, gpusim --zero, $(nproc) cores"
+printf '%-8s %10s %9s %9s %9s\n' target req/s p50_ms p90_ms p99_ms
+for t in direct sluice nginx; do
+	eval "set -- \$$t"
+	printf '%-8s %10s %9s %9s %9s\n' "$t" "$1" "$2" "$3" "$4"
+done
+# shellcheck disable=SC2086
+set -- $direct $sluice $nginx
+awk -v d_rps="$1" -v d99="$4" -v s_rps="$5" -v s99="$8" -v n_rps="$9" -v n99="${12}" 'BEGIN {
+	printf "sluice/nginx req/s: %.2f   sluice/direct req/s: %.2f   nginx/direct req/s: %.2f\n",
+		s_rps / n_rps, s_rps / d_rps, n_rps / d_rps
+	printf "p99 added over direct: sluice %+.3f ms, nginx %+.3f ms\n", s99 - d99, n99 - d99
+}'
+echo "sluice RSS after the run: $(rss_kib "$sluice_pid") KiB"
