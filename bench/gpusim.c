@@ -94,6 +94,7 @@
 #define SCHED_MAX_LAG_NS ((uint64_t)50 * 1000 * 1000)
 #define SCHED_EARLY_NS ((uint64_t)500 * 1000)
 #define EVENT_MAX 512
+#define CORK_MAX ((size_t)256 << 10)        /* --zero output gathered per write */
 
 #define CHECK_OBJ(p, m)                                                                   \
 	do {                                                                              \
@@ -724,7 +725,9 @@ static bool seq_fault(struct seq *s)
 
 /*
  * Gives the sequence its next token.  With flush, a streamed token is on the
- * wire when this returns.  May release s (and nothing else).
+ * wire when this returns; without, output is gathered up to CORK_MAX.  The
+ * write backlog bound applies either way, so --zero cannot buffer a huge
+ * stream in memory: it cuts it off instead.  May release s (and nothing else).
  */
 static void seq_token(struct seq *s, bool flush)
 {
@@ -740,7 +743,7 @@ static void seq_token(struct seq *s, bool flush)
 		seq_complete(s);
 		return;
 	}
-	if (!flush)
+	if (!flush && c->out != NULL && c->out->len < CORK_MAX)
 		return;
 	if (conn_flush(c) < 0)
 		return;
