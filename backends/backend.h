@@ -34,6 +34,8 @@ struct backend {
 	uint64_t connect_failures;
 	struct backend_conn *idle;	/* idle keep-alive connections, most recent first */
 	unsigned nidle;
+	unsigned failures;		/* consecutive failed connects */
+	uint64_t down_until_ms;		/* not picked before this time */
 };
 
 struct backend_pool {
@@ -59,10 +61,26 @@ void backend_set_finish(struct backend_set *s);
 
 /*
  * The backend of `p` that should take the next request: the one with the
- * fewest requests in flight among those with a free slot, or NULL when every
- * slot of the pool is taken.
+ * fewest requests in flight (relative to its slots) among the healthy ones
+ * with a free slot, or NULL when there is none.
  */
-struct backend *backend_pool_pick(struct backend_pool *p);
+struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms);
+
+/*
+ * Passive health: a failed connect marks the backend down for a while
+ * (1 s, doubling with each consecutive failure up to 30 s); a successful
+ * one marks it up.
+ */
+void backend_mark_failed(struct backend *b, uint64_t now_ms);
+void backend_mark_ok(struct backend *b);
+
+static inline bool backend_is_up(const struct backend *b, uint64_t now_ms)
+{
+	return now_ms >= b->down_until_ms;
+}
+
+/* Does pool p have a healthy backend (busy or not)? */
+bool backend_pool_has_up(const struct backend_pool *p, uint64_t now_ms);
 
 /* Take / give back one slot of `b`.  Taking a slot that is not free is a bug. */
 void backend_acquire(struct backend *b);

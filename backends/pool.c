@@ -53,14 +53,14 @@ void backend_set_finish(struct backend_set *s)
 	s->npools = 0;
 }
 
-struct backend *backend_pool_pick(struct backend_pool *p)
+struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 {
 	if (p->inflight >= p->slots)
 		return NULL;
 	struct backend *best = NULL;
 	for (size_t i = 0; i < p->nbackends; i++) {
 		struct backend *b = &p->backends[i];
-		if (b->inflight >= b->max_inflight)
+		if (b->inflight >= b->max_inflight || !backend_is_up(b, now_ms))
 			continue;
 		/* Compare load as a share of capacity so that a backend with
 		 * twice the slots takes twice the requests. */
@@ -84,4 +84,28 @@ void backend_release(struct backend *b)
 	assert(b->inflight > 0 && b->pool->inflight > 0);
 	b->inflight--;
 	b->pool->inflight--;
+}
+
+void backend_mark_failed(struct backend *b, uint64_t now_ms)
+{
+	uint64_t hold = 1000;
+	for (unsigned i = 0; i < b->failures && hold < 30000; i++)
+		hold *= 2;
+	b->failures++;
+	b->connect_failures++;
+	b->down_until_ms = now_ms + (hold < 30000 ? hold : 30000);
+}
+
+void backend_mark_ok(struct backend *b)
+{
+	b->failures = 0;
+	b->down_until_ms = 0;
+}
+
+bool backend_pool_has_up(const struct backend_pool *p, uint64_t now_ms)
+{
+	for (size_t i = 0; i < p->nbackends; i++)
+		if (backend_is_up(&p->backends[i], now_ms))
+			return true;
+	return false;
 }

@@ -847,13 +847,14 @@ static bool addr_port_zero(const struct conf_addr *a)
 
 static void parse_limits(struct loader *l, const struct field *sec)
 {
-	enum { BODY, HEADER_BYTES, HEADERS, QUEUED, CONNS, N };
+	enum { BODY, HEADER_BYTES, HEADERS, QUEUED, CONNS, MAX_TOKENS, N };
 	struct field f[N] = {
 		[BODY] = { "max_body_bytes" },
 		[HEADER_BYTES] = { "max_header_bytes" },
 		[HEADERS] = { "max_headers" },
 		[QUEUED] = { "max_queued_bytes" },
 		[CONNS] = { "max_connections" },
+		[MAX_TOKENS] = { "default_max_tokens" },
 	};
 	struct conf_limits *lim = &l->c->limits;
 	const yaml_node_t *m = section(l, sec, NULL, YAML_MAPPING_NODE);
@@ -867,6 +868,7 @@ static void parse_limits(struct loader *l, const struct field *sec)
 	get_u32(l, &f[HEADERS], "limits", UNIT_NONE, 1, UINT32_MAX, &lim->max_headers);
 	get_uint(l, &f[QUEUED], "limits", UNIT_BYTES, 1, UINT64_MAX, &lim->max_queued_bytes);
 	get_u32(l, &f[CONNS], "limits", UNIT_NONE, 1, UINT32_MAX, &lim->max_connections);
+	get_u32(l, &f[MAX_TOKENS], "limits", UNIT_NONE, 0, UINT32_MAX, &lim->default_max_tokens);
 }
 
 static void parse_timeouts(struct loader *l, const struct field *sec)
@@ -1366,6 +1368,7 @@ static void set_defaults(struct loader *l)
 		.max_headers = 100,
 		.max_queued_bytes = 256ull << 20,
 		.max_connections = 100000,
+		.default_max_tokens = 256,
 	};
 	c->timeouts = (struct conf_timeouts){
 		.header_ms = 10000,

@@ -93,7 +93,8 @@ struct conf_limits {
 	uint32_t max_header_bytes;	/* request line + header section; 431 beyond */
 	uint32_t max_headers;		/* header fields; 431 beyond */
 	uint64_t max_queued_bytes;	/* all classes together */
-	uint32_t max_connections;	/* client connections; accept pauses beyond */
+	uint32_t max_connections;	/* client connections; new ones are closed beyond */
+	uint32_t default_max_tokens;	/* output tokens assumed when a request names none */
 };
 
 struct conf_timeouts {

@@ -25,7 +25,7 @@ static void respond(struct gw_conn *c, int status, const char *type, struct gw_b
 	gw_buf_finish(body);
 	if (rc != 0) {
 		gw_buf_finish(&out);
-		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", NULL);
+		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;
 	}
 	gw_conn_write(c, &out);
@@ -42,7 +42,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 		if (!cc->defined)
 			continue;
 		json_object_set_new(classes, conf_class_name((enum conf_class)k),
-				    json_pack("{s:I, s:I, s:I}", "queue_depth", (json_int_t)srv->waitq[k].count,
+				    json_pack("{s:I, s:I, s:I}", "queue_depth", (json_int_t)srv->queue.classes[k].count,
 					      "max_queue", (json_int_t)cc->max_queue,
 					      "max_wait_ms", (json_int_t)cc->max_wait_ms));
 	}
@@ -86,7 +86,7 @@ void gw_admin_handle(struct gw_conn *c)
 	struct gw_buf body = GW_BUF_INIT;
 
 	if (m->method != HTTP_GET) {
-		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "the admin listener only answers GET", NULL);
+		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "the admin listener only answers GET", 0);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/healthz")) {
 		gw_buf_appends(&body, "ok\n");
 		respond(c, 200, "text/plain", &body);
@@ -96,18 +96,18 @@ void gw_admin_handle(struct gw_conn *c)
 	} else if (gw_token_eq(gw_msg_start(m), len, "/metrics")) {
 		if (gw_metrics_render(srv, &body) < 0) {
 			gw_buf_finish(&body);
-			gw_conn_reject(c, GW_R_INTERNAL, "out of memory", NULL);
+			gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;
 		}
 		respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/status")) {
 		if (render_status(srv, &body) < 0) {
 			gw_buf_finish(&body);
-			gw_conn_reject(c, GW_R_INTERNAL, "out of memory", NULL);
+			gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;
 		}
 		respond(c, 200, "application/json", &body);
 	} else {
-		gw_conn_reject(c, GW_R_NOT_FOUND, "no such admin endpoint", NULL);
+		gw_conn_reject(c, GW_R_NOT_FOUND, "no such admin endpoint", 0);
 	}
 }

@@ -103,11 +103,10 @@ static void on_timer(uv_timer_t *t)
 		 * cannot be reused: the rejection closes it. */
 		gw_conn_reject(c, GW_R_REQUEST_TIMEOUT,
 			       c->state == GW_CONN_HEAD ? "request headers not received in time"
-							: "request body not received in time", NULL);
+							: "request body not received in time", 0);
 		break;
 	case GW_CONN_QUEUED:
-		gw_dispatch_expire(c);
-		break;
+		break;	/* deadlines are kept by the queue's own timer */
 	case GW_CONN_UPSTREAM:
 		gw_exchange_timeout(c);
 		break;
@@ -256,7 +255,7 @@ static void on_head(struct gw_conn *c)
 	const struct gw_msg *m = &c->http.msg;
 	c->state = GW_CONN_BODY;
 	if (m->method == HTTP_CONNECT) {
-		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "CONNECT is not supported", NULL);
+		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "CONNECT is not supported", 0);
 		return;
 	}
 	bool has_body = m->chunked || (m->has_length && m->content_length > 0);
@@ -304,7 +303,7 @@ static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
 		} else if (ev == GW_HTTP_DONE) {
 			on_request(c);
 		} else {
-			gw_conn_reject(c, (enum gw_reason)c->http.error, c->http.error_detail, NULL);
+			gw_conn_reject(c, (enum gw_reason)c->http.error, c->http.error_detail, 0);
 			break;
 		}
 	}
@@ -382,6 +381,8 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 	gw_http_next(&c->http, c->pending.len == 0);
 	c->state = GW_CONN_IDLE;
 	c->request_id[0] = '\0';
+	c->classified = c->capped = false;
+	c->tenant = NULL;
 	gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
 	if (!c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -391,14 +392,15 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 		conn_resume(c);
 }
 
-void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail,
-		    const char *extra_headers)
+void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms)
 {
 	struct gw_server *srv = c->srv;
 	const struct gw_reason_info *ri = gw_reason_info(r);
 	/* A request that was not read to its end leaves the stream in an
 	 * unknown state: answer, then close. */
-	bool complete = c->http.done;
+	bool keep = c->http.done && c->http.msg.keep_alive && !srv->draining;
+	const char *tenant = c->classified ? c->tenant->cfg->name : NULL;
+	const char *klass = c->classified ? conf_class_name((enum conf_class)c->klass) : NULL;
 	char peer[64];
 	/* Admin answers are not traffic: only the proxy listener is counted. */
 	if (!c->admin) {
@@ -406,16 +408,23 @@ void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail,
 		srv->metrics.by_status[ri->status]++;
 	}
 	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_INFO,
-	       "reject %d %s peer=%s request_id=%s: %s", ri->status, ri->code,
+	       "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status, ri->code,
 	       gw_conn_peer(c, peer, sizeof(peer)), c->request_id[0] ? c->request_id : "-",
-	       detail);
+	       tenant ? tenant : "-", klass ? klass : "-", detail);
 
+	struct gw_buf hdr = GW_BUF_INIT;
+	if (c->request_id[0])
+		gw_buf_appendf(&hdr, "x-request-id: %s\r\n", c->request_id);
+	if (c->classified) {
+		gw_buf_appendf(&hdr, "x-sluice-class: %s\r\n", klass);
+		gw_dispatch_ratelimit_headers(c, &hdr);
+	}
+	gw_buf_append(&hdr, "", 1);
+	struct gw_reject rj = { detail, tenant, klass, retry_ms, hdr.data };
 	struct gw_buf out = GW_BUF_INIT;
-	char hdr[128];
-	snprintf(hdr, sizeof(hdr), "x-request-id: %s\r\n%s",
-		 c->request_id[0] ? c->request_id : "-", extra_headers ? extra_headers : "");
-	bool keep = complete && c->http.msg.keep_alive && !srv->draining;
-	if (gw_error_render(&out, r, detail, c->request_id[0] ? hdr : extra_headers, keep) < 0) {
+	int rc = gw_error_render(&out, r, &rj, keep);
+	gw_buf_finish(&hdr);
+	if (rc < 0) {
 		gw_buf_finish(&out);
 		gw_conn_close(c);
 		return;

@@ -8,8 +8,9 @@
  *   HEAD      some bytes of a request, head not complete.  Timer: header_ms
  *             from the first byte; 408 when it fires.
  *   BODY      head complete, body arriving.  Timer: body_ms between reads.
- *   QUEUED    request complete, waiting in its class queue for a slot.
- *             Timer: the class's max_wait_ms; 429 queue_timeout.
+ *   QUEUED    request admitted, waiting in its class queue for a slot.
+ *             Its deadline is kept by the queue (one server timer for the
+ *             earliest deadline); 429 queue_timeout.  Timer: none.
  *   UPSTREAM  an exchange with a backend is under way (proxy.c); its
  *             response streams to the client.  Timer: connect_ms, then
  *             upstream_ms of backend silence.
@@ -38,6 +39,7 @@
 #include "gateway/buf.h"
 #include "gateway/errors.h"
 #include "gateway/http.h"
+#include "queue/queue.h"
 
 #define GW_CONN_MAGIC 0x434f4e4eu	/* "CONN" */
 
@@ -60,12 +62,15 @@ struct gw_conn {
 	uv_timer_t timer;
 	struct gw_server *srv;
 	struct gw_conn *next, *prev;		/* server's list of connections */
-	struct gw_conn *qnext, *qprev;		/* class wait queue while QUEUED */
+	struct queue_item qi;			/* in the class queue while QUEUED */
+	struct queue_tenant *tenant;		/* once identified */
 	struct gw_exchange *x;			/* while UPSTREAM */
 	struct gw_http http;			/* request parser and current request */
 	struct gw_buf pending;			/* read but not parsed yet (pipelining) */
 	enum gw_conn_state state;
 	uint8_t klass;				/* enum conf_class of the request */
+	bool classified;			/* tenant and klass are set */
+	bool capped;				/* asked for a class above max_class */
 	uint8_t handles;			/* open uv handles; freed at 0 */
 	bool admin;				/* on the admin listener */
 	bool reading;
@@ -75,6 +80,7 @@ struct gw_conn {
 	uint32_t writes;			/* uv_write requests in flight */
 	uint64_t t_request_ms;			/* first byte of the current request */
 	uint64_t t_ready_ms;			/* current request fully read */
+	double est_tokens;			/* tokens charged at admission */
 	char request_id[40];			/* NUL-terminated */
 	struct sockaddr_storage peer;
 };
@@ -106,12 +112,13 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive);
 
 /*
  * Answer the current request with the JSON error of `r`, counted and
- * logged; `detail` is the human message.  Ends the request like
+ * logged; `detail` is the human message.  A retry_ms above 0 is sent as
+ * retry-after / retry-after-ms and in the body; once the tenant is known,
+ * its rate-limit headers are sent too.  Ends the request like
  * gw_conn_finish_request() (keep-alive unless the request could not be read
- * to its end).  `extra_headers`: CRLF-terminated lines or NULL.
+ * to its end).
  */
-void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail,
-		    const char *extra_headers);
+void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms);
 
 /* Arm the connection's one timer for the current phase. */
 void gw_conn_arm(struct gw_conn *c, uint64_t ms);

@@ -16,9 +16,14 @@ static const struct gw_reason_info reasons[GW_R_COUNT] = {
 	[GW_R_HEADERS_TOO_LARGE]	= { 431, "headers_too_large", "invalid_request_error" },
 	[GW_R_TOO_MANY_HEADERS]		= { 431, "too_many_headers", "invalid_request_error" },
 	[GW_R_REQUEST_TIMEOUT]		= { 408, "request_timeout", "invalid_request_error" },
+	[GW_R_MISSING_KEY]		= { 401, "missing_api_key", "invalid_request_error" },
+	[GW_R_INVALID_KEY]		= { 401, "invalid_api_key", "invalid_request_error" },
 	[GW_R_NOT_FOUND]		= { 404, "not_found", "invalid_request_error" },
 	[GW_R_METHOD_NOT_ALLOWED]	= { 405, "method_not_allowed", "invalid_request_error" },
+	[GW_R_RATE_LIMITED]		= { 429, "rate_limit_exceeded", "requests" },
+	[GW_R_TOKENS_EXCEEDED]		= { 429, "tokens_exceeded", "tokens" },
 	[GW_R_QUEUE_FULL]		= { 429, "queue_full", "requests" },
+	[GW_R_DEADLINE_UNMEETABLE]	= { 429, "deadline_unmeetable", "requests" },
 	[GW_R_QUEUE_TIMEOUT]		= { 429, "queue_timeout", "requests" },
 	[GW_R_NO_BACKEND]		= { 503, "no_backend", "server_error" },
 	[GW_R_SHUTTING_DOWN]		= { 503, "shutting_down", "server_error" },
@@ -55,13 +60,18 @@ const char *gw_status_text(int status)
 	}
 }
 
-int gw_error_render(struct gw_buf *out, enum gw_reason r, const char *message,
-		    const char *extra_headers, int keep_alive)
+int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive)
 {
 	const struct gw_reason_info *ri = &reasons[r];
-	json_t *body = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error",
-				 "message", message, "type", ri->type, "param",
-				 "code", ri->code);
+	json_t *err = json_pack("{s:s, s:s, s:n, s:s}", "message", rj->message, "type", ri->type,
+				"param", "code", ri->code);
+	if (err != NULL && rj->tenant != NULL)
+		json_object_set_new(err, "tenant", json_string(rj->tenant));
+	if (err != NULL && rj->klass != NULL)
+		json_object_set_new(err, "class", json_string(rj->klass));
+	if (err != NULL && rj->retry_ms > 0)
+		json_object_set_new(err, "retry_after_ms", json_integer((json_int_t)rj->retry_ms));
+	json_t *body = err ? json_pack("{s:o}", "error", err) : NULL;
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (text == NULL)
@@ -70,12 +80,18 @@ int gw_error_render(struct gw_buf *out, enum gw_reason r, const char *message,
 		"HTTP/1.1 %d %s\r\n"
 		"content-type: application/json\r\n"
 		"content-length: %zu\r\n"
-		"x-sluice-reject-reason: %s\r\n"
-		"%s%s"
-		"\r\n%s\n",
-		ri->status, gw_status_text(ri->status), strlen(text) + 1, ri->code,
-		keep_alive ? "" : "connection: close\r\n",
-		extra_headers ? extra_headers : "", text);
+		"x-sluice-reject-reason: %s\r\n",
+		ri->status, gw_status_text(ri->status), strlen(text) + 1, ri->code);
+	/* retry-after is whole seconds, rounded up so that a client that
+	 * honours only it never comes back early. */
+	if (rj->retry_ms > 0)
+		rc |= gw_buf_appendf(out, "retry-after: %llu\r\nretry-after-ms: %llu\r\n",
+				     (unsigned long long)((rj->retry_ms + 999) / 1000),
+				     (unsigned long long)rj->retry_ms);
+	if (ri->status == 401)
+		rc |= gw_buf_appends(out, "www-authenticate: Bearer\r\n");
+	rc |= gw_buf_appendf(out, "%s%s\r\n%s\n", keep_alive ? "" : "connection: close\r\n",
+			     rj->extra_headers ? rj->extra_headers : "", text);
 	free(text);
 	return rc;
 }

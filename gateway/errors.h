@@ -11,6 +11,8 @@
 #ifndef SLUICE_GATEWAY_ERRORS_H
 #define SLUICE_GATEWAY_ERRORS_H
 
+#include <stdint.h>
+
 #include "gateway/buf.h"
 
 enum gw_reason {
@@ -19,10 +21,15 @@ enum gw_reason {
 	GW_R_HEADERS_TOO_LARGE,		/* 431 header section over limits.max_header_bytes */
 	GW_R_TOO_MANY_HEADERS,		/* 431 more than limits.max_headers fields */
 	GW_R_REQUEST_TIMEOUT,		/* 408 headers or body not received in time */
+	GW_R_MISSING_KEY,		/* 401 no API key and no anonymous tenant */
+	GW_R_INVALID_KEY,		/* 401 the key matches no tenant */
 	GW_R_NOT_FOUND,			/* 404 admin path that does not exist */
 	GW_R_METHOD_NOT_ALLOWED,	/* 405 CONNECT, or a non-GET admin request */
-	GW_R_QUEUE_FULL,		/* 429 the class queue is at max_queue */
-	GW_R_QUEUE_TIMEOUT,		/* 429 waited max_wait_ms without a slot */
+	GW_R_RATE_LIMITED,		/* 429 tenant's requests_per_s bucket is empty */
+	GW_R_TOKENS_EXCEEDED,		/* 429 tenant's tokens_per_min bucket is empty */
+	GW_R_QUEUE_FULL,		/* 429 the class queue is at max_queue (or a byte bound) */
+	GW_R_DEADLINE_UNMEETABLE,	/* 429 the predicted wait already passes the deadline */
+	GW_R_QUEUE_TIMEOUT,		/* 429 the deadline passed while queued */
 	GW_R_NO_BACKEND,		/* 503 the class has no pool that can serve it */
 	GW_R_SHUTTING_DOWN,		/* 503 draining: queued work not started in time */
 	GW_R_UPSTREAM_CONNECT_FAILED,	/* 502 TCP connect to the backend failed */
@@ -44,12 +51,20 @@ const struct gw_reason_info *gw_reason_info(enum gw_reason r);
 /* "Too Many Requests" etc.; "Unknown" for codes it does not know. */
 const char *gw_status_text(int status);
 
+/* What a rejection tells the client besides its reason. */
+struct gw_reject {
+	const char *message;
+	const char *tenant;		/* NULL before the tenant is known */
+	const char *klass;		/* NULL before the class is known */
+	uint64_t retry_ms;		/* 0: no hint */
+	const char *extra_headers;	/* CRLF-terminated lines, or NULL */
+};
+
 /*
- * Append a complete HTTP/1.1 response for `r` to `out`: status line, the
- * reject headers, `extra_headers` verbatim (each ending in CRLF, may be
- * NULL), and the JSON body whose message is `message`.
+ * Append a complete HTTP/1.1 response for `r` to `out`: status line,
+ * x-sluice-reject-reason, retry-after and retry-after-ms when there is a
+ * hint, the extra headers, and the JSON body.
  */
-int gw_error_render(struct gw_buf *out, enum gw_reason r, const char *message,
-		    const char *extra_headers, int keep_alive);
+int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive);
 
 #endif

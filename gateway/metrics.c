@@ -51,7 +51,7 @@ int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
 		if (srv->conf->classes[k].defined)
 			rc |= gw_buf_appendf(o, "sluice_queue_depth{class=\"%s\"} %u\n",
-					     conf_class_name((enum conf_class)k), srv->waitq[k].count);
+					     conf_class_name((enum conf_class)k), srv->queue.classes[k].count);
 
 	rc |= family(o, "sluice_upstream_reused_total", "counter",
 		     "Requests sent on a pooled keep-alive upstream connection.");

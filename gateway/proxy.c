@@ -20,6 +20,7 @@
  * thus holds a bounded amount of memory and slows its backend down, as TCP
  * would end to end.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,10 @@
 #define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
 #define HIGH_WATER (1024 * 1024)
 #define LOW_WATER (256 * 1024)
+/* The end of a response body is kept to read its `usage` block, which
+ * OpenAI-compatible servers put last (in the JSON, or in the final SSE
+ * event before [DONE]). */
+#define TAIL_MAX 2048
 
 enum phase { PHASE_CONNECT, PHASE_WAIT };
 
@@ -65,6 +70,8 @@ struct gw_exchange {
 	bool paused;			/* upstream reads stopped for backpressure */
 	bool reusable;			/* upstream connection may go back to the pool */
 	uint64_t t_dispatch_ms;
+	size_t tail_len;
+	char tail[TAIL_MAX];		/* last bytes of the response body */
 };
 
 static struct gw_exchange *exchange_from_up(uv_handle_t *h)
@@ -88,6 +95,8 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 {
 	struct gw_conn *c = x->conn;
 	struct gw_server *srv = c->srv;
+	struct backend *b = x->backend;
+	uint64_t held = gw_now_ms(srv) - x->t_dispatch_ms;
 	if (x->op != NULL)
 		x->op->x = NULL;
 	if (x->up != NULL) {
@@ -98,14 +107,37 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 			backend_conn_close(&x->up);
 		}
 	}
-	backend_release(x->backend);
 	gw_http_finish(&x->resp);
 	gw_buf_finish(&x->head);
 	gw_buf_finish(&x->out);
 	x->magic = 0;
 	free(x);
 	c->x = NULL;
-	gw_dispatch_kick(srv);
+	gw_dispatch_release(c, b, held);
+}
+
+/* Tokens the response reports in its `usage` block, or -1. */
+static double reported_tokens(const struct gw_exchange *x)
+{
+	static const char key[] = "\"usage\"";
+	const char *end = x->tail + x->tail_len;
+	const char *u = NULL;
+	for (const char *p = x->tail; (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL; p++)
+		u = p;
+	if (u == NULL)
+		return -1;
+	u += sizeof(key) - 1;
+	while (u < end && (*u == ' ' || *u == ':' || *u == '\t' || *u == '\n'))
+		u++;
+	if (u == end || *u != '{')
+		return -1;
+	json_t *usage = json_loadb(u, (size_t)(end - u), JSON_DISABLE_EOF_CHECK, NULL);
+	double used = -1;
+	json_t *total = json_object_get(usage, "total_tokens");
+	if (json_is_integer(total))
+		used = (double)json_integer_value(total);
+	json_decref(usage);
+	return used;
 }
 
 static void flush_out(struct gw_exchange *x)
@@ -149,7 +181,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->backend->cfg->addr.text,
 			 x->backend->pool->cfg->name, detail);
 		exchange_end(x, false);
-		gw_conn_reject(c, r, msg, NULL);
+		gw_conn_reject(c, r, msg, 0);
 		return;
 	}
 	srv->metrics.upstream_truncated++;
@@ -170,6 +202,9 @@ static void exchange_complete(struct gw_exchange *x)
 	int status = x->resp.msg.status;
 	if (status >= 100 && status < 600)
 		srv->metrics.by_status[status]++;
+	double used = status == 200 ? reported_tokens(x) : -1;
+	if (used >= 0)
+		gw_dispatch_reconcile(c, used);
 	bool reuse = x->reusable && x->resp.msg.keep_alive;
 	bool keep_client = !x->close_client;
 	exchange_end(x, reuse);
@@ -214,16 +249,34 @@ static void write_head(struct gw_exchange *x)
 		       "x-sluice-queue-ms: %llu\r\n",
 		       c->request_id, conf_class_name(c->klass), x->backend->pool->cfg->name,
 		       (unsigned long long)(x->t_dispatch_ms - c->t_ready_ms));
+	gw_dispatch_ratelimit_headers(c, o);
 	if (x->close_client || !req->keep_alive || c->srv->draining)
 		gw_buf_appends(o, "connection: close\r\n");
 	gw_buf_appends(o, "\r\n");
 	x->head_sent = true;
 }
 
+static void keep_tail(struct gw_exchange *x, const char *at, size_t len)
+{
+	if (len >= TAIL_MAX) {
+		memcpy(x->tail, at + len - TAIL_MAX, TAIL_MAX);
+		x->tail_len = TAIL_MAX;
+		return;
+	}
+	if (x->tail_len + len > TAIL_MAX) {
+		size_t drop = x->tail_len + len - TAIL_MAX;
+		memmove(x->tail, x->tail + drop, x->tail_len - drop);
+		x->tail_len -= drop;
+	}
+	memcpy(x->tail + x->tail_len, at, len);
+	x->tail_len += len;
+}
+
 static int on_resp_body(void *ctx, const char *at, size_t len)
 {
 	struct gw_exchange *x = ctx;
 	int rc = 0;
+	keep_tail(x, at, len);
 	if (x->chunked_out) {
 		rc |= gw_buf_appendf(&x->out, "%zx\r\n", len);
 		rc |= gw_buf_append(&x->out, at, len);
@@ -341,10 +394,11 @@ static void on_connected(uv_connect_t *req, int status)
 		return;
 	x->op = NULL;
 	if (status < 0) {
-		x->backend->connect_failures++;
+		backend_mark_failed(x->backend, gw_now_ms(x->conn->srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(status));
 		return;
 	}
+	backend_mark_ok(x->backend);
 	uv_tcp_nodelay(&x->up->tcp, 1);
 	send_request(x);
 }
@@ -372,7 +426,7 @@ static void connect_new(struct gw_exchange *x)
 	rc = uv_tcp_connect(&op->req.connect, &x->up->tcp, (const struct sockaddr *)&a->sa, on_connected);
 	if (rc < 0) {
 		free(op);
-		x->backend->connect_failures++;
+		backend_mark_failed(x->backend, gw_now_ms(srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(rc));
 		return;
 	}
@@ -429,9 +483,8 @@ void gw_exchange_start(struct gw_conn *c, struct backend *b)
 	struct gw_server *srv = c->srv;
 	struct gw_exchange *x = calloc(1, sizeof(*x));
 	if (x == NULL) {
-		backend_release(b);
-		gw_dispatch_kick(srv);
-		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", NULL);
+		gw_dispatch_release(c, b, 0);
+		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;
 	}
 	x->magic = GW_EXCHANGE_MAGIC;

@@ -48,6 +48,7 @@ static void stop(struct gw_server *srv)
 	gw_info("drained; exiting");
 	backend_set_close_idle(&srv->backends, 0, 0);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
+	uv_close((uv_handle_t *)&srv->queue_timer, NULL);
 	uv_close((uv_handle_t *)&srv->drain_timer, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -78,8 +79,7 @@ void gw_server_drain(struct gw_server *srv)
 	if (srv->draining)
 		return;
 	srv->draining = true;
-	gw_info("draining: %u connections open, %u/%u/%u queued", srv->nconns,
-		srv->waitq[0].count, srv->waitq[1].count, srv->waitq[2].count);
+	gw_info("draining: %u connections open, %u requests queued", srv->nconns, srv->queue.count);
 	uv_close((uv_handle_t *)&srv->listener, NULL);
 	uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 	/* Idle connections have nothing to finish; busy ones close after
@@ -148,8 +148,16 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	};
 	uv_random(NULL, NULL, &srv->request_salt, sizeof(srv->request_salt), 0, NULL);
 	int rc = backend_set_init(&srv->backends, conf);
-	if (rc < 0)
+	if (rc == 0)
+		rc = queue_tenants_init(&srv->tenants, conf, uv_now(loop));
+	if (rc == 0)
+		rc = queue_init(&srv->queue, conf, srv->tenants.n);
+	if (rc < 0) {
+		queue_finish(&srv->queue);
+		queue_tenants_finish(&srv->tenants);
+		backend_set_finish(&srv->backends);
 		return rc;
+	}
 
 	rc = listen_on(srv, &srv->listener, &conf->listen, "proxy");
 	if (rc == 0)
@@ -160,12 +168,15 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		    srv->admin_listener.loop == loop)
 			uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 		uv_run(loop, UV_RUN_DEFAULT);
+		queue_finish(&srv->queue);
+		queue_tenants_finish(&srv->tenants);
 		backend_set_finish(&srv->backends);
 		return rc;
 	}
 	uv_timer_init(loop, &srv->tick);
 	uv_timer_init(loop, &srv->drain_timer);
-	srv->tick.data = srv->drain_timer.data = srv;
+	uv_timer_init(loop, &srv->queue_timer);
+	srv->tick.data = srv->drain_timer.data = srv->queue_timer.data = srv;
 	uv_timer_start(&srv->tick, on_tick, 1000, 1000);
 	uv_unref((uv_handle_t *)&srv->tick);
 	uv_signal_init(loop, &srv->sig_term);
@@ -178,6 +189,8 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 
 void gw_server_finish(struct gw_server *srv)
 {
+	queue_finish(&srv->queue);
+	queue_tenants_finish(&srv->tenants);
 	backend_set_finish(&srv->backends);
 	conf_destroy(srv->conf);
 	srv->conf = NULL;

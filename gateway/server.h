@@ -21,6 +21,8 @@
 #include "conf/conf.h"
 #include "gateway/errors.h"
 #include "gateway/http.h"
+#include "queue/queue.h"
+#include "queue/tenant.h"
 
 #define GW_SERVER_MAGIC 0x53525652u	/* "SRVR" */
 #define GW_READ_BUF_SIZE (64 * 1024)
@@ -39,17 +41,14 @@ struct gw_metrics {
 	uint64_t upstream_truncated;	/* responses cut short by the backend */
 };
 
-/* A FIFO of connections waiting for a slot (one per class). */
-struct gw_waitq {
-	struct gw_conn *head, *tail;
-	unsigned count;
-};
-
 struct gw_server {
 	uint32_t magic;
 	uv_loop_t *loop;
 	struct conf *conf;
 	struct backend_set backends;
+	struct queue_tenants tenants;
+	struct queue queue;			/* class queues (queue/) */
+	uv_timer_t queue_timer;			/* fires at the earliest queue deadline */
 	struct gw_http_limits req_limits;	/* client requests (from conf.limits) */
 	struct gw_http_limits resp_limits;	/* upstream responses */
 	uv_tcp_t listener;
@@ -59,7 +58,6 @@ struct gw_server {
 	uv_timer_t drain_timer;
 	struct gw_conn *conns;			/* every open client connection */
 	unsigned nconns;
-	struct gw_waitq waitq[CONF_CLASS_COUNT];
 	bool draining;
 	bool stopped;
 	uint64_t request_seq;

@@ -1,0 +1,68 @@
+/* bucket.c - token bucket; see bucket.h. */
+#include <math.h>
+
+#include "queue/bucket.h"
+
+void queue_bucket_init(struct queue_bucket *b, double rate_per_s, double burst, uint64_t now_ms)
+{
+	b->rate_ms = rate_per_s / 1000.0;
+	b->burst = burst > 0 ? burst : 1;
+	b->level = b->burst;
+	b->last_ms = now_ms;
+}
+
+static void refill(struct queue_bucket *b, uint64_t now_ms)
+{
+	if (now_ms > b->last_ms) {
+		b->level += (double)(now_ms - b->last_ms) * b->rate_ms;
+		if (b->level > b->burst)
+			b->level = b->burst;
+		b->last_ms = now_ms;
+	}
+}
+
+static uint64_t ms_until(const struct queue_bucket *b, double level)
+{
+	double ms = ceil((level - b->level) / b->rate_ms);
+	return ms < 1 ? 1 : (uint64_t)ms;
+}
+
+bool queue_bucket_take(struct queue_bucket *b, double n, uint64_t now_ms, uint64_t *wait_ms)
+{
+	if (queue_bucket_unlimited(b))
+		return true;
+	refill(b, now_ms);
+	double need = n < b->burst ? n : b->burst;
+	if (b->level >= need) {
+		b->level -= n;
+		return true;
+	}
+	*wait_ms = ms_until(b, need);
+	return false;
+}
+
+void queue_bucket_adjust(struct queue_bucket *b, double delta, uint64_t now_ms)
+{
+	if (queue_bucket_unlimited(b))
+		return;
+	refill(b, now_ms);
+	b->level += delta;
+	if (b->level > b->burst)
+		b->level = b->burst;
+}
+
+double queue_bucket_level(struct queue_bucket *b, uint64_t now_ms)
+{
+	if (queue_bucket_unlimited(b))
+		return INFINITY;
+	refill(b, now_ms);
+	return b->level;
+}
+
+uint64_t queue_bucket_full_in(struct queue_bucket *b, uint64_t now_ms)
+{
+	if (queue_bucket_unlimited(b))
+		return 0;
+	refill(b, now_ms);
+	return b->level >= b->burst ? 0 : ms_until(b, b->burst);
+}

@@ -1,0 +1,356 @@
+/*
+ * queue.c - class queues, fair order, deadlines, dispatch order; see queue.h.
+ *
+ * Invariants:
+ *  - an item is queued iff it is in exactly one flow and in the heap;
+ *  - a flow is on its class's active list iff its count is non-zero;
+ *  - class, global counts and bytes are the sums over queued items;
+ *  - by_class[k] of a pool is the number of slots of that pool held by class
+ *    k right now (the gateway reports every dispatch and release).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/queue.h"
+#include "queue/tenant.h"
+
+/* Dispatch counts decay by half every this many dispatches of a pool, so
+ * min_share looks at recent history, not the whole uptime. */
+#define SHARE_WINDOW 1000.0
+#define RETRY_MAX_MS 59000
+#define RETRY_MIN_MS 1
+
+int queue_init(struct queue *q, const struct conf *c, size_t ntenants)
+{
+	memset(q, 0, sizeof(*q));
+	q->conf = c;
+	q->npools = c->npools;
+	q->pools = calloc(c->npools ? c->npools : 1, sizeof(*q->pools));
+	if (q->pools == NULL)
+		return -ENOMEM;
+	for (size_t p = 0; p < c->npools; p++)
+		for (size_t b = 0; b < c->pools[p].nbackends; b++)
+			q->pools[p].slots += c->pools[p].backends[b].max_inflight;
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		struct queue_class *qc = &q->classes[k];
+		qc->cfg = &c->classes[k];
+		if (!qc->cfg->defined)
+			continue;
+		for (size_t i = 0; i < qc->cfg->npools; i++)
+			q->pools[qc->cfg->pools[i]].serves[k] = true;
+		qc->flows = calloc(ntenants ? ntenants : 1, sizeof(*qc->flows));
+		if (qc->flows == NULL) {
+			queue_finish(q);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void queue_finish(struct queue *q)
+{
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		free(q->classes[k].flows);
+	free(q->pools);
+	free(q->heap);
+	memset(q, 0, sizeof(*q));
+}
+
+/* --- deadline heap ------------------------------------------------------ */
+
+static void heap_set(struct queue *q, size_t i, struct queue_item *it)
+{
+	q->heap[i] = it;
+	it->heap_idx = (uint32_t)i;
+}
+
+static void heap_up(struct queue *q, size_t i)
+{
+	struct queue_item *it = q->heap[i];
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (q->heap[parent]->deadline_ms <= it->deadline_ms)
+			break;
+		heap_set(q, i, q->heap[parent]);
+		i = parent;
+	}
+	heap_set(q, i, it);
+}
+
+static void heap_down(struct queue *q, size_t i)
+{
+	struct queue_item *it = q->heap[i];
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		uint64_t best = it->deadline_ms;
+		if (l < q->heap_len && q->heap[l]->deadline_ms < best)
+			m = l, best = q->heap[l]->deadline_ms;
+		if (l + 1 < q->heap_len && q->heap[l + 1]->deadline_ms < best)
+			m = l + 1;
+		if (m == i)
+			break;
+		heap_set(q, i, q->heap[m]);
+		i = m;
+	}
+	heap_set(q, i, it);
+}
+
+static int heap_reserve(struct queue *q)
+{
+	if (q->heap_len < q->heap_cap)
+		return 0;
+	size_t cap = q->heap_cap ? q->heap_cap * 2 : 64;
+	struct queue_item **h = realloc(q->heap, cap * sizeof(*h));
+	if (h == NULL)
+		return -ENOMEM;
+	q->heap = h;
+	q->heap_cap = cap;
+	return 0;
+}
+
+static void heap_push(struct queue *q, struct queue_item *it)
+{
+	heap_set(q, q->heap_len++, it);
+	heap_up(q, q->heap_len - 1);
+}
+
+static void heap_remove(struct queue *q, struct queue_item *it)
+{
+	size_t i = it->heap_idx;
+	struct queue_item *last = q->heap[--q->heap_len];
+	if (i == q->heap_len)
+		return;
+	heap_set(q, i, last);
+	heap_up(q, i);
+	heap_down(q, last->heap_idx);
+}
+
+uint64_t queue_next_deadline(const struct queue *q)
+{
+	return q->heap_len ? q->heap[0]->deadline_ms : UINT64_MAX;
+}
+
+struct queue_item *queue_expired(const struct queue *q, uint64_t now_ms)
+{
+	return q->heap_len && q->heap[0]->deadline_ms <= now_ms ? q->heap[0] : NULL;
+}
+
+/* --- slots and shares --------------------------------------------------- */
+
+static unsigned share_cap(const struct queue *q, size_t p, enum conf_class k)
+{
+	double share = q->classes[k].cfg->max_slot_share;
+	unsigned slots = q->pools[p].slots;
+	unsigned cap = (unsigned)floor(share * slots + 1e-9);
+	/* A class with any share at all may hold at least one slot. */
+	return cap < 1 ? 1 : cap;
+}
+
+bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k)
+{
+	return q->pools[p].by_class[k] < share_cap(q, p, k);
+}
+
+void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k)
+{
+	struct queue_pool *pl = &q->pools[p];
+	pl->by_class[k]++;
+	pl->dispatched[k] += 1;
+	pl->dispatched_total += 1;
+	if (pl->dispatched_total >= SHARE_WINDOW) {
+		for (int j = 0; j < CONF_CLASS_COUNT; j++)
+			pl->dispatched[j] /= 2;
+		pl->dispatched_total /= 2;
+	}
+}
+
+void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t held_ms)
+{
+	struct queue_pool *pl = &q->pools[p];
+	if (pl->by_class[k] > 0)
+		pl->by_class[k]--;
+	double h = held_ms > 0 ? (double)held_ms : 0.5;
+	pl->held_ms = pl->held_ms == 0 ? h : 0.9 * pl->held_ms + 0.1 * h;
+}
+
+/* --- admission checks ---------------------------------------------------- */
+
+/* Requests per ms that class k's pools complete (0 when not yet known). */
+static double class_rate(const struct queue *q, enum conf_class k)
+{
+	const struct conf_class_cfg *cc = q->classes[k].cfg;
+	double rate = 0;
+	for (size_t i = 0; i < cc->npools; i++) {
+		const struct queue_pool *pl = &q->pools[cc->pools[i]];
+		if (pl->held_ms > 0)
+			rate += share_cap(q, cc->pools[i], k) / pl->held_ms;
+	}
+	return rate;
+}
+
+/* Work that would start before a new item of class k: its own class and
+ * the more urgent classes that share a pool with it. */
+static unsigned work_ahead(const struct queue *q, enum conf_class k)
+{
+	unsigned ahead = q->classes[k].count;
+	for (int j = 0; j < (int)k; j++) {
+		if (!q->classes[j].cfg->defined || q->classes[j].count == 0)
+			continue;
+		for (size_t i = 0; i < q->classes[k].cfg->npools; i++) {
+			if (q->pools[q->classes[k].cfg->pools[i]].serves[j]) {
+				ahead += q->classes[j].count;
+				break;
+			}
+		}
+	}
+	return ahead;
+}
+
+uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k)
+{
+	double rate = class_rate(q, k);
+	if (rate <= 0)
+		return 0;
+	return (uint64_t)ceil((work_ahead(q, k) + 1) / rate);
+}
+
+static uint64_t clamp_retry(double ms)
+{
+	if (!(ms >= RETRY_MIN_MS))
+		return RETRY_MIN_MS;
+	return ms > RETRY_MAX_MS ? RETRY_MAX_MS : (uint64_t)ceil(ms);
+}
+
+enum queue_verdict queue_check(const struct queue *q, enum conf_class k, uint64_t bytes,
+			       uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms)
+{
+	const struct queue_class *qc = &q->classes[k];
+	double rate = class_rate(q, k);
+	if (qc->count >= qc->cfg->max_queue || qc->bytes + bytes > qc->cfg->max_queue_bytes ||
+	    q->bytes + bytes > q->conf->limits.max_queued_bytes) {
+		/* Room appears when the work ahead has moved on by one slot. */
+		*retry_ms = clamp_retry(rate > 0 ? 1.0 / rate : 1000);
+		return QUEUE_FULL;
+	}
+	if (rate > 0) {
+		double wait = (work_ahead(q, k) + 1) / rate;
+		double budget = deadline_ms > now_ms ? (double)(deadline_ms - now_ms) : 0;
+		if (wait > budget) {
+			/* By then the queue ahead will have drained enough. */
+			*retry_ms = clamp_retry(wait - budget);
+			return QUEUE_UNMEETABLE;
+		}
+	}
+	return QUEUE_OK;
+}
+
+/* --- queues ------------------------------------------------------------- */
+
+int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
+{
+	struct queue_class *qc = &q->classes[it->klass];
+	struct queue_flow *f = &qc->flows[it->tenant->index];
+	if (heap_reserve(q) < 0)
+		return -ENOMEM;
+	if (f->count == 0) {
+		if (f->vtime < qc->vclock)
+			f->vtime = qc->vclock;
+		f->prev_active = NULL;
+		f->next_active = qc->active;
+		if (qc->active != NULL)
+			qc->active->prev_active = f;
+		qc->active = f;
+	}
+	it->next = NULL;
+	it->prev = f->tail;
+	if (f->tail != NULL)
+		f->tail->next = it;
+	else
+		f->head = it;
+	f->tail = it;
+	f->count++;
+	qc->count++;
+	qc->bytes += it->bytes;
+	q->count++;
+	q->bytes += it->bytes;
+	it->enqueued_ms = now_ms;
+	it->queued = true;
+	heap_push(q, it);
+	return 0;
+}
+
+void queue_remove(struct queue *q, struct queue_item *it)
+{
+	struct queue_class *qc = &q->classes[it->klass];
+	struct queue_flow *f = &qc->flows[it->tenant->index];
+	if (it->prev != NULL)
+		it->prev->next = it->next;
+	else
+		f->head = it->next;
+	if (it->next != NULL)
+		it->next->prev = it->prev;
+	else
+		f->tail = it->prev;
+	it->next = it->prev = NULL;
+	if (--f->count == 0) {
+		if (f->prev_active != NULL)
+			f->prev_active->next_active = f->next_active;
+		else
+			qc->active = f->next_active;
+		if (f->next_active != NULL)
+			f->next_active->prev_active = f->prev_active;
+		f->next_active = f->prev_active = NULL;
+	}
+	qc->count--;
+	qc->bytes -= it->bytes;
+	q->count--;
+	q->bytes -= it->bytes;
+	heap_remove(q, it);
+	it->queued = false;
+}
+
+static int pick_class(const struct queue *q, size_t p)
+{
+	const struct queue_pool *pl = &q->pools[p];
+	int chosen = -1;
+	double worst = 0;
+	/* min_share first: the class furthest below its share of recent
+	 * dispatches of this pool. */
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		const struct queue_class *qc = &q->classes[k];
+		if (!pl->serves[k] || qc->count == 0 || !queue_share_allows(q, p, (enum conf_class)k))
+			continue;
+		double deficit = qc->cfg->min_share * pl->dispatched_total - pl->dispatched[k];
+		if (qc->cfg->min_share > 0 && deficit > 0 && deficit > worst) {
+			chosen = k;
+			worst = deficit;
+		}
+	}
+	if (chosen >= 0)
+		return chosen;
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		if (pl->serves[k] && q->classes[k].count > 0 && queue_share_allows(q, p, (enum conf_class)k))
+			return k;
+	return -1;
+}
+
+struct queue_item *queue_pop(struct queue *q, size_t p)
+{
+	int k = pick_class(q, p);
+	if (k < 0)
+		return NULL;
+	struct queue_class *qc = &q->classes[k];
+	struct queue_flow *best = qc->active;
+	for (struct queue_flow *f = best->next_active; f != NULL; f = f->next_active)
+		if (f->vtime < best->vtime)
+			best = f;
+	struct queue_item *it = best->head;
+	double weight = it->tenant->cfg->weight > 0 ? it->tenant->cfg->weight : 1;
+	double cost = it->cost >= 1 ? it->cost : 1;
+	qc->vclock = best->vtime;
+	best->vtime += cost / weight;
+	queue_remove(q, it);
+	return it;
+}

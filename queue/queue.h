@@ -1,0 +1,135 @@
+/*
+ * queue.h - class queues and the dispatch order (DESIGN.md, "Dispatch order").
+ *
+ * Requests that cannot start at once wait here.  Per class, each tenant has
+ * a flow: a FIFO of its requests.  Flows of one class are served in
+ * weighted fair order by estimated token cost (start-time fair queueing:
+ * each flow has a virtual time that advances by cost / weight when one of
+ * its requests is dispatched, the flow with the smallest virtual time goes
+ * next, and a flow that wakes up starts at the class's current virtual time,
+ * so idleness banks no credit).  A tenant flooding a class therefore gets
+ * its share of it, and no more, while others have work waiting.
+ *
+ * When a slot frees in pool P, queue_pop() picks the class: among the
+ * classes that list P and have work waiting, a class with min_share that
+ * got less than that share of P's recent dispatches goes first; otherwise
+ * the most urgent.  A class never holds more than max_slot_share of P's
+ * slots at once (queue_share_allows()); the rest is headroom for spill-over.
+ *
+ * Every queued item is also in one min-heap by deadline, so expiry and
+ * removal (a client that left) cost O(log n).
+ *
+ * queue/ knows nothing of sockets or pools' backends: the gateway tells it
+ * about slots (queue_on_dispatch/queue_on_release) and owns the items'
+ * memory (a queue_item is embedded in the client connection).  Time is
+ * passed in, in milliseconds, so tests drive it by hand.
+ */
+#ifndef SLUICE_QUEUE_QUEUE_H
+#define SLUICE_QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+struct queue_tenant;
+
+struct queue_item {
+	struct queue_item *next, *prev;	/* in the flow */
+	const struct queue_tenant *tenant;
+	uint32_t heap_idx;		/* position in the deadline heap */
+	uint8_t klass;
+	bool queued;
+	uint64_t enqueued_ms;
+	uint64_t deadline_ms;
+	double cost;			/* estimated tokens */
+	uint64_t bytes;			/* body bytes held while queued */
+};
+
+struct queue_flow {
+	struct queue_item *head, *tail;
+	unsigned count;
+	double vtime;
+	struct queue_flow *next_active, *prev_active;
+};
+
+struct queue_class {
+	const struct conf_class_cfg *cfg;
+	struct queue_flow *flows;	/* one per tenant */
+	struct queue_flow *active;	/* flows with work waiting */
+	unsigned count;
+	uint64_t bytes;
+	double vclock;
+};
+
+struct queue_pool {
+	unsigned slots;				/* sum of the backends' max_inflight */
+	bool serves[CONF_CLASS_COUNT];		/* the class lists this pool */
+	unsigned by_class[CONF_CLASS_COUNT];	/* slots held now, per class */
+	double dispatched[CONF_CLASS_COUNT];	/* recent dispatches (decaying) */
+	double dispatched_total;
+	double held_ms;				/* EWMA of how long a request holds a slot; 0 = unknown */
+};
+
+struct queue {
+	const struct conf *conf;
+	struct queue_class classes[CONF_CLASS_COUNT];
+	struct queue_pool *pools;
+	size_t npools;
+	struct queue_item **heap;	/* by deadline */
+	size_t heap_len, heap_cap;
+	uint64_t bytes;			/* all classes */
+	unsigned count;
+};
+
+/*
+ * Prepare queues for `c` (which must outlive them), with one flow per class
+ * for each of `ntenants` tenants (queue_tenant.index).  Returns 0 or -ENOMEM.
+ */
+int queue_init(struct queue *q, const struct conf *c, size_t ntenants);
+void queue_finish(struct queue *q);
+
+/* May class k take one more slot of pool p (max_slot_share)? */
+bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k);
+
+/* A request of class k took / gave back a slot of pool p; held_ms is how
+ * long it held it (feeds the predicted waits). */
+void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k);
+void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t held_ms);
+
+enum queue_verdict { QUEUE_OK = 0, QUEUE_FULL, QUEUE_UNMEETABLE };
+
+/*
+ * May an item of class k with `bytes` of body and `deadline_ms` (absolute)
+ * wait?  QUEUE_FULL when the class or global bounds are reached;
+ * QUEUE_UNMEETABLE when the predicted wait (work ahead of it over the
+ * recent completion rate of its pools) already passes the deadline.  For
+ * both, *retry_ms says when trying again is likely to succeed.
+ */
+enum queue_verdict queue_check(const struct queue *q, enum conf_class k, uint64_t bytes,
+			       uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms);
+
+/* Predicted wait for a new item of class k, in ms (0 when unknown). */
+uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k);
+
+/* Enqueue: the caller filled tenant, klass, deadline_ms, cost and bytes.
+ * Returns 0, or -ENOMEM (nothing changed). */
+int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms);
+
+/* Remove a queued item (its client left, or it expired). */
+void queue_remove(struct queue *q, struct queue_item *it);
+
+/*
+ * The next item for a free slot of pool p, taken off its queue, or NULL when
+ * no class that may use p has work waiting (within its max_slot_share).
+ */
+struct queue_item *queue_pop(struct queue *q, size_t p);
+
+/* Earliest deadline of a queued item, or UINT64_MAX. */
+uint64_t queue_next_deadline(const struct queue *q);
+
+/* The queued item with the earliest deadline if it is <= now (not removed), or NULL. */
+struct queue_item *queue_expired(const struct queue *q, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,109 @@
+/* tenant.c - tenants, keys, classification; see tenant.h. */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/tenant.h"
+
+/* A config without tenants is an open gateway: every request belongs to
+ * this one, unlimited, standard by default and allowed to ask for any class. */
+static struct conf_tenant open_tenant = {
+	.name = "anonymous",
+	.default_class = CONF_CLASS_STANDARD,
+	.max_class = CONF_CLASS_INTERACTIVE,
+	.weight = 1,
+};
+
+int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t now_ms)
+{
+	ts->n = c->ntenants;
+	ts->anonymous = NULL;
+	ts->v = calloc(c->ntenants ? c->ntenants : 1, sizeof(*ts->v));
+	if (ts->v == NULL)
+		return -ENOMEM;
+	if (c->ntenants == 0) {
+		int k = CONF_CLASS_STANDARD;
+		for (int i = CONF_CLASS_COUNT - 1; i >= 0 && !c->classes[k].defined; i--)
+			k = i;
+		open_tenant.default_class = (enum conf_class)k;
+		ts->n = 1;
+		ts->v[0].cfg = &open_tenant;
+		queue_bucket_init(&ts->v[0].requests, 0, 1, now_ms);
+		queue_bucket_init(&ts->v[0].tokens, 0, 1, now_ms);
+		ts->anonymous = &ts->v[0];
+		return 0;
+	}
+	for (size_t i = 0; i < c->ntenants; i++) {
+		const struct conf_tenant *ct = &c->tenants[i];
+		struct queue_tenant *t = &ts->v[i];
+		t->cfg = ct;
+		t->index = i;
+		queue_bucket_init(&t->requests, ct->requests_per_s, ct->burst, now_ms);
+		queue_bucket_init(&t->tokens, ct->tokens_per_min / 60.0, ct->tokens_per_min, now_ms);
+		if (c->anonymous_tenant != NULL && strcmp(c->anonymous_tenant, ct->name) == 0)
+			ts->anonymous = t;
+	}
+	return 0;
+}
+
+void queue_tenants_finish(struct queue_tenants *ts)
+{
+	free(ts->v);
+	ts->v = NULL;
+	ts->n = 0;
+}
+
+void queue_key_hash(const char *key, size_t len, uint8_t out[32])
+{
+	SHA256((const unsigned char *)key, len, out);
+}
+
+struct queue_tenant *queue_tenant_by_key(const struct queue_tenants *ts, const char *key, size_t len)
+{
+	uint8_t h[32];
+	struct queue_tenant *found = NULL;
+	queue_key_hash(key, len, h);
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct conf_tenant *ct = ts->v[i].cfg;
+		for (size_t k = 0; k < ct->nkeys; k++)
+			if (CRYPTO_memcmp(h, ct->keys[k].sha256, sizeof(h)) == 0)
+				found = &ts->v[i];
+	}
+	return found;
+}
+
+static bool tier_class(const char *s, size_t len, enum conf_class *out)
+{
+	static const struct {
+		const char *tier;
+		enum conf_class k;
+	} tiers[] = {
+		{ "priority", CONF_CLASS_INTERACTIVE },
+		{ "default", CONF_CLASS_STANDARD },
+		{ "auto", CONF_CLASS_STANDARD },
+		{ "flex", CONF_CLASS_OPPORTUNISTIC },
+	};
+	for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++) {
+		if (strlen(tiers[i].tier) == len && memcmp(s, tiers[i].tier, len) == 0) {
+			*out = tiers[i].k;
+			return true;
+		}
+	}
+	return false;
+}
+
+enum conf_class queue_classify(const struct queue_tenant *t, const char *header, size_t header_len,
+			       const char *tier, size_t tier_len, bool *capped)
+{
+	enum conf_class k = t->cfg->default_class;
+	enum conf_class asked;
+	if (header != NULL && conf_class_parse(header, header_len, &asked) == 0)
+		k = asked;
+	else if (tier != NULL && tier_class(tier, tier_len, &asked))
+		k = asked;
+	/* Lower is more urgent: a request may not rise above max_class. */
+	*capped = k < t->cfg->max_class;
+	return *capped ? t->cfg->max_class : k;
+}
