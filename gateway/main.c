@@ -5,6 +5,8 @@
  *   sluice -t -c FILE     check FILE and exit: 0 when valid, 1 with
  *                         "FILE:LINE: message" lines on stderr otherwise
  *   sluice --version
+ *   sluice hash-key [KEY] print the SHA-256 of an API key (read from stdin
+ *                         when not given, which keeps it out of shell history)
  */
 #include <getopt.h>
 #include <signal.h>
@@ -15,12 +17,14 @@
 #include "conf/conf.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "queue/tenant.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sluice -c FILE      run with the config in FILE\n"
 		   "       sluice -t -c FILE   check the config and exit\n"
 		   "       sluice --version\n"
+		   "       sluice hash-key [KEY]  SHA-256 of an API key for tenants.*.keys (stdin without KEY)\n"
 		   "options:\n"
 		   "  -c, --config FILE   YAML config (see conf/examples/)\n"
 		   "  -t, --test          validate the config, print errors as FILE:LINE: message\n"
@@ -28,8 +32,41 @@ static void usage(FILE *f)
 		   "  -V, --version       print the version\n");
 }
 
+static int hash_key(int argc, char **argv)
+{
+	char line[4096];
+	const char *key;
+	size_t len;
+	if (argc > 3) {
+		fprintf(stderr, "usage: sluice hash-key [KEY]\n");
+		return 2;
+	}
+	if (argc == 3) {
+		key = argv[2];
+		len = strlen(key);
+	} else {
+		len = fread(line, 1, sizeof(line), stdin);
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			len--;
+		key = line;
+	}
+	if (len == 0) {
+		fprintf(stderr, "sluice hash-key: empty key\n");
+		return 1;
+	}
+	uint8_t h[32];
+	queue_key_hash(key, len, h);
+	printf("sha256: \"");
+	for (size_t i = 0; i < sizeof(h); i++)
+		printf("%02x", h[i]);
+	printf("\"\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "hash-key") == 0)
+		return hash_key(argc, argv);
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },

@@ -1,0 +1,316 @@
+/*
+ * test_queue.c - class queues and the dispatch order, on a hand-driven
+ * clock, with configs parsed from YAML as operators write them.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "queue/queue.h"
+#include "queue/tenant.h"
+
+static const char base[] =
+	"listen: 127.0.0.1:0\n"
+	"admin_listen: 127.0.0.1:1\n"
+	"pools:\n"
+	"  gold: { slice: reserved, backends: [ { address: 127.0.0.1:9001, max_inflight: 4 } ] }\n"
+	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
+	"tenants:\n"
+	"  a: { keys: [ { sha256: \"%s\" } ], default_class: interactive, max_class: interactive, weight: 1 }\n"
+	"  b: { default_class: interactive, max_class: interactive, weight: 3 }\n"
+	"  c: { default_class: opportunistic, max_class: standard }\n";
+
+struct fixture {
+	struct conf *conf;
+	struct queue_tenants tenants;
+	struct queue q;
+};
+
+static void setup(struct fixture *f, const char *classes)
+{
+	char key[65], text[4096];
+	uint8_t h[32];
+	queue_key_hash("sk-a", 4, h);
+	for (int i = 0; i < 32; i++)
+		sprintf(key + 2 * i, "%02x", h[i]);
+	snprintf(text, sizeof(text), base, key);
+	strncat(text, classes, sizeof(text) - strlen(text) - 1);
+	struct conf_diag diag = { 0 };
+	int rc = conf_parse("test.yaml", text, strlen(text), &f->conf, &diag);
+	cr_assert_eq(rc, 0, "%s", diag.count ? diag.msg[0] : "");
+	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+}
+
+static void teardown(struct fixture *f)
+{
+	cr_assert_eq(f->q.count, 0, "items left queued");
+	cr_assert_eq(f->q.bytes, 0);
+	queue_finish(&f->q);
+	queue_tenants_finish(&f->tenants);
+	conf_destroy(f->conf);
+}
+
+static struct queue_item *item(struct fixture *f, int tenant, enum conf_class k, double cost, uint64_t deadline)
+{
+	struct queue_item *it = calloc(1, sizeof(*it));
+	it->tenant = &f->tenants.v[tenant];
+	it->klass = (uint8_t)k;
+	it->cost = cost;
+	it->deadline_ms = deadline;
+	it->bytes = 100;
+	return it;
+}
+
+static const char all_classes[] =
+	"classes:\n"
+	"  interactive: { max_queue: 100000, max_wait_ms: 1000, pools: [gold, spot] }\n"
+	"  standard: { max_queue: 100000, max_wait_ms: 5000, pools: [spot] }\n"
+	"  opportunistic: { max_queue: 100000, max_wait_ms: 60000, pools: [spot], min_share: 0.1, max_slot_share: 0.75 }\n";
+
+Test(tenant, keys_and_classification, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	cr_assert_eq(queue_tenant_by_key(&f.tenants, "sk-a", 4), &f.tenants.v[0]);
+	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-b", 4));
+	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-", 3));
+	bool capped;
+	const struct queue_tenant *c = &f.tenants.v[2];
+	cr_assert_eq(queue_classify(c, NULL, 0, NULL, 0, &capped), CONF_CLASS_OPPORTUNISTIC);
+	cr_assert_not(capped);
+	cr_assert_eq(queue_classify(c, "standard", 8, NULL, 0, &capped), CONF_CLASS_STANDARD);
+	cr_assert_eq(queue_classify(c, "interactive", 11, NULL, 0, &capped), CONF_CLASS_STANDARD);
+	cr_assert(capped, "asking above max_class is capped and says so");
+	cr_assert_eq(queue_classify(c, NULL, 0, "priority", 8, &capped), CONF_CLASS_STANDARD);
+	cr_assert(capped);
+	cr_assert_eq(queue_classify(c, NULL, 0, "flex", 4, &capped), CONF_CLASS_OPPORTUNISTIC);
+	cr_assert_eq(queue_classify(c, NULL, 0, "default", 7, &capped), CONF_CLASS_STANDARD);
+	cr_assert_eq(queue_classify(c, "bogus", 5, "auto", 4, &capped), CONF_CLASS_STANDARD,
+		     "an invalid header falls through to service_tier");
+	teardown(&f);
+}
+
+Test(queue, strict_class_order_then_fifo_within_a_tenant, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	struct queue_item *o = item(&f, 2, CONF_CLASS_OPPORTUNISTIC, 10, 60000);
+	struct queue_item *s1 = item(&f, 2, CONF_CLASS_STANDARD, 10, 5000);
+	struct queue_item *s2 = item(&f, 2, CONF_CLASS_STANDARD, 10, 5000);
+	struct queue_item *i1 = item(&f, 0, CONF_CLASS_INTERACTIVE, 10, 1000);
+	cr_assert_eq(queue_push(&f.q, o, 0), 0);
+	cr_assert_eq(queue_push(&f.q, s1, 1), 0);
+	cr_assert_eq(queue_push(&f.q, s2, 2), 0);
+	cr_assert_eq(queue_push(&f.q, i1, 3), 0);
+	size_t spot = 1, gold = 0;
+	cr_assert_eq(queue_pop(&f.q, spot), i1, "interactive first");
+	cr_assert_eq(queue_pop(&f.q, spot), s1);
+	cr_assert_eq(queue_pop(&f.q, spot), s2, "oldest first inside a tenant");
+	cr_assert_null(queue_pop(&f.q, gold), "opportunistic never takes a reserved slot");
+	cr_assert_eq(queue_pop(&f.q, spot), o);
+	cr_assert_null(queue_pop(&f.q, spot));
+	free(o), free(s1), free(s2), free(i1);
+	teardown(&f);
+}
+
+Test(queue, weighted_fairness_between_tenants, .timeout = 10)
+{
+	/* Tenant a (weight 1) floods; b (weight 3) keeps work waiting too:
+	 * over thousands of dispatches b gets 3/4 of them, a 1/4. */
+	struct fixture f;
+	setup(&f, all_classes);
+	enum { N = 8000 };
+	struct queue_item *items = calloc(2 * N, sizeof(*items));
+	for (int i = 0; i < N; i++) {
+		for (int t = 0; t < 2; t++) {
+			struct queue_item *it = &items[2 * i + t];
+			it->tenant = &f.tenants.v[t];
+			it->klass = CONF_CLASS_INTERACTIVE;
+			it->cost = 50 + (i % 7) * 10;	/* varied sizes */
+			it->deadline_ms = 1000000;
+			cr_assert_eq(queue_push(&f.q, it, 0), 0);
+		}
+	}
+	double got[2] = { 0, 0 };
+	int served[2] = { 0, 0 };
+	for (int d = 0; d < 4000; d++) {
+		struct queue_item *it = queue_pop(&f.q, 1);
+		cr_assert_not_null(it);
+		got[it->tenant->index] += it->cost;
+		served[it->tenant->index]++;
+		queue_on_dispatch(&f.q, 1, CONF_CLASS_INTERACTIVE);
+		queue_on_release(&f.q, 1, CONF_CLASS_INTERACTIVE, 10);
+	}
+	double share_b = got[1] / (got[0] + got[1]);
+	cr_assert(share_b > 0.74 && share_b < 0.76, "b's token share %.4f, want 0.75", share_b);
+	/* drain */
+	while (queue_pop(&f.q, 1) != NULL)
+		;
+	free(items);
+	teardown(&f);
+}
+
+Test(queue, a_flood_does_not_starve_a_newcomer, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	enum { N = 1000 };
+	struct queue_item *flood = calloc(N, sizeof(*flood));
+	for (int i = 0; i < N; i++) {
+		flood[i] = (struct queue_item){ .tenant = &f.tenants.v[0], .klass = CONF_CLASS_INTERACTIVE,
+						.cost = 100, .deadline_ms = 100000 };
+		cr_assert_eq(queue_push(&f.q, &flood[i], 0), 0);
+	}
+	for (int i = 0; i < 500; i++)
+		cr_assert_not_null(queue_pop(&f.q, 1));
+	/* b arrives late, after a has had 500 dispatches: it must not be
+	 * owed 500 (no banking), nor wait behind a's remaining 500. */
+	struct queue_item *late = item(&f, 1, CONF_CLASS_INTERACTIVE, 100, 100000);
+	cr_assert_eq(queue_push(&f.q, late, 1), 0);
+	int before = 0;
+	struct queue_item *it;
+	while ((it = queue_pop(&f.q, 1)) != late)
+		before++;
+	cr_assert_leq(before, 1, "the newcomer waited behind %d flood requests", before);
+	while (queue_pop(&f.q, 1) != NULL)
+		;
+	free(late);
+	free(flood);
+	teardown(&f);
+}
+
+Test(queue, max_slot_share_leaves_headroom, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	/* spot has 8 slots; opportunistic may hold 6 (0.75). */
+	struct queue_item *its[10];
+	for (int i = 0; i < 10; i++) {
+		its[i] = item(&f, 2, CONF_CLASS_OPPORTUNISTIC, 10, 60000);
+		cr_assert_eq(queue_push(&f.q, its[i], 0), 0);
+	}
+	int started = 0;
+	struct queue_item *it;
+	while ((it = queue_pop(&f.q, 1)) != NULL) {
+		queue_on_dispatch(&f.q, 1, CONF_CLASS_OPPORTUNISTIC);
+		started++;
+	}
+	cr_assert_eq(started, 6);
+	cr_assert_not(queue_share_allows(&f.q, 1, CONF_CLASS_OPPORTUNISTIC));
+	cr_assert(queue_share_allows(&f.q, 1, CONF_CLASS_INTERACTIVE), "headroom stays for interactive");
+	queue_on_release(&f.q, 1, CONF_CLASS_OPPORTUNISTIC, 100);
+	cr_assert_not_null(queue_pop(&f.q, 1), "a freed share slot goes back to the class");
+	for (int i = 0; i < 10; i++)
+		if (its[i]->queued)
+			queue_remove(&f.q, its[i]);
+	for (int i = 0; i < 10; i++)
+		free(its[i]);
+	teardown(&f);
+}
+
+Test(queue, min_share_gets_its_share_under_pressure, .timeout = 10)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	enum { N = 3000 };
+	struct queue_item *hi = calloc(N, sizeof(*hi)), *lo = calloc(N, sizeof(*lo));
+	for (int i = 0; i < N; i++) {
+		hi[i] = (struct queue_item){ .tenant = &f.tenants.v[2], .klass = CONF_CLASS_STANDARD,
+					     .cost = 10, .deadline_ms = 1000000 };
+		lo[i] = (struct queue_item){ .tenant = &f.tenants.v[2], .klass = CONF_CLASS_OPPORTUNISTIC,
+					     .cost = 10, .deadline_ms = 1000000 };
+		cr_assert_eq(queue_push(&f.q, &hi[i], 0), 0);
+		cr_assert_eq(queue_push(&f.q, &lo[i], 0), 0);
+	}
+	int low = 0;
+	for (int d = 0; d < 2000; d++) {
+		struct queue_item *it = queue_pop(&f.q, 1);
+		queue_on_dispatch(&f.q, 1, (enum conf_class)it->klass);
+		low += it->klass == CONF_CLASS_OPPORTUNISTIC;
+		queue_on_release(&f.q, 1, (enum conf_class)it->klass, 10);
+	}
+	double share = low / 2000.0;
+	cr_assert(share >= 0.095 && share <= 0.11, "opportunistic share %.3f, want 0.10 (min_share)", share);
+	while (queue_pop(&f.q, 1) != NULL)
+		;
+	free(hi);
+	free(lo);
+	teardown(&f);
+}
+
+Test(queue, deadlines_expire_in_order_and_cancellation_is_clean, .timeout = 10)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	enum { N = 10000 };
+	struct queue_item *its = calloc(N, sizeof(*its));
+	for (int i = 0; i < N; i++) {
+		/* deadlines in a scrambled order */
+		its[i] = (struct queue_item){ .tenant = &f.tenants.v[i % 3 == 2 ? 2 : i % 2],
+					      .klass = i % 3 == 2 ? CONF_CLASS_STANDARD : CONF_CLASS_INTERACTIVE,
+					      .cost = 1, .deadline_ms = (uint64_t)((i * 7919) % N) + 1, .bytes = 10 };
+		cr_assert_eq(queue_push(&f.q, &its[i], 0), 0);
+	}
+	/* cancel every fifth (clients that left) */
+	for (int i = 0; i < N; i += 5)
+		queue_remove(&f.q, &its[i]);
+	cr_assert_eq(f.q.count, N - N / 5);
+	cr_assert_null(queue_expired(&f.q, 0));
+	uint64_t last = 0;
+	int expired = 0;
+	for (uint64_t now = 1; now <= N + 100; now += 100) {
+		struct queue_item *it;
+		while ((it = queue_expired(&f.q, now)) != NULL) {
+			cr_assert_geq(it->deadline_ms, last, "expiry out of order");
+			cr_assert_leq(it->deadline_ms, now);
+			last = it->deadline_ms;
+			queue_remove(&f.q, it);
+			expired++;
+		}
+	}
+	cr_assert_eq(expired, N - N / 5);
+	cr_assert_eq(queue_next_deadline(&f.q), UINT64_MAX);
+	free(its);
+	teardown(&f);
+}
+
+Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, "classes:\n"
+		  "  interactive: { max_queue: 3, max_wait_ms: 100, pools: [gold] }\n"
+		  "  standard: { max_queue: 3, max_wait_ms: 100, pools: [spot] }\n"
+		  "  opportunistic: { max_queue: 3, max_wait_ms: 100, pools: [spot] }\n");
+	uint64_t retry = 0;
+	/* No completion seen yet: the wait cannot be predicted, so it is allowed. */
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_OK);
+	/* gold: 4 slots, each held 200 ms -> 20 requests/s. */
+	for (int i = 0; i < 50; i++) {
+		queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
+		queue_on_release(&f.q, 0, CONF_CLASS_INTERACTIVE, 200);
+	}
+	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE), 50, "1 item at 20/s: 50 ms");
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_OK);
+	struct queue_item *its[3];
+	for (int i = 0; i < 3; i++) {
+		its[i] = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100);
+		cr_assert_eq(queue_push(&f.q, its[i], 0), 0);
+	}
+	/* 3 ahead + itself at 20/s = 200 ms > 100 ms deadline... but the
+	 * queue is also full (max_queue 3): full is reported first. */
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_FULL);
+	cr_assert_eq(retry, 50, "a slot turns over every 50 ms");
+	queue_remove(&f.q, its[2]);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_UNMEETABLE);
+	cr_assert_eq(retry, 50, "3 x 50 ms = 150 ms predicted, 100 ms budget: retry in 50 ms");
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 1000, &retry), QUEUE_OK,
+		     "a longer deadline can wait");
+	queue_remove(&f.q, its[0]);
+	queue_remove(&f.q, its[1]);
+	for (int i = 0; i < 3; i++)
+		free(its[i]);
+	teardown(&f);
+}
