@@ -16,10 +16,42 @@ static struct conf_tenant open_tenant = {
 	.weight = 1,
 };
 
+static size_t slot_of(const uint8_t *sha256, size_t mask)
+{
+	uint64_t x;
+	memcpy(&x, sha256, sizeof(x));
+	return (size_t)x & mask;
+}
+
+static int keys_init(struct queue_tenants *ts)
+{
+	size_t nkeys = 0, cap = 16;
+	for (size_t i = 0; i < ts->n; i++)
+		nkeys += ts->v[i].cfg->nkeys;
+	while (cap < 2 * nkeys)
+		cap *= 2;
+	ts->keys = calloc(cap, sizeof(*ts->keys));
+	if (ts->keys == NULL)
+		return -ENOMEM;
+	ts->keys_mask = cap - 1;
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct conf_tenant *ct = ts->v[i].cfg;
+		for (size_t k = 0; k < ct->nkeys; k++) {
+			size_t j = slot_of(ct->keys[k].sha256, ts->keys_mask);
+			while (ts->keys[j].sha256 != NULL)
+				j = (j + 1) & ts->keys_mask;
+			ts->keys[j].sha256 = ct->keys[k].sha256;
+			ts->keys[j].tenant = &ts->v[i];
+		}
+	}
+	return 0;
+}
+
 int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t now_ms)
 {
 	ts->n = c->ntenants;
 	ts->anonymous = NULL;
+	ts->keys = NULL;
 	ts->v = calloc(c->ntenants ? c->ntenants : 1, sizeof(*ts->v));
 	if (ts->v == NULL)
 		return -ENOMEM;
@@ -33,7 +65,7 @@ int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t 
 		queue_bucket_init(&ts->v[0].requests, 0, 1, now_ms);
 		queue_bucket_init(&ts->v[0].tokens, 0, 1, now_ms);
 		ts->anonymous = &ts->v[0];
-		return 0;
+		return keys_init(ts);
 	}
 	for (size_t i = 0; i < c->ntenants; i++) {
 		const struct conf_tenant *ct = &c->tenants[i];
@@ -45,11 +77,13 @@ int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t 
 		if (c->anonymous_tenant != NULL && strcmp(c->anonymous_tenant, ct->name) == 0)
 			ts->anonymous = t;
 	}
-	return 0;
+	return keys_init(ts);
 }
 
 void queue_tenants_finish(struct queue_tenants *ts)
 {
+	free(ts->keys);
+	ts->keys = NULL;
 	free(ts->v);
 	ts->v = NULL;
 	ts->n = 0;
@@ -63,15 +97,11 @@ void queue_key_hash(const char *key, size_t len, uint8_t out[32])
 struct queue_tenant *queue_tenant_by_key(const struct queue_tenants *ts, const char *key, size_t len)
 {
 	uint8_t h[32];
-	struct queue_tenant *found = NULL;
 	queue_key_hash(key, len, h);
-	for (size_t i = 0; i < ts->n; i++) {
-		const struct conf_tenant *ct = ts->v[i].cfg;
-		for (size_t k = 0; k < ct->nkeys; k++)
-			if (CRYPTO_memcmp(h, ct->keys[k].sha256, sizeof(h)) == 0)
-				found = &ts->v[i];
-	}
-	return found;
+	for (size_t j = slot_of(h, ts->keys_mask); ts->keys[j].sha256 != NULL; j = (j + 1) & ts->keys_mask)
+		if (CRYPTO_memcmp(h, ts->keys[j].sha256, sizeof(h)) == 0)
+			return ts->keys[j].tenant;
+	return NULL;
 }
 
 static bool tier_class(const char *s, size_t len, enum conf_class *out)

@@ -2,10 +2,12 @@
  * tenant.h - tenants, their API keys, their buckets, and classification.
  *
  * A tenant is found from the API key a request presents: the key is hashed
- * with SHA-256 (OpenSSL's libcrypto) and compared with every configured hash
- * in constant time (CRYPTO_memcmp, and no early exit), so neither the
- * comparison nor the scan reveals how close a guess came.  Keys are never
- * stored or logged, only their hashes.
+ * with SHA-256 (OpenSSL's libcrypto) and the digest looked up in an
+ * open-addressing table indexed by the digest itself, then compared in
+ * constant time (CRYPTO_memcmp).  Which slot a digest falls in says
+ * something about SHA-256(guess), which is useless without a preimage, and
+ * nothing about how close a guess came to a real key.  Keys are never stored
+ * or logged, only their hashes.
  *
  * Each tenant owns two buckets: requests per second and LLM tokens per
  * minute.  They live here, not in the config snapshot, because they change
@@ -27,10 +29,17 @@ struct queue_tenant {
 	struct queue_bucket tokens;	/* tokens_per_min, one minute deep */
 };
 
+struct queue_key_slot {
+	const uint8_t *sha256;		/* NULL: empty slot */
+	struct queue_tenant *tenant;
+};
+
 struct queue_tenants {
 	struct queue_tenant *v;
 	size_t n;
 	struct queue_tenant *anonymous;	/* used when no key is presented, or NULL */
+	struct queue_key_slot *keys;	/* power-of-two table, at most half full */
+	size_t keys_mask;
 };
 
 /* Build the tenants of `c` (which must outlive them).  With no tenants in c,
