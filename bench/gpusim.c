@@ -8,9 +8,9 @@
  * the scheduler admits them into the batch of at most --slots active
  * sequences.  The scheduler is one uv_timer driving a small state machine:
  *
- *   IDLE ──kick──> ITERATE ──admitted──> PREFILL ──> DECODE ──> ITERATE ...
- *                     │                                ^          │
- *                     └──────nothing to admit──────────┘          └─> IDLE
+ *   IDLE --kick--> ITERATE --admitted--> PREFILL --> DECODE --> ITERATE ...
+ *                     |                                ^          |
+ *                     +------nothing to admit----------+          +--> IDLE
  *
  * ITERATE admits waiting sequences FIFO while a slot is free and the padded
  * prefill (admitted x longest prompt) stays within --prefill-max-tokens (the
@@ -33,6 +33,17 @@
  * --zero skips all of that: a completion is answered in the same loop turn,
  * streamed ones with all their events in one write.
  *
+ * Faults.  --fail-rate P answers every round(1/P)-th completion request with
+ * a 500 at once.  --close-after-tokens N ends the response after the N-th
+ * token (0: at admission) even if it was the last one: a stream stops before
+ * its usage event and [DONE], a non-streamed response gets headers announcing
+ * the full length and half the body; the bytes already produced are flushed,
+ * then FIN.  --stall-after-tokens N stops the sequence after N tokens; it
+ * keeps its slot (and counts in the batch) until its client goes away.
+ * Requests that finish before reaching N are not affected.  /stats counts
+ * injected 500s and closes as "failed", client disconnects as "cancelled"
+ * and busy_slot_seconds in wall-clock seconds.
+ *
  * Ownership.  struct gpusim is the only mutable global context; it owns the
  * loop, the listener, the timer, the signal handles and the list of
  * connections.  A connection owns its uv_tcp_t and is freed only in that
@@ -53,8 +64,9 @@
  * a connection has at most one request in flight; bytes that arrive after it
  * (pipelined requests, or a disconnect probe) wait in conn->pending and are
  * parsed after the response is done.  Reading continues while a request is in
- * flight so a disconnect is noticed at once; the pending buffer is bounded and
- * reading stops while it is full.  Outgoing bytes are gathered in conn->out
+ * flight so a disconnect is noticed at once (EOF counts as one, a half-close
+ * included); the pending buffer is bounded and reading stops while it is
+ * full, when only a failed write reveals a disconnect.  Outgoing bytes are gathered in conn->out
  * and handed to one uv_write by conn_flush(); a client that lets more than
  * WRITE_BACKLOG_MAX bytes queue up is disconnected.
  */
