@@ -8,12 +8,21 @@ set -eu
 
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-meson test -C build --print-errorlogs
+
+# The OpenAI SDK test's node modules, from the lockfile, when missing or stale.
+e2e=tests/e2e
+if [ ! -f "$e2e/node_modules/.package-lock.json" ] ||
+	[ -n "$(find "$e2e/package.json" "$e2e/package-lock.json" -newer "$e2e/node_modules/.package-lock.json")" ]; then
+	echo "test: installing $e2e/node_modules"
+	(cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+SLUICE_REQUIRE_E2E=1 meson test -C build --print-errorlogs
 
 if [ "${SLUICE_NO_SANITIZE:-0}" != 1 ]; then
 	[ -d build-asan ] || meson setup build-asan -Dsanitize=true --buildtype=debug
 	ninja -C build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		meson test -C build-asan --print-errorlogs --timeout-multiplier 3
+		SLUICE_REQUIRE_E2E=1 meson test -C build-asan --print-errorlogs --timeout-multiplier 3
 fi
 echo "test: all suites passed"
