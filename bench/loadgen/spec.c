@@ -121,9 +121,15 @@ static int set_field(struct lg_stream_conf *c, const char *k, const char *v, cha
 			return fail(err, errlen, "path must start with / and hold no spaces");
 		c->path = v;
 	} else if (strcmp(k, "key") == 0 || strcmp(k, "class") == 0 || strcmp(k, "model") == 0) {
+		/* These go into a header field or a JSON string verbatim. */
 		if (*v == '\0' || strpbrk(v, "\r\n\"\\") != NULL)
 			return fail(err, errlen, "%s must be non-empty, without quotes or newlines", k);
-		*(k[0] == 'k' ? &c->key : k[0] == 'c' ? &c->cls : &c->model) = v;
+		if (k[0] == 'k')
+			c->key = v;
+		else if (k[0] == 'c')
+			c->cls = v;
+		else
+			c->model = v;
 	} else if (strcmp(k, "header") == 0) {
 		char *colon = strchr(v, ':');
 		if (colon == NULL || colon == v || strpbrk(v, "\r\n") != NULL)
@@ -138,7 +144,10 @@ static int set_field(struct lg_stream_conf *c, const char *k, const char *v, cha
 	} else if (strcmp(k, "prompt_tokens") == 0 || strcmp(k, "max_tokens") == 0) {
 		if (lg_parse_uint(v, LG_TOKENS_MAX, &u) < 0 || u == 0)
 			return fail(err, errlen, "%s must be an integer in 1..%d", k, LG_TOKENS_MAX);
-		*(k[0] == 'p' ? &c->prompt_tokens : &c->max_tokens) = (unsigned)u;
+		if (k[0] == 'p')
+			c->prompt_tokens = (unsigned)u;
+		else
+			c->max_tokens = (unsigned)u;
 	} else if (strcmp(k, "stream") == 0) {
 		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
 			return fail(err, errlen, "stream must be 0 or 1");

@@ -227,6 +227,11 @@ Test(hist, record_n_equals_n_records, .timeout = 20)
 			gw_hist_record(&b, v);
 	}
 	cr_assert(memcmp(&a, &b, sizeof(a)) == 0);
+	gw_hist_reset(&a);
+	gw_hist_record_n(&a, 12345, 0);
+	cr_assert_eq(gw_hist_count(&a), 0);
+	cr_assert_eq(gw_hist_min(&a), 0);
+	cr_assert_eq(gw_hist_max(&a), 0);
 }
 
 Test(hist, count_le_is_cumulative_and_exact_at_edges, .timeout = 20)
