@@ -90,9 +90,10 @@ int main(int argc, char **argv)
 		const char *cn = class_names[(i) % 3];					\
 		enum conf_class k = queue_classify(t, cn, strlen(cn), NULL, 0, &capped); \
 		uint64_t wait, retry;							\
+		struct queue_item *victim;						\
 		queue_bucket_take(&t->requests, 1, clock_ms, &wait);			\
 		queue_bucket_take(&t->tokens, 300, clock_ms, &wait);			\
-		sink += queue_check(&q, k, 1200, clock_ms, clock_ms + 600000, &retry); \
+		sink += queue_check(&q, k, t, 1200, clock_ms, clock_ms + 600000, &retry, &victim); \
 		struct queue_item *it = &items[i];					\
 		it->tenant = t;								\
 		it->klass = (uint8_t)k;							\

@@ -142,6 +142,21 @@ static void refund(struct gw_conn *c)
 	queue_bucket_adjust(&c->tenant->tokens, c->est_tokens, now);
 }
 
+/* A full class makes room for a lighter tenant: the fattest flow's newest
+ * request leaves the queue with queue_full, as it would have on arrival. */
+static void evict(struct gw_conn *v)
+{
+	struct gw_server *srv = v->srv;
+	char msg[200];
+	gw_dispatch_withdraw(v);
+	v->state = GW_CONN_BODY;	/* read, not queued: being answered */
+	uint64_t retry = queue_predicted_wait(&srv->queue, (enum conf_class)v->klass, v->tenant);
+	snprintf(msg, sizeof(msg), "class '%s' queue is full and tenant '%s' holds the most of it; "
+		 "retry in %llu ms", conf_class_name((enum conf_class)v->klass), v->tenant->cfg->name,
+		 (unsigned long long)(retry ? retry : 1000));
+	gw_conn_reject(v, GW_R_QUEUE_FULL, msg, retry ? retry : 1000);
+}
+
 void gw_dispatch_request(struct gw_conn *c)
 {
 	struct gw_server *srv = c->srv;
@@ -221,7 +236,8 @@ void gw_dispatch_request(struct gw_conn *c)
 			deadline = now + d;
 	}
 	uint64_t retry;
-	switch (queue_check(&srv->queue, k, m->body.len, now, deadline, &retry)) {
+	struct queue_item *victim;
+	switch (queue_check(&srv->queue, k, t, m->body.len, now, deadline, &retry, &victim)) {
 	case QUEUE_FULL:
 		refund(c);
 		snprintf(msg, sizeof(msg), "class '%s' queue is full (%u requests queued); retry in %llu ms",
@@ -233,12 +249,14 @@ void gw_dispatch_request(struct gw_conn *c)
 		snprintf(msg, sizeof(msg), "class '%s' cannot start this request within its deadline "
 			 "(%llu ms; predicted wait %llu ms); retry in %llu ms", kname,
 			 (unsigned long long)(deadline - now),
-			 (unsigned long long)queue_predicted_wait(&srv->queue, k), (unsigned long long)retry);
+			 (unsigned long long)queue_predicted_wait(&srv->queue, k, t), (unsigned long long)retry);
 		gw_conn_reject(c, GW_R_DEADLINE_UNMEETABLE, msg, retry);
 		return;
 	case QUEUE_OK:
 		break;
 	}
+	if (victim != NULL)
+		evict(conn_of_item(victim));
 	c->qi.tenant = t;
 	c->qi.klass = (uint8_t)k;
 	c->qi.deadline_ms = deadline;
@@ -298,7 +316,7 @@ void gw_dispatch_on_deadline(uv_timer_t *t)
 		char msg[160];
 		queue_remove(&srv->queue, it);
 		c->state = GW_CONN_BODY;	/* read, not queued: being answered */
-		uint64_t retry = queue_predicted_wait(&srv->queue, (enum conf_class)c->klass);
+		uint64_t retry = queue_predicted_wait(&srv->queue, (enum conf_class)c->klass, c->tenant);
 		snprintf(msg, sizeof(msg), "no slot for class '%s' within the deadline (%llu ms)",
 			 conf_class_name((enum conf_class)c->klass),
 			 (unsigned long long)(it->deadline_ms - it->enqueued_ms));

@@ -190,16 +190,33 @@ static double class_rate(const struct queue *q, enum conf_class k)
 	return rate;
 }
 
-/* Work that would start before a new item of class k: its own class and
- * the more urgent classes that share a pool with it. */
-static unsigned work_ahead(const struct queue *q, enum conf_class k)
+/*
+ * Work that would start before a new item of tenant t in class k: in its own
+ * class, what fair order serves first (t's own queued items, and from every
+ * other flow at most as many as its weight lets it send per item of t's),
+ * plus everything queued in more urgent classes that share a pool with k.
+ * Counting the whole class would make a light tenant pay for a heavy one's
+ * backlog, which fair order never makes it wait for.
+ */
+static double work_ahead(const struct queue *q, enum conf_class k, const struct queue_tenant *t)
 {
-	unsigned ahead = q->classes[k].count;
+	const struct queue_class *qc = &q->classes[k];
+	const struct queue_flow *own = &qc->flows[t->index];
+	double wt = t->cfg->weight > 0 ? t->cfg->weight : 1;
+	double rounds = own->count + 1;
+	double ahead = own->count;
+	for (const struct queue_flow *f = qc->active; f != NULL; f = f->next_active) {
+		if (f == own)
+			continue;
+		double wf = f->head->tenant->cfg->weight > 0 ? f->head->tenant->cfg->weight : 1;
+		double share = rounds * wf / wt;
+		ahead += f->count < share ? f->count : share;
+	}
 	for (int j = 0; j < (int)k; j++) {
 		if (!q->classes[j].cfg->defined || q->classes[j].count == 0)
 			continue;
-		for (size_t i = 0; i < q->classes[k].cfg->npools; i++) {
-			if (q->pools[q->classes[k].cfg->pools[i]].serves[j]) {
+		for (size_t i = 0; i < qc->cfg->npools; i++) {
+			if (q->pools[qc->cfg->pools[i]].serves[j]) {
 				ahead += q->classes[j].count;
 				break;
 			}
@@ -208,12 +225,12 @@ static unsigned work_ahead(const struct queue *q, enum conf_class k)
 	return ahead;
 }
 
-uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k)
+uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k, const struct queue_tenant *t)
 {
 	double rate = class_rate(q, k);
 	if (rate <= 0)
 		return 0;
-	return (uint64_t)ceil((work_ahead(q, k) + 1) / rate);
+	return (uint64_t)ceil((work_ahead(q, k, t) + 1) / rate);
 }
 
 static uint64_t clamp_retry(double ms)
@@ -223,23 +240,46 @@ static uint64_t clamp_retry(double ms)
 	return ms > RETRY_MAX_MS ? RETRY_MAX_MS : (uint64_t)ceil(ms);
 }
 
-enum queue_verdict queue_check(const struct queue *q, enum conf_class k, uint64_t bytes,
-			       uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms)
+/* The flow of class k holding the most items, if it holds more than `than`. */
+static struct queue_flow *fattest(const struct queue_class *qc, unsigned than)
+{
+	struct queue_flow *fat = NULL;
+	for (struct queue_flow *f = qc->active; f != NULL; f = f->next_active)
+		if (f->count > than && (fat == NULL || f->count > fat->count))
+			fat = f;
+	return fat;
+}
+
+enum queue_verdict queue_check(const struct queue *q, enum conf_class k, const struct queue_tenant *t,
+			       uint64_t bytes, uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms,
+			       struct queue_item **victim)
 {
 	const struct queue_class *qc = &q->classes[k];
 	double rate = class_rate(q, k);
+	*victim = NULL;
 	if (qc->count >= qc->cfg->max_queue || qc->bytes + bytes > qc->cfg->max_queue_bytes ||
 	    q->bytes + bytes > q->conf->limits.max_queued_bytes) {
-		/* Room appears when the work ahead has moved on by one slot. */
-		*retry_ms = clamp_retry(rate > 0 ? 1.0 / rate : 1000);
-		return QUEUE_FULL;
+		/* A full class makes room for a tenant with fewer queued than
+		 * the fattest flow by pushing out that flow's newest item, so
+		 * that one tenant cannot hold the whole queue.  Only when the
+		 * count is the bound: a byte bound is not freed by one item. */
+		struct queue_flow *fat = fattest(qc, qc->flows[t->index].count + 1);
+		if (fat != NULL && qc->count >= qc->cfg->max_queue && qc->bytes + bytes <= qc->cfg->max_queue_bytes &&
+		    q->bytes + bytes <= q->conf->limits.max_queued_bytes + fat->tail->bytes) {
+			*victim = fat->tail;
+		} else {
+			/* Room appears when the work ahead has moved on by one slot. */
+			*retry_ms = clamp_retry(rate > 0 ? 1.0 / rate : 1000);
+			return QUEUE_FULL;
+		}
 	}
 	if (rate > 0) {
-		double wait = (work_ahead(q, k) + 1) / rate;
+		double wait = (work_ahead(q, k, t) + 1) / rate;
 		double budget = deadline_ms > now_ms ? (double)(deadline_ms - now_ms) : 0;
 		if (wait > budget) {
 			/* By then the queue ahead will have drained enough. */
 			*retry_ms = clamp_retry(wait - budget);
+			*victim = NULL;
 			return QUEUE_UNMEETABLE;
 		}
 	}

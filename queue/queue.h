@@ -101,17 +101,21 @@ void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t hel
 enum queue_verdict { QUEUE_OK = 0, QUEUE_FULL, QUEUE_UNMEETABLE };
 
 /*
- * May an item of class k with `bytes` of body and `deadline_ms` (absolute)
- * wait?  QUEUE_FULL when the class or global bounds are reached;
- * QUEUE_UNMEETABLE when the predicted wait (work ahead of it over the
- * recent completion rate of its pools) already passes the deadline.  For
- * both, *retry_ms says when trying again is likely to succeed.
+ * May an item of tenant t and class k with `bytes` of body and
+ * `deadline_ms` (absolute) wait?  QUEUE_FULL when the class or global
+ * bounds are reached; QUEUE_UNMEETABLE when the predicted wait (the work
+ * fair order puts ahead of it, over the recent completion rate of its
+ * pools) already passes the deadline.  For both, *retry_ms says when trying
+ * again is likely to succeed.  QUEUE_OK with *victim set: the class is full,
+ * but t holds fewer queued items than the fattest flow, whose newest item
+ * (*victim) must be removed and answered queue_full to make room.
  */
-enum queue_verdict queue_check(const struct queue *q, enum conf_class k, uint64_t bytes,
-			       uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms);
+enum queue_verdict queue_check(const struct queue *q, enum conf_class k, const struct queue_tenant *t,
+			       uint64_t bytes, uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms,
+			       struct queue_item **victim);
 
-/* Predicted wait for a new item of class k, in ms (0 when unknown). */
-uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k);
+/* Predicted wait for a new item of tenant t in class k, in ms (0 when unknown). */
+uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k, const struct queue_tenant *t);
 
 /* Enqueue: the caller filled tenant, klass, deadline_ms, cost and bytes.
  * Returns 0, or -ENOMEM (nothing changed). */

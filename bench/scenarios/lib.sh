@@ -56,6 +56,54 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# start_nginx NAME HOST:PORT...: nginx (1 worker) proxying round-robin to the
+# given servers over keep-alive connections; sets NAME_port.
+start_nginx() {
+	name=$1; shift
+	port=$(free_port)
+	mkdir -p "$WORK/$name"
+	servers=""
+	for s in "$@"; do servers="$servers server $s;"; done
+	cat >"$WORK/$name.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/$name/nginx.pid;
+error_log $WORK/$name/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/$name;
+    proxy_temp_path $WORK/$name;
+    upstream backends { $servers keepalive 256; }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 600s;
+        }
+    }
+}
+NGINX
+	nginx -c "$WORK/$name.conf" -p "$WORK/$name" &
+	PIDS="$PIDS $!"
+	eval "${name}_port=$port"
+	i=0
+	while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || die "nginx did not start: $(cat "$WORK/$name/error.log")"
+		sleep 0.05
+	done
+}
+
+# stop NAME_pid: stop one process started by a helper (SIGTERM, then wait).
+stop_pid() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (run scripts/setup.sh --bench)"; }

@@ -31,33 +31,7 @@ pools:
 YAML
 start_sluice sluice "$WORK/sluice.yaml"
 
-nginx_port=$(free_port)
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx;
-    proxy_temp_path $WORK/nginx;
-    upstream sim { server 127.0.0.1:$sim_port; keepalive 128; }
-    server {
-        listen 127.0.0.1:$nginx_port;
-        location / {
-            proxy_pass http://sim;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-NGINX
-nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" &
-PIDS="$PIDS $!"
-sleep 0.5
+start_nginx nginx "127.0.0.1:$sim_port"
 
 cat >"$WORK/post.lua" <<'LUA'
 wrk.method = "POST"

@@ -285,15 +285,16 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 		  "  standard: { max_queue: 3, max_wait_ms: 100, pools: [spot] }\n"
 		  "  opportunistic: { max_queue: 3, max_wait_ms: 100, pools: [spot] }\n");
 	uint64_t retry = 0;
+	struct queue_item *victim;
 	/* No completion seen yet: the wait cannot be predicted, so it is allowed. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_OK);
 	/* gold: 4 slots, each held 200 ms -> 20 requests/s. */
 	for (int i = 0; i < 50; i++) {
 		queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
 		queue_on_release(&f.q, 0, CONF_CLASS_INTERACTIVE, 200);
 	}
-	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE), 50, "1 item at 20/s: 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_OK);
+	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0]), 50, "1 item at 20/s: 50 ms");
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_OK);
 	struct queue_item *its[3];
 	for (int i = 0; i < 3; i++) {
 		its[i] = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100);
@@ -301,16 +302,57 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	}
 	/* 3 ahead + itself at 20/s = 200 ms > 100 ms deadline... but the
 	 * queue is also full (max_queue 3): full is reported first. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_FULL);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_FULL);
 	cr_assert_eq(retry, 50, "a slot turns over every 50 ms");
 	queue_remove(&f.q, its[2]);
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 100, &retry), QUEUE_UNMEETABLE);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_UNMEETABLE);
 	cr_assert_eq(retry, 50, "3 x 50 ms = 150 ms predicted, 100 ms budget: retry in 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, 10, 0, 1000, &retry), QUEUE_OK,
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_OK,
 		     "a longer deadline can wait");
 	queue_remove(&f.q, its[0]);
 	queue_remove(&f.q, its[1]);
 	for (int i = 0; i < 3; i++)
 		free(its[i]);
+	teardown(&f);
+}
+
+Test(queue, predicted_wait_follows_fair_order_and_full_queue_evicts_the_fattest, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, "classes:\n"
+		  "  interactive: { max_queue: 10, max_wait_ms: 100, pools: [gold] }\n"
+		  "  standard: { max_queue: 3, max_wait_ms: 100, pools: [spot] }\n"
+		  "  opportunistic: { max_queue: 3, max_wait_ms: 100, pools: [spot] }\n");
+	for (int i = 0; i < 50; i++) {	/* gold: 4 slots x 200 ms: 20 req/s */
+		queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
+		queue_on_release(&f.q, 0, CONF_CLASS_INTERACTIVE, 200);
+	}
+	/* b (weight 3) floods the class with 10 requests. */
+	struct queue_item *its[10];
+	for (int i = 0; i < 10; i++) {
+		its[i] = item(&f, 1, CONF_CLASS_INTERACTIVE, 1, 100000);
+		cr_assert_eq(queue_push(&f.q, its[i], 0), 0);
+	}
+	const struct queue_tenant *a = &f.tenants.v[0], *b = &f.tenants.v[1];
+	/* b's next waits behind b's 10: 11 x 50 ms; a's first behind 3 of b's
+	 * (b's weight per round of a's): 4 x 50 ms. */
+	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, b), 550);
+	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, a), 200);
+	uint64_t retry;
+	struct queue_item *victim;
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, a, 10, 0, 100000, &retry, &victim), QUEUE_OK);
+	cr_assert_eq(victim, its[9], "the full class pushes out b's newest request for a");
+	queue_remove(&f.q, victim);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, b, 10, 0, 100000, &retry, &victim), QUEUE_OK);
+	cr_assert_null(victim, "room left by the eviction");
+	struct queue_item *mine = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100000);
+	cr_assert_eq(queue_push(&f.q, mine, 0), 0);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, b, 10, 0, 100000, &retry, &victim), QUEUE_FULL,
+		     "b, the fattest, is refused when full");
+	while (queue_pop(&f.q, 0) != NULL)
+		;
+	for (int i = 0; i < 10; i++)
+		free(its[i]);
+	free(mine);
 	teardown(&f);
 }
