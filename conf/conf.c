@@ -1370,6 +1370,13 @@ static void set_defaults(struct loader *l)
 		.max_connections = 100000,
 		.default_max_tokens = 256,
 	};
+	/* Log-spaced from 1 ms to 10 min: interactive TTFB at the low end,
+	 * batch generations at the high end. */
+	static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+					  1, 2.5, 5, 10, 25, 60, 120, 300, 600 };
+	c->metrics.histograms = true;
+	c->metrics.nbuckets = sizeof(buckets) / sizeof(buckets[0]);
+	memcpy(c->metrics.buckets, buckets, sizeof(buckets));
 	c->timeouts = (struct conf_timeouts){
 		.header_ms = 10000,
 		.idle_ms = 60000,
@@ -1383,9 +1390,84 @@ static void set_defaults(struct loader *l)
 		nomem(l);	/* a numeric address only fails to be copied */
 }
 
+static bool get_bool(struct loader *l, const struct field *f, const char *ctx, bool *out)
+{
+	const yaml_node_t *n;
+
+	if (!f->key)
+		return true;
+	if (!(n = want(l, f, ctx, YAML_SCALAR_NODE)))
+		return false;
+	if (n->data.scalar.length == 4 && memcmp(sval(n), "true", 4) == 0)
+		*out = true;
+	else if (n->data.scalar.length == 5 && memcmp(sval(n), "false", 5) == 0)
+		*out = false;
+	else {
+		err(l, n, "%s: expected true or false, got '%s'", label(l, f, ctx), show(l, n));
+		return false;
+	}
+	return true;
+}
+
+static void parse_metrics(struct loader *l, const struct field *sec)
+{
+	enum { HISTOGRAMS, TENANT_HISTOGRAMS, BUCKETS, N };
+	struct field f[N] = {
+		[HISTOGRAMS] = { "histograms" },
+		[TENANT_HISTOGRAMS] = { "tenant_histograms" },
+		[BUCKETS] = { "buckets" },
+	};
+	struct conf_metrics *m = &l->c->metrics;
+	const yaml_node_t *map = section(l, sec, NULL, YAML_MAPPING_NODE);
+	const yaml_node_t *seq;
+
+	if (!map)
+		return;
+	fields(l, map, "metrics", f, N);
+	get_bool(l, &f[HISTOGRAMS], "metrics", &m->histograms);
+	get_bool(l, &f[TENANT_HISTOGRAMS], "metrics", &m->tenant_histograms);
+	if (!f[BUCKETS].key || !(seq = want(l, &f[BUCKETS], "metrics", YAML_SEQUENCE_NODE)))
+		return;
+	size_t n = 0;
+	for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+		struct field item = { "bucket", f[BUCKETS].key, node(l, *it) };
+		double v;
+
+		if (n == CONF_BUCKETS_MAX) {
+			err(l, item.val, "metrics: at most %d buckets", CONF_BUCKETS_MAX);
+			return;
+		}
+		if (!get_num(l, &item, "metrics.buckets", 0, true, 86400, &v))
+			return;
+		/* Prometheus needs strictly ascending `le` bounds. */
+		if (n > 0 && v <= m->buckets[n - 1]) {
+			err(l, item.val, "metrics.buckets must be ascending: %g after %g", v, m->buckets[n - 1]);
+			return;
+		}
+		m->buckets[n++] = v;
+	}
+	if (n == 0) {
+		err(l, f[BUCKETS].val, "metrics.buckets: expected at least one bound");
+		return;
+	}
+	m->nbuckets = n;
+}
+
+static void parse_access_log(struct loader *l, const struct field *f)
+{
+	struct conf *c = l->c;
+
+	if (!get_str(l, f, NULL, &c->access_log))
+		return;
+	if (c->access_log != NULL && (strcmp(c->access_log, "off") == 0 || c->access_log[0] == '\0')) {
+		free(c->access_log);
+		c->access_log = NULL;
+	}
+}
+
 static void parse_root(struct loader *l, const yaml_node_t *root)
 {
-	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, N };
+	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, METRICS, ACCESS_LOG, N };
 	struct field f[N] = {
 		[LISTEN] = { "listen" },
 		[ADMIN] = { "admin_listen" },
@@ -1395,6 +1477,8 @@ static void parse_root(struct loader *l, const yaml_node_t *root)
 		[POOLS] = { "pools" },
 		[TENANTS] = { "tenants" },
 		[ANON] = { "anonymous_tenant" },
+		[METRICS] = { "metrics" },
+		[ACCESS_LOG] = { "access_log" },
 	};
 	struct conf *c = l->c;
 	bool lok = false, aok;
@@ -1419,6 +1503,8 @@ static void parse_root(struct loader *l, const yaml_node_t *root)
 	parse_classes(l, &f[CLASSES]);
 	parse_tenants(l, &f[TENANTS]);
 	parse_anonymous(l, &f[ANON]);
+	parse_metrics(l, &f[METRICS]);
+	parse_access_log(l, &f[ACCESS_LOG]);
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -1634,6 +1720,7 @@ void conf_destroy(struct conf *c)
 	}
 	free(c->tenants);
 	free(c->anonymous_tenant);
+	free(c->access_log);
 	free(c->listen.text);
 	free(c->admin_listen.text);
 	free(c->path);

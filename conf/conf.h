@@ -107,6 +107,15 @@ struct conf_timeouts {
 	uint64_t drain_ms;		/* SIGTERM: longest wait for in-flight work */
 };
 
+#define CONF_BUCKETS_MAX 40
+
+struct conf_metrics {
+	bool histograms;		/* record latency histograms (default true) */
+	bool tenant_histograms;		/* also per tenant: cardinality grows with tenants (default false) */
+	double buckets[CONF_BUCKETS_MAX];	/* Prometheus `le` bounds, seconds, ascending */
+	size_t nbuckets;
+};
+
 struct conf {
 	char *path;
 	struct conf_addr listen;
@@ -119,6 +128,8 @@ struct conf {
 	struct conf_tenant *tenants;
 	size_t ntenants;
 	char *anonymous_tenant;		/* tenant used when no key is sent, or NULL */
+	struct conf_metrics metrics;
+	char *access_log;		/* "-" for stdout, a file path, or NULL for none */
 };
 
 /* Diagnostics collected while loading; each is "FILE:LINE: message". */

@@ -77,10 +77,16 @@ void gw_conn_close(struct gw_conn *c)
 {
 	if (c->state == GW_CONN_CLOSING)
 		return;
+	bool mid_request = c->state == GW_CONN_QUEUED || c->state == GW_CONN_UPSTREAM;
 	if (c->state == GW_CONN_QUEUED)
 		gw_dispatch_withdraw(c);
 	if (c->x != NULL)
 		gw_exchange_abort(c);
+	if (mid_request && c->rec.active) {
+		/* nginx's convention: 499, the client closed the connection first. */
+		c->rec.status = 499;
+		gw_account_end(&c->srv->account, c);
+	}
 	c->state = GW_CONN_CLOSING;
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -164,11 +170,17 @@ static void on_written(uv_write_t *req, int status)
 		gw_exchange_client_drained(c);
 }
 
-void gw_conn_write(struct gw_conn *c, struct gw_buf *out)
+/* `interim`: a 100 Continue, which is not the response's first byte. */
+static void conn_write(struct gw_conn *c, struct gw_buf *out, bool interim)
 {
 	if (out->len == 0 || c->state == GW_CONN_CLOSING || c->doomed) {
 		gw_buf_finish(out);
 		return;
+	}
+	if (!interim) {
+		if (c->rec.t_first_byte == 0)
+			c->rec.t_first_byte = uv_hrtime();
+		c->rec.bytes_out += out->len;
 	}
 	/* Most responses fit the socket buffer: try to write in place and
 	 * skip the request allocation and the callback.  uv_try_write()
@@ -202,6 +214,11 @@ void gw_conn_write(struct gw_conn *c, struct gw_buf *out)
 		return;
 	}
 	c->writes++;
+}
+
+void gw_conn_write(struct gw_conn *c, struct gw_buf *out)
+{
+	conn_write(c, out, false);
 }
 
 size_t gw_conn_write_queue(const struct gw_conn *c)
@@ -262,16 +279,76 @@ static void on_head(struct gw_conn *c)
 	if (m->expect_continue && has_body && m->http_minor >= 1) {
 		struct gw_buf out = GW_BUF_INIT;
 		if (gw_buf_appends(&out, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
-			gw_conn_write(c, &out);
+			conn_write(c, &out, true);
 	}
 	gw_conn_arm(c, c->srv->conf->timeouts.body_ms);
 }
 
+/* Lower-case hex of n random-looking bytes from the server's generator. */
+static void hex_id(struct gw_server *srv, char *out, size_t nbytes)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < nbytes; i += 8) {
+		/* splitmix64 over a counter seeded at start: unique, cheap, and
+		 * not predictable from outside without the seed. */
+		uint64_t z = (srv->trace_seq += 0x9e3779b97f4a7c15ull) ^ srv->request_salt;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		for (size_t j = 0; j < 8 && i + j < nbytes; j++, z >>= 8) {
+			out[2 * (i + j)] = digits[(z >> 4) & 15];
+			out[2 * (i + j) + 1] = digits[z & 15];
+		}
+	}
+}
+
+static bool all_hex(const char *s, size_t n, bool *zero)
+{
+	*zero = true;
+	for (size_t i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+		*zero &= s[i] == '0';
+	}
+	return true;
+}
+
+/*
+ * W3C trace context: keep the client's trace id (and flags) when its
+ * traceparent is valid, and name our hop with a new parent id, as an
+ * intermediary that takes part in the trace does; otherwise start a trace.
+ */
+static void set_traceparent(struct gw_conn *c)
+{
+	const struct gw_field *f = gw_msg_field(&c->http.msg, "traceparent");
+	char *tp = c->rec.traceparent;
+	bool z1 = true, z2 = true;
+	if (f != NULL && f->value_len == 55) {
+		const char *v = gw_field_value(&c->http.msg, f);
+		bool ok = memcmp(v, "00-", 3) == 0 && v[35] == '-' && v[52] == '-' &&
+			  all_hex(v + 3, 32, &z1) && all_hex(v + 36, 16, &z2) && all_hex(v + 53, 2, &z2);
+		if (ok && !z1) {
+			memcpy(tp, v, 55);
+			hex_id(c->srv, tp + 36, 8);
+			tp[55] = '\0';
+			return;
+		}
+	}
+	memcpy(tp, "00-", 3);
+	hex_id(c->srv, tp + 3, 16);
+	tp[35] = '-';
+	hex_id(c->srv, tp + 36, 8);
+	memcpy(tp + 52, "-01", 4);
+}
+
 static void on_request(struct gw_conn *c)
 {
-	c->t_ready_ms = gw_now_ms(c->srv);
+	c->rec.t_ready = uv_hrtime();
+	c->rec.bytes_in = c->http.head_seen + c->http.msg.body.len;
 	uv_timer_stop(&c->timer);
 	set_request_id(c);
+	if (!c->admin)
+		set_traceparent(c);
 	if (c->admin)
 		gw_admin_handle(c);
 	else
@@ -293,7 +370,8 @@ static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
 		off += used;
 		if (c->state == GW_CONN_IDLE && c->http.started) {
 			c->state = GW_CONN_HEAD;
-			c->t_request_ms = gw_now_ms(c->srv);
+			c->rec = (struct gw_reqrec){ .t_start = uv_hrtime(), .active = !c->admin,
+						     .reason = GW_R_COUNT, .tokens_reported = -1 };
 			gw_conn_arm(c, c->srv->conf->timeouts.header_ms);
 		}
 		if (ev == GW_HTTP_MORE)
@@ -362,6 +440,7 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 {
 	if (c->state == GW_CONN_CLOSING)
 		return;
+	gw_account_end(&c->srv->account, c);
 	keep_alive = keep_alive && c->http.msg.keep_alive && !c->srv->draining;
 	if (!keep_alive) {
 		c->close_after = true;
@@ -406,6 +485,14 @@ void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uin
 	if (!c->admin) {
 		srv->metrics.rejections[r]++;
 		srv->metrics.by_status[ri->status]++;
+	}
+	c->rec.status = (uint16_t)ri->status;
+	c->rec.reason = (uint8_t)r;
+	if (c->classified && c->rec.t_dispatch == 0) {
+		/* How the request left (or never entered) its queue. */
+		uint64_t waited = c->rec.t_ready ? uv_hrtime() - c->rec.t_ready : 0;
+		gw_account_queue(&srv->account, (enum conf_class)c->klass,
+				 r == GW_R_QUEUE_TIMEOUT ? GW_QOUT_TIMEOUT : GW_QOUT_REJECTED, waited);
 	}
 	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_INFO,
 	       "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status, ri->code,

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "gateway/account.h"
 #include "gateway/buf.h"
 #include "gateway/errors.h"
 #include "gateway/http.h"
@@ -78,9 +79,8 @@ struct gw_conn {
 	bool close_after;			/* close once queued writes are done */
 	bool doomed;				/* a write failed; closes on the next tick */
 	uint32_t writes;			/* uv_write requests in flight */
-	uint64_t t_request_ms;			/* first byte of the current request */
-	uint64_t t_ready_ms;			/* current request fully read */
-	double est_tokens;			/* tokens charged at admission */
+	double est_tokens;			/* tokens charged now (estimate, then reported) */
+	struct gw_reqrec rec;			/* what the current request costs (account.h) */
 	char request_id[40];			/* NUL-terminated */
 	struct sockaddr_storage peer;
 };

@@ -130,6 +130,10 @@ static bool class_has_backend(struct gw_server *srv, enum conf_class k)
 
 static void start(struct gw_conn *c, struct backend *b)
 {
+	c->rec.t_dispatch = uv_hrtime();
+	c->rec.backend = b;
+	gw_account_queue(&c->srv->account, (enum conf_class)c->klass, GW_QOUT_DISPATCHED,
+			 c->rec.t_dispatch - c->rec.t_ready);
 	queue_on_dispatch(&c->srv->queue, b->pool->index, (enum conf_class)c->klass);
 	backend_acquire(b);
 	gw_exchange_start(c, b);
@@ -142,13 +146,20 @@ static void refund(struct gw_conn *c)
 	queue_bucket_adjust(&c->tenant->tokens, c->est_tokens, now);
 }
 
+/* Off the queue, charges given back: it used nothing. */
+static void unqueue(struct gw_conn *c)
+{
+	queue_remove(&c->srv->queue, &c->qi);
+	refund(c);
+}
+
 /* A full class makes room for a lighter tenant: the fattest flow's newest
  * request leaves the queue with queue_full, as it would have on arrival. */
 static void evict(struct gw_conn *v)
 {
 	struct gw_server *srv = v->srv;
 	char msg[200];
-	gw_dispatch_withdraw(v);
+	unqueue(v);
 	v->state = GW_CONN_BODY;	/* read, not queued: being answered */
 	uint64_t retry = queue_predicted_wait(&srv->queue, (enum conf_class)v->klass, v->tenant);
 	snprintf(msg, sizeof(msg), "class '%s' queue is full and tenant '%s' holds the most of it; "
@@ -214,6 +225,7 @@ void gw_dispatch_request(struct gw_conn *c)
 		return;
 	}
 	c->est_tokens = est;
+	c->rec.tokens_estimated = est;
 
 	struct queue_class *qc = &srv->queue.classes[k];
 	struct backend *b = qc->count == 0 ? place(srv, k) : NULL;
@@ -302,8 +314,9 @@ void gw_dispatch_release(struct gw_conn *c, struct backend *b, uint64_t held_ms)
 
 void gw_dispatch_withdraw(struct gw_conn *c)
 {
-	queue_remove(&c->srv->queue, &c->qi);
-	refund(c);
+	unqueue(c);
+	gw_account_queue(&c->srv->account, (enum conf_class)c->klass, GW_QOUT_CANCELLED,
+			 uv_hrtime() - c->rec.t_ready);
 }
 
 void gw_dispatch_on_deadline(uv_timer_t *t)
@@ -330,7 +343,7 @@ void gw_dispatch_flush(struct gw_server *srv)
 	struct queue_item *it;
 	while ((it = queue_expired(&srv->queue, UINT64_MAX)) != NULL) {
 		struct gw_conn *c = conn_of_item(it);
-		gw_dispatch_withdraw(c);
+		unqueue(c);
 		c->state = GW_CONN_BODY;
 		gw_conn_reject(c, GW_R_SHUTTING_DOWN, "sluice is shutting down", 0);
 	}
@@ -360,4 +373,5 @@ void gw_dispatch_reconcile(struct gw_conn *c, double used_tokens)
 {
 	queue_bucket_adjust(&c->tenant->tokens, c->est_tokens - used_tokens, gw_now_ms(c->srv));
 	c->est_tokens = used_tokens;
+	c->rec.tokens_reported = used_tokens;
 }

@@ -97,6 +97,7 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 	struct gw_server *srv = c->srv;
 	struct backend *b = x->backend;
 	uint64_t held = gw_now_ms(srv) - x->t_dispatch_ms;
+	c->rec.t_upstream_end = uv_hrtime();
 	if (x->op != NULL)
 		x->op->x = NULL;
 	if (x->up != NULL) {
@@ -185,6 +186,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		return;
 	}
 	srv->metrics.upstream_truncated++;
+	c->rec.reason = (uint8_t)r;
 	gw_warn("backend %s of pool '%s' failed mid-response (%s); closing client request_id=%s",
 		x->backend->cfg->addr.text, x->backend->pool->cfg->name, detail, c->request_id);
 	flush_out(x);
@@ -220,6 +222,7 @@ static void write_head(struct gw_exchange *x)
 	const struct gw_msg *req = &c->http.msg;
 	struct gw_buf *o = &x->out;
 	bool no_body = req->method == HTTP_HEAD || m->status == 204 || m->status == 304;
+	c->rec.status = m->status;
 
 	if (m->start_len > 0)
 		gw_buf_appendf(o, "HTTP/1.1 %u %.*s\r\n", m->status, (int)m->start_len, gw_msg_start(m));
@@ -248,7 +251,7 @@ static void write_head(struct gw_exchange *x)
 	gw_buf_appendf(o, "x-request-id: %s\r\nx-sluice-class: %s\r\nx-sluice-pool: %s\r\n"
 		       "x-sluice-queue-ms: %llu\r\n",
 		       c->request_id, conf_class_name(c->klass), x->backend->pool->cfg->name,
-		       (unsigned long long)(x->t_dispatch_ms - c->t_ready_ms));
+		       (unsigned long long)((c->rec.t_dispatch - c->rec.t_ready) / 1000000));
 	gw_dispatch_ratelimit_headers(c, o);
 	if (x->close_client || !req->keep_alive || c->srv->draining)
 		gw_buf_appends(o, "connection: close\r\n");
@@ -451,7 +454,8 @@ static int build_head(struct gw_exchange *x)
 		const char *name = gw_field_name(m, f);
 		if (gw_msg_field_is_hop(m, f) || gw_token_eq(name, f->name_len, "content-length") ||
 		    gw_token_eq(name, f->name_len, "expect") ||
-		    gw_token_eq(name, f->name_len, "x-request-id"))
+		    gw_token_eq(name, f->name_len, "x-request-id") ||
+		    gw_token_eq(name, f->name_len, "traceparent"))
 			continue;
 		if (gw_token_eq(name, f->name_len, "x-forwarded-for")) {
 			xff = f;
@@ -471,7 +475,7 @@ static int build_head(struct gw_exchange *x)
 				     gw_field_value(m, xff), peer);
 	else
 		rc |= gw_buf_appendf(o, "x-forwarded-for: %s\r\n", peer);
-	rc |= gw_buf_appendf(o, "x-request-id: %s\r\n", c->request_id);
+	rc |= gw_buf_appendf(o, "x-request-id: %s\r\ntraceparent: %s\r\n", c->request_id, c->rec.traceparent);
 	if (m->has_length || m->chunked)
 		rc |= gw_buf_appendf(o, "content-length: %zu\r\n", m->body.len);
 	rc |= gw_buf_append(o, "\r\n", 2);

@@ -37,6 +37,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct gw_server *srv = server_from(t->data);
 	backend_set_close_idle(&srv->backends, gw_now_ms(srv), srv->conf->timeouts.upstream_idle_ms);
+	gw_account_tick(&srv->account, gw_now_ms(srv));
 }
 
 /* Everything is closed but the loop's own handles: stop. */
@@ -152,7 +153,10 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		rc = queue_tenants_init(&srv->tenants, conf, uv_now(loop));
 	if (rc == 0)
 		rc = queue_init(&srv->queue, conf, srv->tenants.n);
+	if (rc == 0)
+		rc = gw_account_init(&srv->account, conf, srv->tenants.n, loop);
 	if (rc < 0) {
+		gw_account_finish(&srv->account);
 		queue_finish(&srv->queue);
 		queue_tenants_finish(&srv->tenants);
 		backend_set_finish(&srv->backends);
@@ -168,6 +172,7 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		    srv->admin_listener.loop == loop)
 			uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 		uv_run(loop, UV_RUN_DEFAULT);
+		gw_account_finish(&srv->account);
 		queue_finish(&srv->queue);
 		queue_tenants_finish(&srv->tenants);
 		backend_set_finish(&srv->backends);
@@ -189,6 +194,7 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 
 void gw_server_finish(struct gw_server *srv)
 {
+	gw_account_finish(&srv->account);
 	queue_finish(&srv->queue);
 	queue_tenants_finish(&srv->tenants);
 	backend_set_finish(&srv->backends);

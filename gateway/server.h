@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "backends/backend.h"
+#include "gateway/account.h"
 #include "conf/conf.h"
 #include "gateway/errors.h"
 #include "gateway/http.h"
@@ -62,6 +63,8 @@ struct gw_server {
 	bool stopped;
 	uint64_t request_seq;
 	uint64_t request_salt;
+	uint64_t trace_seq;
+	struct gw_account account;
 	struct gw_metrics metrics;
 	char readbuf[GW_READ_BUF_SIZE];		/* every read lands here; see conn.c */
 };

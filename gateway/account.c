@@ -1,0 +1,233 @@
+/*
+ * account.c - recording what every request cost; see account.h.
+ *
+ * Everything here runs once per request, on the loop thread, and costs a
+ * few histogram records (a clz, a shift and an add each) and, with an access
+ * log, one formatted line appended to a buffer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/backend.h"
+#include "gateway/account.h"
+#include "gateway/conn.h"
+#include "gateway/server.h"
+
+const char *const gw_qout_names[GW_QOUT_COUNT] = { "dispatched", "timeout", "cancelled", "rejected" };
+
+#define NSTATUS 500	/* codes 100..599 */
+
+int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop)
+{
+	memset(a, 0, sizeof(*a));
+	a->conf = c;
+	a->npools = c->npools;
+	a->ntenants = ntenants;
+	a->histograms = c->metrics.histograms;
+	size_t cp = CONF_CLASS_COUNT * (a->npools + 1);
+	a->ttfb = calloc(cp, sizeof(*a->ttfb));
+	a->upstream = calloc(cp, sizeof(*a->upstream));
+	a->request = calloc(cp, sizeof(*a->request));
+	a->codes = calloc((CONF_CLASS_COUNT + 1) * (a->npools + 1) * NSTATUS, sizeof(*a->codes));
+	a->tenants = calloc(ntenants ? ntenants : 1, sizeof(*a->tenants));
+	if (!a->ttfb || !a->upstream || !a->request || !a->codes || !a->tenants) {
+		gw_account_finish(a);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cp; i++) {
+		gw_hist_init(&a->ttfb[i]);
+		gw_hist_init(&a->upstream[i]);
+		gw_hist_init(&a->request[i]);
+	}
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		for (int o = 0; o < GW_QOUT_COUNT; o++)
+			gw_hist_init(&a->queue_wait[k][o]);
+		gw_hist_init(&a->window[k][0]);
+		gw_hist_init(&a->window[k][1]);
+	}
+	for (size_t t = 0; t < ntenants; t++) {
+		struct gw_tenant_acct *ta = &a->tenants[t];
+		ta->gpu_ns = calloc(a->npools ? a->npools : 1, sizeof(*ta->gpu_ns));
+		if (ta->gpu_ns == NULL) {
+			gw_account_finish(a);
+			return -ENOMEM;
+		}
+		if (c->metrics.tenant_histograms) {
+			ta->duration = calloc(CONF_CLASS_COUNT, sizeof(*ta->duration));
+			if (ta->duration == NULL) {
+				gw_account_finish(a);
+				return -ENOMEM;
+			}
+			for (int k = 0; k < CONF_CLASS_COUNT; k++)
+				gw_hist_init(&ta->duration[k]);
+		}
+	}
+	a->window_start_ms = uv_now(loop);
+	return gw_alog_open(&a->alog, loop, c->access_log);
+}
+
+void gw_account_finish(struct gw_account *a)
+{
+	gw_alog_close(&a->alog);
+	gw_buf_finish(&a->line);
+	for (size_t t = 0; a->tenants != NULL && t < a->ntenants; t++) {
+		free(a->tenants[t].gpu_ns);
+		free(a->tenants[t].duration);
+	}
+	free(a->tenants);
+	free(a->ttfb);
+	free(a->upstream);
+	free(a->request);
+	free(a->codes);
+	memset(a, 0, sizeof(*a));
+	a->alog.fd = -1;
+}
+
+void gw_account_tick(struct gw_account *a, uint64_t now_ms)
+{
+	if (now_ms - a->window_start_ms >= GW_ACCOUNT_WINDOW_MS) {
+		a->window_cur ^= 1;
+		for (int k = 0; k < CONF_CLASS_COUNT; k++)
+			gw_hist_reset(&a->window[k][a->window_cur]);
+		a->window_start_ms = now_ms;
+	}
+	gw_alog_flush(&a->alog);
+}
+
+void gw_account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns)
+{
+	if (a->histograms)
+		gw_hist_record(&a->queue_wait[k][out], wait_ns);
+}
+
+int gw_buf_append_json(struct gw_buf *b, const char *s, size_t len)
+{
+	int rc = gw_buf_append(b, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x20 && ch != '"' && ch != '\\' && ch < 0x7f)
+			continue;
+		rc |= gw_buf_append(b, s + run, i - run);
+		run = i + 1;
+		if (ch == '"' || ch == '\\')
+			rc |= gw_buf_appendf(b, "\\%c", ch);
+		else
+			rc |= gw_buf_appendf(b, "\\u%04x", ch);	/* control bytes and non-ASCII, byte by byte */
+	}
+	rc |= gw_buf_append(b, s + run, len - run);
+	rc |= gw_buf_append(b, "\"", 1);
+	return rc;
+}
+
+int gw_buf_append_label(struct gw_buf *b, const char *s)
+{
+	int rc = 0;
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			rc |= gw_buf_appendf(b, "\\%c", *s);
+		else if (*s == '\n')
+			rc |= gw_buf_append(b, "\\n", 2);
+		else
+			rc |= gw_buf_append(b, s, 1);
+	}
+	return rc;
+}
+
+static double ms(uint64_t from, uint64_t to)
+{
+	return to > from && from != 0 ? (double)(to - from) / 1e6 : 0;
+}
+
+/* One JSON line; strings that come from the client are escaped. */
+static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
+{
+	const struct gw_reqrec *r = &c->rec;
+	const struct gw_msg *m = &c->http.msg;
+	struct gw_buf *b = &a->line;
+	struct timespec ts;
+	struct tm tm;
+	char stamp[40], peer[64];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+
+	b->len = 0;
+	const char *path = m->head.data ? gw_msg_start(m) : "";
+	size_t plen = m->head.data ? m->start_len : 0;
+	const char *q = memchr(path, '?', plen);	/* query strings may hold secrets */
+	if (q != NULL)
+		plen = (size_t)(q - path);
+	int rc = gw_buf_appendf(b, "{\"time\":\"%s\",\"request_id\":", stamp);
+	rc |= gw_buf_append_json(b, c->request_id, strlen(c->request_id));
+	rc |= gw_buf_appendf(b, ",\"tenant\":");
+	if (c->classified)
+		rc |= gw_buf_append_json(b, c->tenant->cfg->name, strlen(c->tenant->cfg->name));
+	else
+		rc |= gw_buf_appends(b, "null");
+	rc |= gw_buf_appendf(b, ",\"class\":%s%s%s,\"pool\":%s%s%s,\"backend\":%s%s%s,\"method\":\"%s\",\"path\":",
+		c->classified ? "\"" : "", c->classified ? conf_class_name((enum conf_class)c->klass) : "null",
+		c->classified ? "\"" : "",
+		r->backend ? "\"" : "", r->backend ? r->backend->pool->cfg->name : "null", r->backend ? "\"" : "",
+		r->backend ? "\"" : "", r->backend ? r->backend->cfg->addr.text : "null", r->backend ? "\"" : "",
+		m->head.data ? llhttp_method_name(m->method) : "-");
+	rc |= gw_buf_append_json(b, path, plen);
+	rc |= gw_buf_appendf(b, ",\"status\":%u,\"reject_reason\":%s%s%s", r->status,
+		r->reason < GW_R_COUNT ? "\"" : "", r->reason < GW_R_COUNT ? gw_reason_info(r->reason)->code : "null",
+		r->reason < GW_R_COUNT ? "\"" : "");
+	rc |= gw_buf_appendf(b, ",\"queue_ms\":%.3f,\"ttfb_ms\":%.3f,\"upstream_ms\":%.3f,\"total_ms\":%.3f",
+		r->t_dispatch ? ms(r->t_ready, r->t_dispatch) : ms(r->t_ready, t_end),
+		ms(r->t_start, r->t_first_byte), ms(r->t_dispatch, r->t_upstream_end), ms(r->t_start, t_end));
+	rc |= gw_buf_appendf(b, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"tokens_estimated\":%.0f,\"tokens_reported\":",
+		(unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->tokens_estimated);
+	rc |= r->tokens_reported >= 0 ? gw_buf_appendf(b, "%.0f", r->tokens_reported) : gw_buf_appends(b, "null");
+	rc |= gw_buf_appendf(b, ",\"traceparent\":\"%s\",\"peer\":\"%s\"}\n", r->traceparent,
+		gw_conn_peer(c, peer, sizeof(peer)));
+	if (rc != 0) {
+		a->alog.dropped++;
+		return;
+	}
+	gw_alog_append(&a->alog, b->data, b->len);
+}
+
+void gw_account_end(struct gw_account *a, struct gw_conn *c)
+{
+	struct gw_reqrec *r = &c->rec;
+	if (!r->active)
+		return;
+	r->active = false;
+	uint64_t t_end = uv_hrtime();
+	int k = c->classified ? c->klass : CONF_CLASS_COUNT;
+	size_t pool = r->backend ? r->backend->pool->index : a->npools;
+	if (r->status >= 100 && r->status < 600)
+		a->codes[((size_t)k * (a->npools + 1) + pool) * NSTATUS + (r->status - 100)]++;
+	if (r->reason < GW_R_COUNT)
+		a->rejections[k][r->reason]++;
+	if (c->classified) {
+		struct gw_tenant_acct *ta = &a->tenants[c->tenant->index];
+		ta->requests[k]++;
+		ta->tokens_estimated += r->tokens_estimated;
+		if (r->tokens_reported >= 0)
+			ta->tokens_reported += r->tokens_reported;
+		if (r->backend && r->t_upstream_end > r->t_dispatch)
+			ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
+		if (a->histograms) {
+			size_t cp = gw_account_cp(a, k, pool);
+			uint64_t total = t_end - r->t_start;
+			if (r->t_first_byte)
+				gw_hist_record(&a->ttfb[cp], r->t_first_byte - r->t_start);
+			if (r->backend && r->t_upstream_end > r->t_dispatch)
+				gw_hist_record(&a->upstream[cp], r->t_upstream_end - r->t_dispatch);
+			gw_hist_record(&a->request[cp], total);
+			gw_hist_record(&a->window[k][a->window_cur], total);
+			if (ta->duration != NULL)
+				gw_hist_record(&ta->duration[k], total);
+		}
+	}
+	if (a->alog.fd >= 0)
+		log_line(a, c, t_end);
+}

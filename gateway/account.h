@@ -1,0 +1,116 @@
+/*
+ * account.h - what every request cost, recorded once when it ends.
+ *
+ * A client connection carries one `struct gw_reqrec` for its current
+ * request.  The request path only stamps it (monotonic nanoseconds from
+ * uv_hrtime(), byte counts, the backend, the status); gw_account_end()
+ * turns it into histogram samples, counters and one access-log line, once,
+ * whichever way the request ended (response, rejection, client gone).
+ *
+ * Stages, as SREs read them:
+ *   queue wait   request read  -> slot taken (or timeout / cancel / reject)
+ *   TTFB         first request byte -> first response byte written
+ *   upstream     slot taken -> backend response complete (or failed)
+ *   total        first request byte -> response complete
+ *
+ * Histograms are gw_hist (fixed memory, O(1) record, no allocation per
+ * sample); the Prometheus `le` buckets are derived when scraped.  Requests
+ * answered by sluice itself have no pool: they are kept under pool "none".
+ */
+#ifndef SLUICE_GATEWAY_ACCOUNT_H
+#define SLUICE_GATEWAY_ACCOUNT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "conf/conf.h"
+#include "gateway/alog.h"
+#include "gateway/errors.h"
+#include "gateway/hist.h"
+
+struct backend;
+struct gw_conn;
+
+enum gw_qout {
+	GW_QOUT_DISPATCHED = 0,
+	GW_QOUT_TIMEOUT,
+	GW_QOUT_CANCELLED,
+	GW_QOUT_REJECTED,
+	GW_QOUT_COUNT
+};
+
+extern const char *const gw_qout_names[GW_QOUT_COUNT];
+
+/* The current request of a connection. */
+struct gw_reqrec {
+	uint64_t t_start;		/* first byte read */
+	uint64_t t_ready;		/* fully read */
+	uint64_t t_dispatch;		/* slot taken; 0: never */
+	uint64_t t_first_byte;		/* first response byte written; 0: none */
+	uint64_t t_upstream_end;	/* backend done (or failed); 0: no backend */
+	uint64_t bytes_in, bytes_out;
+	double tokens_estimated;	/* charged at admission */
+	double tokens_reported;		/* from the response's usage; < 0: none */
+	const struct backend *backend;
+	uint16_t status;		/* 499: the client left first */
+	uint8_t reason;			/* enum gw_reason, GW_R_COUNT when none */
+	bool active;
+	char traceparent[56];		/* W3C, sent upstream and logged */
+};
+
+struct gw_tenant_acct {
+	uint64_t requests[CONF_CLASS_COUNT];
+	double tokens_estimated, tokens_reported;
+	uint64_t *gpu_ns;		/* [npools]: slot time held for the tenant */
+	struct gw_hist *duration;	/* [CONF_CLASS_COUNT], only with tenant_histograms */
+};
+
+#define GW_ACCOUNT_WINDOW_MS 30000	/* live view: the last two windows (~1 min) */
+
+struct gw_account {
+	const struct conf *conf;
+	size_t npools, ntenants;
+	bool histograms;
+	struct gw_hist queue_wait[CONF_CLASS_COUNT][GW_QOUT_COUNT];
+	/* [class][pool], pool npools = "none" */
+	struct gw_hist *ttfb, *upstream, *request;
+	uint64_t *codes;		/* [class + none][pool + none][status - 100] */
+	uint64_t rejections[CONF_CLASS_COUNT + 1][GW_R_COUNT];
+	struct gw_tenant_acct *tenants;
+	struct gw_hist window[CONF_CLASS_COUNT][2];	/* request duration, live view */
+	int window_cur;
+	uint64_t window_start_ms;
+	struct gw_alog alog;
+	struct gw_buf line;		/* scratch for one access-log line */
+};
+
+/* Allocate for `c` (which must outlive it) and open the access log.
+ * Returns 0 or a negative errno (logged). */
+int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop);
+
+/* Flush the access log synchronously and free everything. */
+void gw_account_finish(struct gw_account *a);
+
+/* Once a second: rotate the live windows, flush the access log. */
+void gw_account_tick(struct gw_account *a, uint64_t now_ms);
+
+/* A request of class k left the queue (or never entered it) this way. */
+void gw_account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns);
+
+/* The request of c is over: record it everywhere, once. */
+void gw_account_end(struct gw_account *a, struct gw_conn *c);
+
+/* Index helpers for the [class][pool] arrays. */
+static inline size_t gw_account_cp(const struct gw_account *a, int k, size_t pool)
+{
+	return (size_t)k * (a->npools + 1) + pool;
+}
+
+/* Append `s` as a JSON string literal (quotes included, escaped). */
+int gw_buf_append_json(struct gw_buf *b, const char *s, size_t len);
+
+/* Append `s` escaped as a Prometheus label value (\\, \", \n). */
+int gw_buf_append_label(struct gw_buf *b, const char *s);
+
+#endif
