@@ -32,39 +32,111 @@ static void respond(struct gw_conn *c, int status, const char *type, struct gw_b
 	gw_conn_finish_request(c, true);
 }
 
+/* Oldest queued request of class k, in ms of waiting (0 when none). */
+static uint64_t oldest_wait_ms(const struct gw_server *srv, int k)
+{
+	uint64_t oldest = UINT64_MAX;
+	for (const struct queue_flow *f = srv->queue.classes[k].active; f != NULL; f = f->next_active)
+		if (f->head->enqueued_ms < oldest)
+			oldest = f->head->enqueued_ms;
+	return oldest == UINT64_MAX ? 0 : gw_now_ms(srv) - oldest;
+}
+
+static json_t *class_status(const struct gw_server *srv, int k)
+{
+	const struct gw_account *a = &srv->account;
+	const struct conf_class_cfg *cc = &srv->conf->classes[k];
+	struct gw_hist all, minute;
+	gw_hist_init(&all);
+	gw_hist_init(&minute);
+	for (size_t p = 0; p <= a->npools; p++)
+		gw_hist_merge(&all, &a->request[gw_account_cp(a, k, p)]);
+	gw_hist_merge(&minute, &a->window[k][0]);
+	gw_hist_merge(&minute, &a->window[k][1]);
+	/* Cumulative counts at the metric bounds: `sluice top` draws the
+	 * histogram of an interval from the difference of two polls. */
+	json_t *buckets = json_array();
+	for (size_t i = 0; i < srv->conf->metrics.nbuckets; i++)
+		json_array_append_new(buckets, json_integer((json_int_t)gw_hist_count_le(
+			&all, (uint64_t)(srv->conf->metrics.buckets[i] * 1e9))));
+	json_array_append_new(buckets, json_integer((json_int_t)gw_hist_count(&all)));
+	json_t *rej = json_object();
+	uint64_t rejected = 0;
+	for (int r = 0; r < GW_R_COUNT; r++) {
+		if (a->rejections[k][r] == 0)
+			continue;
+		rejected += a->rejections[k][r];
+		json_object_set_new(rej, gw_reason_info((enum gw_reason)r)->code,
+				    json_integer((json_int_t)a->rejections[k][r]));
+	}
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:o, s:o}",
+		"queue_depth", (json_int_t)srv->queue.classes[k].count,
+		"queue_bytes", (json_int_t)srv->queue.classes[k].bytes,
+		"oldest_wait_ms", (json_int_t)oldest_wait_ms(srv, k),
+		"max_queue", (json_int_t)cc->max_queue,
+		"max_wait_ms", (json_int_t)cc->max_wait_ms,
+		"p50_ms_last_minute", gw_hist_percentile(&minute, 50) / 1e6,
+		"p99_ms_last_minute", gw_hist_percentile(&minute, 99) / 1e6,
+		"requests_total", (json_int_t)gw_hist_count(&all),
+		"rejected_total", (json_int_t)rejected,
+		"rejections", rej,
+		"latency_buckets", buckets);
+}
+
 static int render_status(const struct gw_server *srv, struct gw_buf *out)
 {
+	const struct gw_account *a = &srv->account;
+	uint64_t now = gw_now_ms(srv);
 	json_t *root = json_object();
 	json_t *classes = json_object();
 	json_t *pools = json_object();
-	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
-		const struct conf_class_cfg *cc = &srv->conf->classes[k];
-		if (!cc->defined)
-			continue;
-		json_object_set_new(classes, conf_class_name((enum conf_class)k),
-				    json_pack("{s:I, s:I, s:I}", "queue_depth", (json_int_t)srv->queue.classes[k].count,
-					      "max_queue", (json_int_t)cc->max_queue,
-					      "max_wait_ms", (json_int_t)cc->max_wait_ms));
-	}
+	json_t *tenants = json_object();
+	json_t *bounds = json_array();
+	for (size_t i = 0; i < srv->conf->metrics.nbuckets; i++)
+		json_array_append_new(bounds, json_real(srv->conf->metrics.buckets[i]));
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		if (srv->conf->classes[k].defined)
+			json_object_set_new(classes, conf_class_name((enum conf_class)k), class_status(srv, k));
 	for (size_t i = 0; i < srv->backends.npools; i++) {
 		const struct backend_pool *p = &srv->backends.pools[i];
 		json_t *backends = json_array();
 		for (size_t j = 0; j < p->nbackends; j++) {
 			const struct backend *b = &p->backends[j];
-			json_array_append_new(backends, json_pack("{s:s, s:I, s:I, s:I}",
+			json_array_append_new(backends, json_pack("{s:s, s:I, s:I, s:b, s:I}",
 				"address", b->cfg->addr.text, "slots", (json_int_t)b->max_inflight,
-				"inflight", (json_int_t)b->inflight, "idle_connections", (json_int_t)b->nidle));
+				"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
+				"idle_connections", (json_int_t)b->nidle));
 		}
 		json_object_set_new(pools, p->cfg->name, json_pack("{s:s, s:I, s:I, s:o}",
 			"slice", p->cfg->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic",
 			"slots", (json_int_t)p->slots, "inflight", (json_int_t)p->inflight,
 			"backends", backends));
 	}
+	for (size_t t = 0; t < srv->tenants.n; t++) {
+		struct queue_tenant *qt = &srv->tenants.v[t];
+		const struct gw_tenant_acct *ta = &a->tenants[t];
+		uint64_t requests = 0;
+		double gpu = 0;
+		for (int k = 0; k < CONF_CLASS_COUNT; k++)
+			requests += ta->requests[k];
+		for (size_t p = 0; p < a->npools; p++)
+			gpu += (double)ta->gpu_ns[p] / 1e9;
+		json_t *tj = json_pack("{s:I, s:f, s:f, s:f}", "requests_total", (json_int_t)requests,
+				       "tokens_estimated", ta->tokens_estimated, "tokens_reported", ta->tokens_reported,
+				       "gpu_seconds", gpu);
+		if (!queue_bucket_unlimited(&qt->requests))
+			json_object_set_new(tj, "requests_bucket", json_real(queue_bucket_level(&qt->requests, now)));
+		if (!queue_bucket_unlimited(&qt->tokens))
+			json_object_set_new(tj, "tokens_bucket", json_real(queue_bucket_level(&qt->tokens, now)));
+		json_object_set_new(tenants, qt->cfg->name, tj);
+	}
 	json_object_set_new(root, "version", json_string(SLUICE_VERSION));
 	json_object_set_new(root, "draining", json_boolean(srv->draining));
 	json_object_set_new(root, "connections", json_integer(srv->nconns));
+	json_object_set_new(root, "bucket_bounds_seconds", bounds);
 	json_object_set_new(root, "classes", classes);
 	json_object_set_new(root, "pools", pools);
+	json_object_set_new(root, "tenants", tenants);
 	char *text = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	if (text == NULL)

@@ -481,11 +481,6 @@ void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uin
 	const char *tenant = c->classified ? c->tenant->cfg->name : NULL;
 	const char *klass = c->classified ? conf_class_name((enum conf_class)c->klass) : NULL;
 	char peer[64];
-	/* Admin answers are not traffic: only the proxy listener is counted. */
-	if (!c->admin) {
-		srv->metrics.rejections[r]++;
-		srv->metrics.by_status[ri->status]++;
-	}
 	c->rec.status = (uint16_t)ri->status;
 	c->rec.reason = (uint8_t)r;
 	if (c->classified && c->rec.t_dispatch == 0) {

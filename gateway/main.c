@@ -7,6 +7,8 @@
  *   sluice --version
  *   sluice hash-key [KEY] print the SHA-256 of an API key (read from stdin
  *                         when not given, which keeps it out of shell history)
+ *   sluice top [--admin HOST:PORT] [--interval S] [--count N]
+ *                         live terminal view of a running gateway
  */
 #include <getopt.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include "conf/conf.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/top.h"
 #include "queue/tenant.h"
 
 static void usage(FILE *f)
@@ -25,6 +28,7 @@ static void usage(FILE *f)
 		   "       sluice -t -c FILE   check the config and exit\n"
 		   "       sluice --version\n"
 		   "       sluice hash-key [KEY]  SHA-256 of an API key for tenants.*.keys (stdin without KEY)\n"
+		   "       sluice top [--admin HOST:PORT] [--interval S] [--count N]  live view\n"
 		   "options:\n"
 		   "  -c, --config FILE   YAML config (see conf/examples/)\n"
 		   "  -t, --test          validate the config, print errors as FILE:LINE: message\n"
@@ -67,6 +71,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "hash-key") == 0)
 		return hash_key(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "top") == 0)
+		return gw_top_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },

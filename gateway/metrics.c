@@ -1,73 +1,228 @@
 /*
  * metrics.c - Prometheus text exposition; see metrics.h.
  *
- * Rendering walks the server's counters and the pools at scrape time; the
- * request path only increments plain integers.
+ * Everything is read at scrape time from the accounting (account.c), the
+ * queues, the tenants and the pools; the request path only increments
+ * integers and records histogram samples.  Histogram series with no sample
+ * are left out, which keeps a scrape small when most (class, pool) pairs are
+ * unused.  Label values are escaped even where the config already restricts
+ * them, so that no future source of names can break the format.
  */
+#include <math.h>
+#include <string.h>
+
 #include "backends/backend.h"
 #include "gateway/errors.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
+
+#define NSTATUS 500
 
 static int family(struct gw_buf *o, const char *name, const char *type, const char *help)
 {
 	return gw_buf_appendf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
+/* labels: `name="value",...` pairs, value escaped; NULL name ends the list. */
+static int labels(struct gw_buf *o, const char *const *kv)
 {
-	const struct gw_metrics *m = &srv->metrics;
-	const struct backend_set *bs = &srv->backends;
 	int rc = 0;
+	for (int i = 0; kv[i] != NULL; i += 2) {
+		rc |= gw_buf_appendf(o, "%s%s=\"", i ? "," : "", kv[i]);
+		rc |= gw_buf_append_label(o, kv[i + 1]);
+		rc |= gw_buf_append(o, "\"", 1);
+	}
+	return rc;
+}
 
-	rc |= family(o, "sluice_requests_total", "counter",
-		     "Responses sent to clients, by HTTP status code.");
-	for (int s = 100; s < 600; s++)
-		if (m->by_status[s] != 0)
-			rc |= gw_buf_appendf(o, "sluice_requests_total{code=\"%d\"} %llu\n", s,
-					     (unsigned long long)m->by_status[s]);
+static int sample(struct gw_buf *o, const char *name, const char *const *kv, double v)
+{
+	int rc = gw_buf_appendf(o, "%s{", name);
+	rc |= labels(o, kv);
+	rc |= gw_buf_appendf(o, "} %.17g\n", v);
+	return rc;
+}
 
+static int plain(struct gw_buf *o, const char *name, double v)
+{
+	return gw_buf_appendf(o, "%s %.17g\n", name, v);
+}
+
+/* One histogram series: cumulative `le` buckets in seconds, _sum, _count. */
+static int histogram(struct gw_buf *o, const char *name, const char *const *kv, const struct gw_hist *h,
+		     const struct conf_metrics *m)
+{
+	int rc = 0;
+	if (gw_hist_count(h) == 0)
+		return 0;
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		rc |= gw_buf_appendf(o, "%s_bucket{", name);
+		rc |= labels(o, kv);
+		rc |= gw_buf_appendf(o, ",le=\"%g\"} %llu\n", m->buckets[i],
+				     (unsigned long long)gw_hist_count_le(h, (uint64_t)llround(m->buckets[i] * 1e9)));
+	}
+	rc |= gw_buf_appendf(o, "%s_bucket{", name);
+	rc |= labels(o, kv);
+	rc |= gw_buf_appendf(o, ",le=\"+Inf\"} %llu\n%s_sum{", (unsigned long long)gw_hist_count(h), name);
+	rc |= labels(o, kv);
+	rc |= gw_buf_appendf(o, "} %.9f\n%s_count{", gw_hist_sum(h) / 1e9, name);
+	rc |= labels(o, kv);
+	rc |= gw_buf_appendf(o, "} %llu\n", (unsigned long long)gw_hist_count(h));
+	return rc;
+}
+
+static const char *class_label(int k)
+{
+	return k < CONF_CLASS_COUNT ? conf_class_name((enum conf_class)k) : "none";
+}
+
+static const char *pool_label(const struct gw_server *srv, size_t p)
+{
+	return p < srv->backends.npools ? srv->backends.pools[p].cfg->name : "none";
+}
+
+static const char *slice_label(const struct backend_pool *p)
+{
+	return p->cfg->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic";
+}
+
+/* The four (class, pool) histogram families. */
+static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
+{
+	const struct gw_account *a = &srv->account;
+	const struct conf_metrics *m = &srv->conf->metrics;
+	static const struct {
+		const char *name, *help;
+	} fam[] = {
+		{ "sluice_time_to_first_byte_seconds",
+		  "First request byte read to first response byte written to the client." },
+		{ "sluice_upstream_duration_seconds", "Backend slot taken to backend response complete." },
+		{ "sluice_request_duration_seconds", "First request byte read to response complete." },
+	};
+	const struct gw_hist *arrays[] = { a->ttfb, a->upstream, a->request };
+	int rc = 0;
+	for (size_t f = 0; f < 3; f++) {
+		rc |= family(o, fam[f].name, "histogram", fam[f].help);
+		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+			for (size_t p = 0; p <= a->npools; p++) {
+				const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
+				rc |= histogram(o, fam[f].name, kv, &arrays[f][gw_account_cp(a, k, p)], m);
+			}
+		}
+	}
+	rc |= family(o, "sluice_queue_wait_seconds", "histogram",
+		     "Request read to slot taken, or to leaving the queue otherwise, by outcome.");
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		for (int q = 0; q < GW_QOUT_COUNT; q++) {
+			const char *kv[] = { "class", class_label(k), "outcome", gw_qout_names[q], NULL };
+			rc |= histogram(o, "sluice_queue_wait_seconds", kv, &a->queue_wait[k][q], m);
+		}
+	}
+	if (m->tenant_histograms) {
+		rc |= family(o, "sluice_tenant_request_duration_seconds", "histogram",
+			     "Request duration per tenant (metrics.tenant_histograms).");
+		for (size_t t = 0; t < a->ntenants; t++) {
+			for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+				const char *kv[] = { "tenant", srv->tenants.v[t].cfg->name, "class", class_label(k), NULL };
+				rc |= histogram(o, "sluice_tenant_request_duration_seconds", kv,
+						&a->tenants[t].duration[k], m);
+			}
+		}
+	}
+	return rc;
+}
+
+static int request_counters(const struct gw_server *srv, struct gw_buf *o)
+{
+	const struct gw_account *a = &srv->account;
+	int rc = family(o, "sluice_requests_total", "counter",
+			"Requests answered on the proxy listener, by class, pool and HTTP status "
+			"(pool \"none\": answered by sluice; class \"none\": refused before classification; "
+			"code 499: the client left first).");
+	for (int k = 0; k <= CONF_CLASS_COUNT; k++) {
+		for (size_t p = 0; p <= a->npools; p++) {
+			const uint64_t *row = &a->codes[((size_t)k * (a->npools + 1) + p) * NSTATUS];
+			for (int s = 0; s < NSTATUS; s++) {
+				if (row[s] == 0)
+					continue;
+				char code[8];
+				snprintf(code, sizeof(code), "%d", s + 100);
+				const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), "code", code, NULL };
+				rc |= sample(o, "sluice_requests_total", kv, (double)row[s]);
+			}
+		}
+	}
 	rc |= family(o, "sluice_rejections_total", "counter",
-		     "Requests answered by sluice itself, by reason.");
-	for (int r = 0; r < GW_R_COUNT; r++)
-		rc |= gw_buf_appendf(o, "sluice_rejections_total{reason=\"%s\"} %llu\n",
-				     gw_reason_info((enum gw_reason)r)->code,
-				     (unsigned long long)m->rejections[r]);
+		     "Requests answered by sluice itself, by class and reason (the x-sluice-reject-reason).");
+	for (int k = 0; k <= CONF_CLASS_COUNT; k++) {
+		for (int r = 0; r < GW_R_COUNT; r++) {
+			if (a->rejections[k][r] == 0)
+				continue;
+			const char *kv[] = { "class", class_label(k), "reason", gw_reason_info((enum gw_reason)r)->code, NULL };
+			rc |= sample(o, "sluice_rejections_total", kv, (double)a->rejections[k][r]);
+		}
+	}
+	return rc;
+}
 
-	rc |= family(o, "sluice_connections_accepted_total", "counter", "Client connections accepted.");
-	rc |= gw_buf_appendf(o, "sluice_connections_accepted_total %llu\n",
-			     (unsigned long long)m->connections);
-	rc |= family(o, "sluice_connections_refused_total", "counter",
-		     "Client connections closed at once because limits.max_connections was reached.");
-	rc |= gw_buf_appendf(o, "sluice_connections_refused_total %llu\n",
-			     (unsigned long long)m->connections_refused);
-	rc |= family(o, "sluice_connections_open", "gauge", "Client connections open now (both listeners).");
-	rc |= gw_buf_appendf(o, "sluice_connections_open %u\n", srv->nconns);
-	rc |= family(o, "sluice_client_aborts_total", "counter",
-		     "Clients that disconnected while their request was queued or in flight.");
-	rc |= gw_buf_appendf(o, "sluice_client_aborts_total %llu\n", (unsigned long long)m->client_aborts);
+static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
+{
+	const struct gw_account *a = &srv->account;
+	uint64_t now = gw_now_ms(srv);
+	int rc = family(o, "sluice_tenant_requests_total", "counter", "Requests per tenant and class.");
+	for (size_t t = 0; t < a->ntenants; t++) {
+		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+			const char *kv[] = { "tenant", srv->tenants.v[t].cfg->name, "class", class_label(k), NULL };
+			rc |= sample(o, "sluice_tenant_requests_total", kv, (double)a->tenants[t].requests[k]);
+		}
+	}
+	rc |= family(o, "sluice_tenant_tokens_total", "counter",
+		     "LLM tokens per tenant: estimated at admission, and reported by the backends' usage.");
+	for (size_t t = 0; t < a->ntenants; t++) {
+		const char *est[] = { "tenant", srv->tenants.v[t].cfg->name, "kind", "estimated", NULL };
+		const char *rep[] = { "tenant", srv->tenants.v[t].cfg->name, "kind", "reported", NULL };
+		rc |= sample(o, "sluice_tenant_tokens_total", est, a->tenants[t].tokens_estimated);
+		rc |= sample(o, "sluice_tenant_tokens_total", rep, a->tenants[t].tokens_reported);
+	}
+	rc |= family(o, "sluice_tenant_gpu_seconds_total", "counter",
+		     "Time backend slots were held for the tenant (chargeback), by pool and slice.");
+	for (size_t t = 0; t < a->ntenants; t++) {
+		for (size_t p = 0; p < a->npools; p++) {
+			const char *kv[] = { "tenant", srv->tenants.v[t].cfg->name, "pool", pool_label(srv, p),
+					     "slice", slice_label(&srv->backends.pools[p]), NULL };
+			rc |= sample(o, "sluice_tenant_gpu_seconds_total", kv, (double)a->tenants[t].gpu_ns[p] / 1e9);
+		}
+	}
+	rc |= family(o, "sluice_tenant_bucket_level", "gauge",
+		     "Units left in the tenant's token buckets (requests, tokens); negative while in debt.");
+	for (size_t t = 0; t < srv->tenants.n; t++) {
+		struct queue_tenant *qt = &srv->tenants.v[t];
+		if (!queue_bucket_unlimited(&qt->requests)) {
+			const char *kv[] = { "tenant", qt->cfg->name, "kind", "requests", NULL };
+			rc |= sample(o, "sluice_tenant_bucket_level", kv, queue_bucket_level(&qt->requests, now));
+		}
+		if (!queue_bucket_unlimited(&qt->tokens)) {
+			const char *kv[] = { "tenant", qt->cfg->name, "kind", "tokens", NULL };
+			rc |= sample(o, "sluice_tenant_bucket_level", kv, queue_bucket_level(&qt->tokens, now));
+		}
+	}
+	return rc;
+}
 
-	rc |= family(o, "sluice_queue_depth", "gauge", "Requests waiting for a slot, by class.");
-	for (int k = 0; k < CONF_CLASS_COUNT; k++)
-		if (srv->conf->classes[k].defined)
-			rc |= gw_buf_appendf(o, "sluice_queue_depth{class=\"%s\"} %u\n",
-					     conf_class_name((enum conf_class)k), srv->queue.classes[k].count);
-
-	rc |= family(o, "sluice_upstream_reused_total", "counter",
-		     "Requests sent on a pooled keep-alive upstream connection.");
-	rc |= gw_buf_appendf(o, "sluice_upstream_reused_total %llu\n", (unsigned long long)m->upstream_reused);
-	rc |= family(o, "sluice_upstream_retries_total", "counter",
-		     "Requests resent because a pooled upstream connection was found closed.");
-	rc |= gw_buf_appendf(o, "sluice_upstream_retries_total %llu\n", (unsigned long long)m->upstream_retries);
-	rc |= family(o, "sluice_upstream_truncated_total", "counter",
-		     "Responses cut short because the backend failed mid-response.");
-	rc |= gw_buf_appendf(o, "sluice_upstream_truncated_total %llu\n",
-			     (unsigned long long)m->upstream_truncated);
-
+static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
+{
+	const struct backend_set *bs = &srv->backends;
+	uint64_t now = gw_now_ms(srv);
+	int rc = family(o, "sluice_pool_slots", "gauge", "Slots of the pool (sum of max_inflight), by slice.");
+	for (size_t i = 0; i < bs->npools; i++) {
+		const char *kv[] = { "pool", bs->pools[i].cfg->name, "slice", slice_label(&bs->pools[i]), NULL };
+		rc |= sample(o, "sluice_pool_slots", kv, bs->pools[i].slots);
+	}
 	static const struct {
 		const char *name, *type, *help;
 	} per_backend[] = {
 		{ "sluice_backend_inflight", "gauge", "Slots of the backend held by requests now." },
+		{ "sluice_backend_up", "gauge", "1 when the backend may be picked, 0 while marked down after failed connects." },
 		{ "sluice_backend_slots", "gauge", "Slots of the backend (max_inflight)." },
 		{ "sluice_backend_requests_total", "counter", "Requests sent to the backend." },
 		{ "sluice_backend_connections_total", "counter", "TCP connections opened to the backend." },
@@ -80,12 +235,59 @@ int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
 			const struct backend_pool *p = &bs->pools[i];
 			for (size_t j = 0; j < p->nbackends; j++) {
 				const struct backend *b = &p->backends[j];
-				unsigned long long v[] = { b->inflight, b->max_inflight, b->requests,
-							   b->connects, b->connect_failures, b->nidle };
-				rc |= gw_buf_appendf(o, "%s{pool=\"%s\",backend=\"%s\"} %llu\n",
-						     per_backend[f].name, p->cfg->name, b->cfg->addr.text, v[f]);
+				double v[] = { b->inflight, backend_is_up(b, now), b->max_inflight, (double)b->requests,
+					       (double)b->connects, (double)b->connect_failures, b->nidle };
+				const char *kv[] = { "pool", p->cfg->name, "backend", b->cfg->addr.text, NULL };
+				rc |= sample(o, per_backend[f].name, kv, v[f]);
 			}
 		}
+	}
+	return rc;
+}
+
+int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
+{
+	const struct gw_metrics *m = &srv->metrics;
+	int rc = request_counters(srv, o);
+	rc |= stage_histograms(srv, o);
+	rc |= tenant_metrics(srv, o);
+	rc |= pool_metrics(srv, o);
+
+	rc |= family(o, "sluice_queue_depth", "gauge", "Requests waiting for a slot, by class.");
+	rc |= family(o, "sluice_queue_bytes", "gauge", "Request body bytes held by queued requests, by class.");
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		if (!srv->conf->classes[k].defined)
+			continue;
+		const char *kv[] = { "class", class_label(k), NULL };
+		rc |= sample(o, "sluice_queue_depth", kv, srv->queue.classes[k].count);
+		rc |= sample(o, "sluice_queue_bytes", kv, (double)srv->queue.classes[k].bytes);
+	}
+	static const struct {
+		const char *name, *type, *help;
+	} plain_fams[] = {
+		{ "sluice_connections_accepted_total", "counter", "Client connections accepted." },
+		{ "sluice_connections_refused_total", "counter",
+		  "Client connections closed at once because limits.max_connections was reached." },
+		{ "sluice_connections_open", "gauge", "Client connections open now (both listeners)." },
+		{ "sluice_client_aborts_total", "counter",
+		  "Clients that disconnected while their request was queued or in flight." },
+		{ "sluice_upstream_reused_total", "counter", "Requests sent on a pooled keep-alive upstream connection." },
+		{ "sluice_upstream_retries_total", "counter",
+		  "Requests resent because a pooled upstream connection was found closed." },
+		{ "sluice_upstream_truncated_total", "counter",
+		  "Responses cut short because the backend failed mid-response." },
+		{ "sluice_access_log_lines_total", "counter", "Access log lines written or waiting to be." },
+		{ "sluice_access_log_dropped_total", "counter",
+		  "Access log lines dropped because the log could not keep up or failed." },
+		{ "sluice_config_generation", "gauge", "Generation of the config in use (1 = the one loaded at start)." },
+	};
+	double v[] = { (double)m->connections, (double)m->connections_refused, srv->nconns,
+		       (double)m->client_aborts, (double)m->upstream_reused, (double)m->upstream_retries,
+		       (double)m->upstream_truncated, (double)srv->account.alog.lines,
+		       (double)srv->account.alog.dropped, 1 };
+	for (size_t f = 0; f < sizeof(plain_fams) / sizeof(plain_fams[0]); f++) {
+		rc |= family(o, plain_fams[f].name, plain_fams[f].type, plain_fams[f].help);
+		rc |= plain(o, plain_fams[f].name, v[f]);
 	}
 	return rc == 0 ? 0 : -1;
 }

@@ -197,13 +197,10 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 static void exchange_complete(struct gw_exchange *x)
 {
 	struct gw_conn *c = x->conn;
-	struct gw_server *srv = c->srv;
 	if (x->chunked_out)
 		gw_buf_appends(&x->out, "0\r\n\r\n");
 	flush_out(x);
 	int status = x->resp.msg.status;
-	if (status >= 100 && status < 600)
-		srv->metrics.by_status[status]++;
 	double used = status == 200 ? reported_tokens(x) : -1;
 	if (used >= 0)
 		gw_dispatch_reconcile(c, used);

@@ -32,8 +32,6 @@ struct gw_conn;
 
 /* Counters for /metrics; all monotonic except where noted. */
 struct gw_metrics {
-	uint64_t by_status[600];	/* by exact status code */
-	uint64_t rejections[GW_R_COUNT];
 	uint64_t connections;		/* client connections accepted */
 	uint64_t connections_refused;	/* over limits.max_connections */
 	uint64_t client_aborts;		/* clients gone while queued or in flight */

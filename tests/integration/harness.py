@@ -256,17 +256,23 @@ def wait_for(predicate, timeout=5.0, what="condition"):
 
 
 def metric(admin_port, name, labels=""):
-    """Value of one series from /metrics (0 when absent)."""
+    """Sum of the series of `name` whose labels include every pair of
+    `labels` (text like 'class="interactive",reason="queue_full"'); 0 when
+    there is none."""
     c = Client(admin_port)
     try:
         text = c.request("GET", "/metrics").body.decode()
     finally:
         c.close()
-    series = name + (("{" + labels + "}") if labels else "")
+    want = set(re.findall(r'(\w+="[^"]*")', labels))
+    total = 0.0
     for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    return 0.0
+        if line.startswith("#"):
+            continue
+        m = re.match(r'^(\w+)(?:\{(.*)\})? (\S+)$', line)
+        if m and m.group(1) == name and want <= set(re.findall(r'(\w+="[^"]*")', m.group(2) or "")):
+            total += float(m.group(3))
+    return total
 
 
 class ClusterTest(unittest.TestCase):

@@ -307,7 +307,7 @@ class Admin(ClusterTest):
         Client(s.port).request("POST", "/v1/completions", COMPLETION)
         r = c.request("GET", "/metrics")
         self.assertEqual(r.status, 200)
-        self.assertIn('sluice_requests_total{code="200"} 1', r.body.decode())
+        self.assertIn('sluice_requests_total{class="standard",pool="spot",code="200"} 1', r.body.decode())
         st = c.request("GET", "/status").json()
         self.assertEqual(st["pools"]["gold"]["slice"], "reserved")
         self.assertEqual(c.request("GET", "/nope").status, 404)
