@@ -38,7 +38,6 @@ struct backend_conn *backend_conn_take(struct backend *b)
 	if (bc == NULL)
 		return NULL;
 	idle_unlink(bc);
-	uv_read_stop((uv_stream_t *)&bc->tcp);
 	return bc;
 }
 
@@ -80,21 +79,62 @@ void backend_conn_close(struct backend_conn **bcp)
 		uv_close((uv_handle_t *)&bc->tcp, on_closed);
 }
 
-/* An idle connection is never read from for a reason: any event on it
- * means the server closed it or broke the protocol, and it must go. */
-static void idle_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* In use, reads go to the user.  Idle, a connection is never read from
+ * for a reason: any event on it means the server closed it or broke the
+ * protocol, and it must go. */
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	static char sink[64];
+	struct backend_conn *bc = backend_conn_from(h);
+	if (bc->owner != NULL) {
+		bc->user_alloc(h, suggested, buf);
+		return;
+	}
 	buf->base = sink;
 	buf->len = sizeof(sink);
 }
 
-static void idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	if (nread == 0)
-		return;
 	struct backend_conn *bc = backend_conn_from((uv_handle_t *)s);
-	backend_conn_close(&bc);
+	if (bc->owner != NULL) {
+		bc->user_read(s, nread, buf);
+		return;
+	}
+	if (nread != 0)
+		backend_conn_close(&bc);
+}
+
+int backend_conn_use(struct backend_conn *bc, void *owner, uv_alloc_cb alloc, uv_read_cb read)
+{
+	bc->owner = owner;
+	bc->user_alloc = alloc;
+	bc->user_read = read;
+	bc->paused = false;
+	if (bc->reading)
+		return 0;
+	int rc = uv_read_start((uv_stream_t *)&bc->tcp, on_alloc, on_read);
+	bc->reading = rc == 0;
+	return rc;
+}
+
+void backend_conn_pause(struct backend_conn *bc)
+{
+	if (bc->reading) {
+		uv_read_stop((uv_stream_t *)&bc->tcp);
+		bc->reading = false;
+		bc->paused = true;
+	}
+}
+
+int backend_conn_resume(struct backend_conn *bc)
+{
+	if (bc->reading)
+		return 0;
+	int rc = uv_read_start((uv_stream_t *)&bc->tcp, on_alloc, on_read);
+	bc->reading = rc == 0;
+	bc->paused = false;
+	return rc;
 }
 
 void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms)
@@ -104,7 +144,8 @@ void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms)
 	struct backend *b = bc->backend;
 	bc->owner = NULL;
 	bc->requests++;
-	if (uv_read_start((uv_stream_t *)&bc->tcp, idle_alloc, idle_read) < 0) {
+	/* Idle connections must be watched for the server closing them. */
+	if (backend_conn_resume(bc) < 0) {
 		backend_conn_close(&bc);
 		return;
 	}

@@ -12,8 +12,12 @@
  *           writes on `tcp` with its own callbacks and keeps `owner` set.
  *
  * The uv handle's `data` always points at the backend_conn (checked by its
- * magic); users find their own state through `owner`.  The struct is freed
- * only in the handle's close callback.
+ * magic); users find their own state through `owner`.  Reading is started
+ * once, when the connection is connected, and stays on through idle and
+ * in-use periods (a stop and restart per request would cost epoll_ctl
+ * calls): backends/ routes each read to the user's callbacks while in use,
+ * and treats it as the end of the connection while idle.  The struct is
+ * freed only in the handle's close callback.
  */
 #ifndef SLUICE_BACKENDS_UPSTREAM_H
 #define SLUICE_BACKENDS_UPSTREAM_H
@@ -33,7 +37,22 @@ struct backend_conn {
 	bool is_idle;			/* on the idle list */
 	uint32_t requests;		/* responses completed on this connection */
 	void *owner;			/* user state while in use; NULL while idle */
+	uv_alloc_cb user_alloc;		/* the user's read callbacks while in use */
+	uv_read_cb user_read;
+	bool reading;
+	bool paused;			/* the user stopped reading (backpressure) */
 };
+
+/*
+ * Hand a connection to its user: reads go to alloc/read until it is put
+ * back or closed.  Starts reading if it was not (a new connection).
+ * Returns 0 or a negative uv error.
+ */
+int backend_conn_use(struct backend_conn *bc, void *owner, uv_alloc_cb alloc, uv_read_cb read);
+
+/* Stop / resume delivering reads while in use (backpressure). */
+void backend_conn_pause(struct backend_conn *bc);
+int backend_conn_resume(struct backend_conn *bc);
 
 /* The connection behind a handle, checked. */
 struct backend_conn *backend_conn_from(uv_handle_t *h);
@@ -53,8 +72,7 @@ int backend_conn_create(uv_loop_t *loop, struct backend *b, struct backend_conn 
 
 /*
  * Put a connection back on its backend's idle list after a complete
- * response that allows reuse.  The caller must have stopped its own reads.
- * Consumes the caller's pointer.
+ * response that allows reuse.  Consumes the caller's pointer.
  */
 void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms);
 

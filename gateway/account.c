@@ -137,9 +137,34 @@ int gw_buf_append_label(struct gw_buf *b, const char *s)
 	return rc;
 }
 
-static double ms(uint64_t from, uint64_t to)
+static uint64_t span(uint64_t from, uint64_t to)
 {
-	return to > from && from != 0 ? (double)(to - from) / 1e6 : 0;
+	return to > from && from != 0 ? to - from : 0;
+}
+
+#define APPEND_LIT(b, lit) gw_buf_append((b), (lit), sizeof(lit) - 1)
+
+static int append_str_or_null(struct gw_buf *b, const char *s)
+{
+	return s ? gw_buf_append_json(b, s, strlen(s)) : APPEND_LIT(b, "null");
+}
+
+/* "2026-11-23T11:30:45.123Z": the part up to the second is formatted once a
+ * second, not once a line. */
+static int append_time(struct gw_account *a, struct gw_buf *b)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (ts.tv_sec != a->stamp_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(a->stamp, sizeof(a->stamp), "%Y-%m-%dT%H:%M:%S.", &tm);
+		a->stamp_sec = ts.tv_sec;
+	}
+	long msec = ts.tv_nsec / 1000000;
+	char tail[5] = { (char)('0' + msec / 100), (char)('0' + msec / 10 % 10), (char)('0' + msec % 10), 'Z', '"' };
+	int rc = gw_buf_append(b, a->stamp, strlen(a->stamp));
+	return rc | gw_buf_append(b, tail, sizeof(tail));
 }
 
 /* One JSON line; strings that come from the client are escaped. */
@@ -148,45 +173,54 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	const struct gw_reqrec *r = &c->rec;
 	const struct gw_msg *m = &c->http.msg;
 	struct gw_buf *b = &a->line;
-	struct timespec ts;
-	struct tm tm;
-	char stamp[40], peer[64];
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(stamp + n, sizeof(stamp) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-
+	char peer[64];
 	b->len = 0;
 	const char *path = m->head.data ? gw_msg_start(m) : "";
 	size_t plen = m->head.data ? m->start_len : 0;
 	const char *q = memchr(path, '?', plen);	/* query strings may hold secrets */
 	if (q != NULL)
 		plen = (size_t)(q - path);
-	int rc = gw_buf_appendf(b, "{\"time\":\"%s\",\"request_id\":", stamp);
+	int rc = APPEND_LIT(b, "{\"time\":\"");
+	rc |= append_time(a, b);
+	rc |= APPEND_LIT(b, ",\"request_id\":");
 	rc |= gw_buf_append_json(b, c->request_id, strlen(c->request_id));
-	rc |= gw_buf_appendf(b, ",\"tenant\":");
-	if (c->classified)
-		rc |= gw_buf_append_json(b, c->tenant->cfg->name, strlen(c->tenant->cfg->name));
-	else
-		rc |= gw_buf_appends(b, "null");
-	rc |= gw_buf_appendf(b, ",\"class\":%s%s%s,\"pool\":%s%s%s,\"backend\":%s%s%s,\"method\":\"%s\",\"path\":",
-		c->classified ? "\"" : "", c->classified ? conf_class_name((enum conf_class)c->klass) : "null",
-		c->classified ? "\"" : "",
-		r->backend ? "\"" : "", r->backend ? r->backend->pool->cfg->name : "null", r->backend ? "\"" : "",
-		r->backend ? "\"" : "", r->backend ? r->backend->cfg->addr.text : "null", r->backend ? "\"" : "",
-		m->head.data ? llhttp_method_name(m->method) : "-");
+	rc |= APPEND_LIT(b, ",\"tenant\":");
+	rc |= append_str_or_null(b, c->classified ? c->tenant->cfg->name : NULL);
+	rc |= APPEND_LIT(b, ",\"class\":");
+	rc |= append_str_or_null(b, c->classified ? conf_class_name((enum conf_class)c->klass) : NULL);
+	rc |= APPEND_LIT(b, ",\"pool\":");
+	rc |= append_str_or_null(b, r->backend ? r->backend->pool->cfg->name : NULL);
+	rc |= APPEND_LIT(b, ",\"backend\":");
+	rc |= append_str_or_null(b, r->backend ? r->backend->cfg->addr.text : NULL);
+	rc |= APPEND_LIT(b, ",\"method\":");
+	rc |= append_str_or_null(b, m->head.data ? llhttp_method_name(m->method) : NULL);
+	rc |= APPEND_LIT(b, ",\"path\":");
 	rc |= gw_buf_append_json(b, path, plen);
-	rc |= gw_buf_appendf(b, ",\"status\":%u,\"reject_reason\":%s%s%s", r->status,
-		r->reason < GW_R_COUNT ? "\"" : "", r->reason < GW_R_COUNT ? gw_reason_info(r->reason)->code : "null",
-		r->reason < GW_R_COUNT ? "\"" : "");
-	rc |= gw_buf_appendf(b, ",\"queue_ms\":%.3f,\"ttfb_ms\":%.3f,\"upstream_ms\":%.3f,\"total_ms\":%.3f",
-		r->t_dispatch ? ms(r->t_ready, r->t_dispatch) : ms(r->t_ready, t_end),
-		ms(r->t_start, r->t_first_byte), ms(r->t_dispatch, r->t_upstream_end), ms(r->t_start, t_end));
-	rc |= gw_buf_appendf(b, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"tokens_estimated\":%.0f,\"tokens_reported\":",
-		(unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out, r->tokens_estimated);
-	rc |= r->tokens_reported >= 0 ? gw_buf_appendf(b, "%.0f", r->tokens_reported) : gw_buf_appends(b, "null");
-	rc |= gw_buf_appendf(b, ",\"traceparent\":\"%s\",\"peer\":\"%s\"}\n", r->traceparent,
-		gw_conn_peer(c, peer, sizeof(peer)));
+	rc |= APPEND_LIT(b, ",\"status\":");
+	rc |= gw_buf_append_u64(b, r->status);
+	rc |= APPEND_LIT(b, ",\"reject_reason\":");
+	rc |= append_str_or_null(b, r->reason < GW_R_COUNT ? gw_reason_info(r->reason)->code : NULL);
+	rc |= APPEND_LIT(b, ",\"queue_ms\":");
+	rc |= gw_buf_append_ms(b, r->t_dispatch ? span(r->t_ready, r->t_dispatch) : span(r->t_ready, t_end));
+	rc |= APPEND_LIT(b, ",\"ttfb_ms\":");
+	rc |= gw_buf_append_ms(b, span(r->t_start, r->t_first_byte));
+	rc |= APPEND_LIT(b, ",\"upstream_ms\":");
+	rc |= gw_buf_append_ms(b, span(r->t_dispatch, r->t_upstream_end));
+	rc |= APPEND_LIT(b, ",\"total_ms\":");
+	rc |= gw_buf_append_ms(b, span(r->t_start, t_end));
+	rc |= APPEND_LIT(b, ",\"bytes_in\":");
+	rc |= gw_buf_append_u64(b, r->bytes_in);
+	rc |= APPEND_LIT(b, ",\"bytes_out\":");
+	rc |= gw_buf_append_u64(b, r->bytes_out);
+	rc |= APPEND_LIT(b, ",\"tokens_estimated\":");
+	rc |= gw_buf_append_u64(b, (uint64_t)(r->tokens_estimated + 0.5));
+	rc |= APPEND_LIT(b, ",\"tokens_reported\":");
+	rc |= r->tokens_reported >= 0 ? gw_buf_append_u64(b, (uint64_t)r->tokens_reported) : APPEND_LIT(b, "null");
+	rc |= APPEND_LIT(b, ",\"traceparent\":\"");
+	rc |= gw_buf_append(b, r->traceparent, strlen(r->traceparent));
+	rc |= APPEND_LIT(b, "\",\"peer\":\"");
+	rc |= gw_buf_appends(b, gw_conn_peer(c, peer, sizeof(peer)));
+	rc |= APPEND_LIT(b, "\"}\n");
 	if (rc != 0) {
 		a->alog.dropped++;
 		return;

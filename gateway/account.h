@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "conf/conf.h"
@@ -83,6 +84,8 @@ struct gw_account {
 	uint64_t window_start_ms;
 	struct gw_alog alog;
 	struct gw_buf line;		/* scratch for one access-log line */
+	long stamp_sec;			/* second of `stamp` */
+	char stamp[32];			/* "2026-11-23T11:30:45." */
 };
 
 /* Allocate for `c` (which must outlive it) and open the access log.

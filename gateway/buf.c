@@ -76,6 +76,37 @@ int gw_buf_appendf(struct gw_buf *b, const char *fmt, ...)
 	return rc;
 }
 
+int gw_buf_append_u64(struct gw_buf *b, uint64_t v)
+{
+	char tmp[20];
+	int i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return gw_buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+int gw_buf_append_hex(struct gw_buf *b, uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	char tmp[16];
+	int i = sizeof(tmp);
+	do {
+		tmp[--i] = digits[v & 15];
+		v >>= 4;
+	} while (v != 0);
+	return gw_buf_append(b, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+int gw_buf_append_ms(struct gw_buf *b, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	char frac[4] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10) };
+	int rc = gw_buf_append_u64(b, us / 1000);
+	return rc | gw_buf_append(b, frac, sizeof(frac));
+}
+
 void gw_buf_consume(struct gw_buf *b, size_t n)
 {
 	if (n >= b->len) {

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct gw_buf {
 	char *data;
@@ -32,6 +33,14 @@ int gw_buf_appends(struct gw_buf *b, const char *s);
 int gw_buf_appendf(struct gw_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int gw_buf_vappendf(struct gw_buf *b, const char *fmt, va_list ap);
+
+/*
+ * Fast appenders for the request path, where printf's parsing of a format
+ * string costs more than the formatting itself.
+ */
+int gw_buf_append_u64(struct gw_buf *b, uint64_t v);
+int gw_buf_append_hex(struct gw_buf *b, uint64_t v);	/* lower case, no prefix */
+int gw_buf_append_ms(struct gw_buf *b, uint64_t ns);	/* milliseconds, 3 decimals */
 
 /* Drop the first n bytes, keeping the rest. */
 void gw_buf_consume(struct gw_buf *b, size_t n);

@@ -102,7 +102,6 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 		x->op->x = NULL;
 	if (x->up != NULL) {
 		if (reuse_upstream) {
-			uv_read_stop((uv_stream_t *)&x->up->tcp);
 			backend_conn_put(&x->up, gw_now_ms(srv));
 		} else {
 			backend_conn_close(&x->up);
@@ -148,7 +147,7 @@ static void flush_out(struct gw_exchange *x)
 		return;
 	gw_conn_write(c, &x->out);
 	if (c->x == x && !x->paused && x->up != NULL && gw_conn_write_queue(c) > HIGH_WATER) {
-		uv_read_stop((uv_stream_t *)&x->up->tcp);
+		backend_conn_pause(x->up);
 		uv_timer_stop(&c->timer);
 		x->paused = true;
 	}
@@ -221,10 +220,14 @@ static void write_head(struct gw_exchange *x)
 	bool no_body = req->method == HTTP_HEAD || m->status == 204 || m->status == 304;
 	c->rec.status = m->status;
 
+	gw_buf_appends(o, "HTTP/1.1 ");
+	gw_buf_append_u64(o, m->status);
+	gw_buf_append(o, " ", 1);
 	if (m->start_len > 0)
-		gw_buf_appendf(o, "HTTP/1.1 %u %.*s\r\n", m->status, (int)m->start_len, gw_msg_start(m));
+		gw_buf_append(o, gw_msg_start(m), m->start_len);
 	else
-		gw_buf_appendf(o, "HTTP/1.1 %u %s\r\n", m->status, gw_status_text(m->status));
+		gw_buf_appends(o, gw_status_text(m->status));
+	gw_buf_append(o, "\r\n", 2);
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct gw_field *f = &m->fields[i];
 		const char *name = gw_field_name(m, f);
@@ -245,10 +248,15 @@ static void write_head(struct gw_exchange *x)
 			x->close_client = true;
 		}
 	}
-	gw_buf_appendf(o, "x-request-id: %s\r\nx-sluice-class: %s\r\nx-sluice-pool: %s\r\n"
-		       "x-sluice-queue-ms: %llu\r\n",
-		       c->request_id, conf_class_name(c->klass), x->backend->pool->cfg->name,
-		       (unsigned long long)((c->rec.t_dispatch - c->rec.t_ready) / 1000000));
+	gw_buf_appends(o, "x-request-id: ");
+	gw_buf_appends(o, c->request_id);
+	gw_buf_appends(o, "\r\nx-sluice-class: ");
+	gw_buf_appends(o, conf_class_name(c->klass));
+	gw_buf_appends(o, "\r\nx-sluice-pool: ");
+	gw_buf_appends(o, x->backend->pool->cfg->name);
+	gw_buf_appends(o, "\r\nx-sluice-queue-ms: ");
+	gw_buf_append_u64(o, (c->rec.t_dispatch - c->rec.t_ready) / 1000000);
+	gw_buf_append(o, "\r\n", 2);
 	gw_dispatch_ratelimit_headers(c, o);
 	if (x->close_client || !req->keep_alive || c->srv->draining)
 		gw_buf_appends(o, "connection: close\r\n");
@@ -278,7 +286,8 @@ static int on_resp_body(void *ctx, const char *at, size_t len)
 	int rc = 0;
 	keep_tail(x, at, len);
 	if (x->chunked_out) {
-		rc |= gw_buf_appendf(&x->out, "%zx\r\n", len);
+		rc |= gw_buf_append_hex(&x->out, len);
+		rc |= gw_buf_append(&x->out, "\r\n", 2);
 		rc |= gw_buf_append(&x->out, at, len);
 		rc |= gw_buf_append(&x->out, "\r\n", 2);
 	} else {
@@ -369,7 +378,7 @@ static void send_request(struct gw_exchange *x)
 		return;
 	}
 	op->x = x;
-	int rc = uv_read_start((uv_stream_t *)&x->up->tcp, on_up_alloc, on_up_read);
+	int rc = backend_conn_use(x->up, x, on_up_alloc, on_up_read);
 	uv_buf_t bufs[2] = {
 		uv_buf_init(x->head.data, (unsigned)x->head.len),
 		uv_buf_init(c->http.msg.body.data, (unsigned)c->http.msg.body.len),
@@ -444,8 +453,10 @@ static int build_head(struct gw_exchange *x)
 	const struct gw_field *xff = NULL;
 	bool has_host = false;
 	char peer[64];
-	int rc = gw_buf_appendf(o, "%s %.*s HTTP/1.1\r\n", llhttp_method_name(m->method),
-				(int)m->start_len, gw_msg_start(m));
+	int rc = gw_buf_appends(o, llhttp_method_name(m->method));
+	rc |= gw_buf_append(o, " ", 1);
+	rc |= gw_buf_append(o, gw_msg_start(m), m->start_len);
+	rc |= gw_buf_appends(o, " HTTP/1.1\r\n");
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct gw_field *f = &m->fields[i];
 		const char *name = gw_field_name(m, f);
@@ -467,14 +478,22 @@ static int build_head(struct gw_exchange *x)
 	if (!has_host)
 		rc |= gw_buf_appendf(o, "host: %s\r\n", x->backend->cfg->addr.text);
 	gw_conn_peer(c, peer, sizeof(peer));
-	if (xff != NULL)
-		rc |= gw_buf_appendf(o, "x-forwarded-for: %.*s, %s\r\n", (int)xff->value_len,
-				     gw_field_value(m, xff), peer);
-	else
-		rc |= gw_buf_appendf(o, "x-forwarded-for: %s\r\n", peer);
-	rc |= gw_buf_appendf(o, "x-request-id: %s\r\ntraceparent: %s\r\n", c->request_id, c->rec.traceparent);
-	if (m->has_length || m->chunked)
-		rc |= gw_buf_appendf(o, "content-length: %zu\r\n", m->body.len);
+	rc |= gw_buf_appends(o, "x-forwarded-for: ");
+	if (xff != NULL) {
+		rc |= gw_buf_append(o, gw_field_value(m, xff), xff->value_len);
+		rc |= gw_buf_append(o, ", ", 2);
+	}
+	rc |= gw_buf_appends(o, peer);
+	rc |= gw_buf_appends(o, "\r\nx-request-id: ");
+	rc |= gw_buf_appends(o, c->request_id);
+	rc |= gw_buf_appends(o, "\r\ntraceparent: ");
+	rc |= gw_buf_appends(o, c->rec.traceparent);
+	rc |= gw_buf_append(o, "\r\n", 2);
+	if (m->has_length || m->chunked) {
+		rc |= gw_buf_appends(o, "content-length: ");
+		rc |= gw_buf_append_u64(o, m->body.len);
+		rc |= gw_buf_append(o, "\r\n", 2);
+	}
 	rc |= gw_buf_append(o, "\r\n", 2);
 	return rc;
 }
@@ -505,7 +524,6 @@ void gw_exchange_start(struct gw_conn *c, struct backend *b)
 		return;
 	}
 	srv->metrics.upstream_reused++;
-	x->up->owner = x;
 	x->reused = true;
 	x->reusable = true;
 	if (c->http.msg.method == HTTP_HEAD)
@@ -540,7 +558,7 @@ void gw_exchange_client_drained(struct gw_conn *c)
 	if (!x->paused || gw_conn_write_queue(c) > LOW_WATER)
 		return;
 	x->paused = false;
-	if (uv_read_start((uv_stream_t *)&x->up->tcp, on_up_alloc, on_up_read) < 0) {
+	if (backend_conn_resume(x->up) < 0) {
 		upstream_failed(x, GW_R_UPSTREAM_ERROR, "cannot resume reading");
 		return;
 	}

@@ -3,7 +3,10 @@
 # overhead: what does the proxy cost?  wrk drives the same POST
 # /v1/completions at a zero-latency gpusim directly, through sluice, and
 # through nginx (1 worker, upstream keepalive), in one run, and prints
-# requests/s and latency percentiles with the ratios that matter.
+# requests/s and latency percentiles with the ratios that matter.  sluice
+# runs three ways: `sluice` as configured for production (latency
+# histograms and a JSON access log to a file), `hist` (histograms, no access
+# log) and `bare` (histograms off, no access log), for the cost of each.
 #
 #   bench/scenarios/overhead.sh [SECONDS_PER_TARGET] [CONNECTIONS]
 #
@@ -29,7 +32,12 @@ pools:
     slice: elastic
     backends: [ { address: 127.0.0.1:$sim_port, max_inflight: 1024 } ]
 YAML
-start_sluice sluice "$WORK/sluice.yaml"
+{ cat "$WORK/sluice.yaml"; echo "access_log: $WORK/access.log"; } >"$WORK/sluice-obs.yaml"
+cp "$WORK/sluice.yaml" "$WORK/sluice-hist.yaml"
+echo "metrics: { histograms: false }" >>"$WORK/sluice.yaml"
+start_sluice sluice "$WORK/sluice-obs.yaml"
+start_sluice hist "$WORK/sluice-hist.yaml"
+start_sluice bare "$WORK/sluice.yaml"
 
 start_nginx nginx "127.0.0.1:$sim_port"
 
@@ -52,16 +60,18 @@ run() {
 }
 
 # warm up each path, then measure
-for p in "$sim_port" "$sluice_port" "$nginx_port"; do
+for p in "$sim_port" "$sluice_port" "$hist_port" "$bare_port" "$nginx_port"; do
 	wrk -t1 -c"$CONNS" -d1s -s "$WORK/post.lua" "http://127.0.0.1:$p/v1/completions" >/dev/null 2>&1
 done
 direct=$(run direct "$sim_port")
 sluice=$(run sluice "$sluice_port")
+hist=$(run hist "$hist_port")
+bare=$(run bare "$bare_port")
 nginx=$(run nginx "$nginx_port")
 
 echo "overhead: wrk -t1 -c$CONNS -d${DUR}s, POST /v1/completions, gpusim --zero, $(nproc) cores"
 printf '%-8s %10s %9s %9s %9s\n' target req/s p50_ms p90_ms p99_ms
-for t in direct sluice nginx; do
+for t in direct sluice hist bare nginx; do
 	eval "set -- \$$t"
 	printf '%-8s %10s %9s %9s %9s\n' "$t" "$1" "$2" "$3" "$4"
 done
@@ -72,4 +82,9 @@ awk -v d_rps="$1" -v d99="$4" -v s_rps="$5" -v s99="$8" -v n_rps="$9" -v n99="${
 		s_rps / n_rps, s_rps / d_rps, n_rps / d_rps
 	printf "p99 added over direct: sluice %+.3f ms, nginx %+.3f ms\n", s99 - d99, n99 - d99
 }'
+# shellcheck disable=SC2086
+set -- $sluice $hist $bare
+awk -v o="$1" -v h="$5" -v b="$9" 'BEGIN {
+	printf "observability cost vs bare (histograms off, no access log): histograms %.1f%%, histograms + access log %.1f%% of requests/s\n", (1 - h / b) * 100, (1 - o / b) * 100 }'
+echo "access log lines written: $(wc -l <"$WORK/access.log")"
 echo "sluice RSS after the run: $(rss_kib "$sluice_pid") KiB"
