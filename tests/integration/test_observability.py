@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -152,6 +153,49 @@ tenants:
                 self.assertIsNotNone(l["tokens_reported"])
         timeout = [l for l in lines if l["reject_reason"] == "queue_timeout"][0]
         self.assertGreater(timeout["queue_ms"], 350)
+
+    def test_a_prometheus_server_scrapes_it(self):
+        prom = shutil.which("prometheus")
+        if prom is None:
+            if os.environ.get("SLUICE_REQUIRE_E2E"):
+                self.fail("prometheus is not installed (scripts/setup.sh installs it)")
+            self.skipTest("no prometheus binary")
+        for _ in range(3):
+            self.assertEqual(self.req("sk-app").status, 200)
+        work = tempfile.mkdtemp(prefix="sluice-prom-")
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        with open(os.path.join(work, "prometheus.yml"), "w") as f:
+            f.write(f"""global: {{ scrape_interval: 1s }}
+scrape_configs:
+  - job_name: sluice
+    static_configs: [ {{ targets: ["127.0.0.1:{self.s.admin_port}"] }} ]
+""")
+        p = subprocess.Popen([prom, f"--config.file={work}/prometheus.yml", f"--storage.tsdb.path={work}/data",
+                              f"--web.listen-address=127.0.0.1:{port}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def query():
+                try:
+                    c = Client(port, timeout=2)
+                    r = c.request("GET", "/api/v1/query?query=sum(sluice_requests_total%7Bcode%3D%22200%22%7D)")
+                    c.close()
+                except OSError:
+                    return None
+                res = r.json()["data"]["result"] if r.status == 200 else []
+                return res[0]["value"][1] if res else None
+            self.assertEqual(wait_for(query, timeout=30, what="prometheus to scrape sluice"), "3")
+            c = Client(port, timeout=2)
+            r = c.request("GET", "/api/v1/query?query=histogram_quantile(0.99%2Csum%20by%20(le)"
+                                 "(sluice_request_duration_seconds_bucket%7Bclass%3D%22interactive%22%7D))")
+            value = float(r.json()["data"]["result"][0]["value"][1])
+            self.assertTrue(0 < value < 1, value)
+        finally:
+            p.terminate()
+            p.wait(10)
+            shutil.rmtree(work, ignore_errors=True)
 
     def test_sluice_top_draws_under_a_terminal(self):
         for _ in range(3):
