@@ -253,14 +253,22 @@ int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	rc |= tenant_metrics(srv, o);
 	rc |= pool_metrics(srv, o);
 
-	rc |= family(o, "sluice_queue_depth", "gauge", "Requests waiting for a slot, by class.");
-	rc |= family(o, "sluice_queue_bytes", "gauge", "Request body bytes held by queued requests, by class.");
-	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
-		if (!srv->conf->classes[k].defined)
-			continue;
-		const char *kv[] = { "class", class_label(k), NULL };
-		rc |= sample(o, "sluice_queue_depth", kv, srv->queue.classes[k].count);
-		rc |= sample(o, "sluice_queue_bytes", kv, (double)srv->queue.classes[k].bytes);
+	static const struct {
+		const char *name, *help;
+		bool bytes;
+	} queue_fams[] = {
+		{ "sluice_queue_depth", "Requests waiting for a slot, by class.", false },
+		{ "sluice_queue_bytes", "Request body bytes held by queued requests, by class.", true },
+	};
+	for (size_t f = 0; f < 2; f++) {
+		rc |= family(o, queue_fams[f].name, "gauge", queue_fams[f].help);
+		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+			if (!srv->conf->classes[k].defined)
+				continue;
+			const char *kv[] = { "class", class_label(k), NULL };
+			const struct queue_class *qc = &srv->queue.classes[k];
+			rc |= sample(o, queue_fams[f].name, kv, queue_fams[f].bytes ? (double)qc->bytes : qc->count);
+		}
 	}
 	static const struct {
 		const char *name, *type, *help;

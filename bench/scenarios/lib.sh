@@ -104,6 +104,24 @@ stop_pid() {
 	wait "$1" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2034 # used by the scenarios that source this file
+LOADGEN="$BUILD/bench/loadgen"
+# shellcheck disable=SC2034
+REPORT="python3 $ROOT/bench/scenarios/report.py"
+
+# hash_key KEY: the sha256 a tenant's keys: entry wants.
+hash_key() { printf %s "$1" | "$BUILD/sluice" hash-key | sed 's/.*"\(.*\)"/\1/'; }
+
+# run_loadgen NAME PORT STREAM...: one loadgen run of $DUR seconds (after a
+# 2 s warmup) into $WORK/NAME.json, its table in $WORK/NAME.txt.
+run_loadgen() {
+	name=$1 port=$2; shift 2
+	args=()
+	for s in "$@"; do args+=(-S "$s"); done
+	"$LOADGEN" -t "127.0.0.1:$port" -d "$DUR" -w 2 -g 10 -j "$WORK/$name.json" "${args[@]}" \
+		>"$WORK/$name.txt" 2>&1 || die "loadgen failed ($name): $(cat "$WORK/$name.txt")"
+}
+
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (run scripts/setup.sh --bench)"; }

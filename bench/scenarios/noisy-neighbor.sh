@@ -22,13 +22,10 @@ set -eu
 DUR=${1:-15}
 "$ROOT/scripts/setup.sh" --bench >/dev/null
 need nginx
-LOADGEN="$BUILD/bench/loadgen"
-REPORT="python3 $(dirname "$0")/report.py"
 
 start_gpusim gold --slots 4
 start_gpusim spot --slots 64
 
-hash() { printf %s "$1" | "$BUILD/sluice" hash-key | sed 's/.*"\(.*\)"/\1/'; }
 # sluice_conf FILE INTERACTIVE_POOLS
 sluice_conf() {
 	cat >"$1" <<YAML
@@ -46,8 +43,8 @@ pools:
     slice: elastic
     backends: [ { address: 127.0.0.1:$spot_port, max_inflight: 64 } ]
 tenants:
-  chat:  { keys: [ { sha256: "$(hash sk-chat)" } ],  default_class: interactive,   max_class: interactive }
-  batch: { keys: [ { sha256: "$(hash sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
+  chat:  { keys: [ { sha256: "$(hash_key sk-chat)" } ],  default_class: interactive,   max_class: interactive }
+  batch: { keys: [ { sha256: "$(hash_key sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
 YAML
 }
 sluice_conf "$WORK/spill.yaml" "gold, spot"
@@ -59,24 +56,16 @@ INTER="name=inter,rate=20,prompt_tokens=128,max_tokens=16,stream=1,key=sk-chat"
 FLOOD="name=flood,concurrency=64,prompt_tokens=1024,max_tokens=256,key=sk-batch"
 busy() { curl -s "http://127.0.0.1:$1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["busy_slot_seconds"])'; }
 
-# run NAME PORT_OF_TARGET STREAMS...: one loadgen run into $WORK/NAME.json
-run() {
-	name=$1 port=$2; shift 2
-	args=()
-	for s in "$@"; do args+=(-S "$s"); done
-	"$LOADGEN" -t "127.0.0.1:$port" -d "$DUR" -w 2 -g 10 -j "$WORK/$name.json" "${args[@]}" \
-		>"$WORK/$name.txt" 2>&1 || die "loadgen failed ($name): $(cat "$WORK/$name.txt")"
-}
 
 echo "noisy-neighbor: ${DUR}s per phase, $(nproc) cores; interactive 20 req/s (prompt 128, 16 tokens, SSE);"
 echo "flood 64 clients (prompt 1024, 256 tokens); gold 4 slots reserved, spot 64 slots elastic,"
 echo "opportunistic max_slot_share 0.75 (48 slots), interactive max_wait_ms 250"
 echo
 
-run sl_alone "$sl_port" "$INTER"
+run_loadgen sl_alone "$sl_port" "$INTER"
 # Occupancy is sampled inside the measured window only: the warmup ramp and
 # the drain after the last request are not the steady state.
-run sl_flood "$sl_port" "$INTER" "$FLOOD" &
+run_loadgen sl_flood "$sl_port" "$INTER" "$FLOOD" &
 lg=$!
 sleep 3
 b0=$(busy "$spot_port")
@@ -85,18 +74,18 @@ sleep $((DUR - 2))
 b1=$(busy "$spot_port")
 t1=$(date +%s.%N)
 wait $lg || die "flood phase failed"
-run spot_flood_alone "$spot_port" "${FLOOD/key=sk-batch,/}"
-run direct_alone "$spot_port" "$INTER"
-run direct_flood "$spot_port" "$INTER" "${FLOOD/key=sk-batch,/}"
-run rr_alone "$rr_port" "$INTER"
-run rr_flood "$rr_port" "$INTER" "${FLOOD/key=sk-batch,/}"
+run_loadgen spot_flood_alone "$spot_port" "${FLOOD/key=sk-batch,/}"
+run_loadgen direct_alone "$spot_port" "$INTER"
+run_loadgen direct_flood "$spot_port" "$INTER" "${FLOOD/key=sk-batch,/}"
+run_loadgen rr_alone "$rr_port" "$INTER"
+run_loadgen rr_flood "$rr_port" "$INTER" "${FLOOD/key=sk-batch,/}"
 # Burst: 2x what gold serves.  Gold's 4 slots at ~50 ms per request serve
 # ~80 req/s; the burst sends 160 req/s for the phase, during the flood.
 BURST="name=burst,rate=160,prompt_tokens=128,max_tokens=16,stream=1,key=sk-chat,max_conns=400"
-run burst_spill "$sl_port" "$BURST" "$FLOOD"
+run_loadgen burst_spill "$sl_port" "$BURST" "$FLOOD"
 stop_pid "$sl_pid"
 start_sluice sl2 "$WORK/nospill.yaml"
-run burst_nospill "$sl2_port" "$BURST" "$FLOOD"
+run_loadgen burst_nospill "$sl2_port" "$BURST" "$FLOOD"
 
 $REPORT header
 $REPORT row "sluice: interactive alone" "$WORK/sl_alone.json" inter

@@ -16,11 +16,8 @@ set -eu
 
 DUR=${1:-20}
 "$ROOT/scripts/setup.sh" >/dev/null
-LOADGEN="$BUILD/bench/loadgen"
-REPORT="python3 $(dirname "$0")/report.py"
 
 start_gpusim spot --slots 16
-hash() { printf %s "$1" | "$BUILD/sluice" hash-key | sed 's/.*"\(.*\)"/\1/'; }
 {
 	cat <<YAML
 listen: 127.0.0.1:0
@@ -34,7 +31,7 @@ pools:
 tenants:
 YAML
 	for t in t1 t2 t3 t4; do
-		echo "  $t: { keys: [ { sha256: \"$(hash "sk-$t")\" } ], default_class: standard, max_class: standard }"
+		echo "  $t: { keys: [ { sha256: \"$(hash_key "sk-$t")\" } ], default_class: standard, max_class: standard }"
 	done
 } >"$WORK/sluice.yaml"
 start_sluice sl "$WORK/sluice.yaml"

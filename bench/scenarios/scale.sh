@@ -19,8 +19,6 @@ set -eu
 N=${1:-10000}
 "$ROOT/scripts/setup.sh" >/dev/null
 ulimit -n $((N + 1024)) 2>/dev/null || die "cannot raise the open file limit to $((N + 1024))"
-LOADGEN="$BUILD/bench/loadgen"
-REPORT="python3 $(dirname "$0")/report.py"
 
 start_gpusim gold --slots 8
 start_gpusim spot --slots 64 --time-scale 20

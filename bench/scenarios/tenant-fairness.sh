@@ -15,11 +15,8 @@ set -eu
 
 DUR=${1:-15}
 "$ROOT/scripts/setup.sh" >/dev/null
-LOADGEN="$BUILD/bench/loadgen"
-REPORT="python3 $(dirname "$0")/report.py"
 
 start_gpusim gold --slots 4
-hash() { printf %s "$1" | "$BUILD/sluice" hash-key | sed 's/.*"\(.*\)"/\1/'; }
 cat >"$WORK/sluice.yaml" <<YAML
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -30,28 +27,21 @@ pools:
     slice: reserved
     backends: [ { address: 127.0.0.1:$gold_port, max_inflight: 4 } ]
 tenants:
-  a: { keys: [ { sha256: "$(hash sk-a)" } ], default_class: interactive, max_class: interactive }
-  b: { keys: [ { sha256: "$(hash sk-b)" } ], default_class: interactive, max_class: interactive }
+  a: { keys: [ { sha256: "$(hash_key sk-a)" } ], default_class: interactive, max_class: interactive }
+  b: { keys: [ { sha256: "$(hash_key sk-b)" } ], default_class: interactive, max_class: interactive }
 YAML
 start_sluice sl "$WORK/sluice.yaml"
 
 A="name=a,rate=20,prompt_tokens=128,max_tokens=16,stream=1,key=sk-a"
 B="name=b,rate=200,prompt_tokens=128,max_tokens=16,stream=1,key=sk-b,max_conns=2000"
-run() {
-	name=$1 port=$2; shift 2
-	args=()
-	for s in "$@"; do args+=(-S "$s"); done
-	"$LOADGEN" -t "127.0.0.1:$port" -d "$DUR" -w 2 -g 10 -j "$WORK/$name.json" "${args[@]}" \
-		>"$WORK/$name.txt" 2>&1 || die "loadgen failed ($name): $(cat "$WORK/$name.txt")"
-}
 
 echo "tenant-fairness: ${DUR}s per phase, $(nproc) cores; one reserved slice (4 slots, ~80 req/s);"
 echo "tenant A 20 req/s, tenant B 200 req/s (10x A), both interactive, prompt 128, 16 tokens, SSE"
 echo
-run sl_alone "$sl_port" "$A"
-run sl_both "$sl_port" "$A" "$B"
-run direct_alone "$gold_port" "$A"
-run direct_both "$gold_port" "$A" "$B"
+run_loadgen sl_alone "$sl_port" "$A"
+run_loadgen sl_both "$sl_port" "$A" "$B"
+run_loadgen direct_alone "$gold_port" "$A"
+run_loadgen direct_both "$gold_port" "$A" "$B"
 
 $REPORT header
 $REPORT row "sluice: A alone" "$WORK/sl_alone.json" a
