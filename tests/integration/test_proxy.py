@@ -70,6 +70,28 @@ class Proxying(ClusterTest):
         self.assertLess(arrivals[0], arrivals[-1] / 4,
                         f"first event at {arrivals[0]:.3f}s, last at {arrivals[-1]:.3f}s")
 
+    def test_large_json_response_is_passed_whole(self):
+        gold, spot, s = self.pair(spot_args=("--zero",))
+        r = Client(s.port).request("POST", "/v1/completions", dict(COMPLETION, max_tokens=15000))
+        self.assertEqual(r.status, 200)
+        self.assertGreater(len(r.body), 100 * 1024)
+        self.assertEqual(int(r.headers["content-length"]), len(r.body))
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 15000)
+
+    def test_a_stream_may_outlast_the_upstream_timeout(self):
+        # upstream_ms bounds the backend's silence, not the response: a
+        # stream of ~2 s whose tokens come every few ms passes a 300 ms limit.
+        gold, spot, s = self.pair(spot_args=("--time-scale", "4"), extra="timeouts: { upstream_ms: 300 }")
+        c = Client(s.port, timeout=30)
+        t0 = time.monotonic()
+        c.send(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=200, stream=True)))
+        status, _, _, _ = c.read_head()
+        self.assertEqual(status, 200)
+        text = b"".join(c.iter_chunks()).decode()
+        self.assertGreater(time.monotonic() - t0, 1.0)
+        self.assertTrue(text.rstrip().endswith("data: [DONE]"))
+        self.assertEqual(text.count('"text"'), 200)
+
     def test_upstream_connections_are_reused(self):
         gold, spot, s = self.pair()
         for _ in range(3):
