@@ -55,6 +55,15 @@ struct backend_set {
 /* Build the pools of `c`.  Returns 0 or -ENOMEM.  Free with backend_set_finish(). */
 int backend_set_init(struct backend_set *s, const struct conf *c);
 
+/*
+ * Point the pools at a new snapshot of the same shape (same pools and
+ * backends, in the same order; the caller checked): max_inflight and the
+ * informational fields may change.  Requests in flight keep their slots; a
+ * backend whose max_inflight shrank below its inflight just takes no more
+ * until enough finish.
+ */
+void backend_set_reconfigure(struct backend_set *s, const struct conf *c);
+
 /* Free the pools.  Idle connections must have been closed before
  * (backend_close_idle()), since closing them needs the event loop. */
 void backend_set_finish(struct backend_set *s);
@@ -88,7 +97,7 @@ void backend_release(struct backend *b);
 
 static inline unsigned backend_pool_free(const struct backend_pool *p)
 {
-	return p->slots - p->inflight;
+	return p->inflight < p->slots ? p->slots - p->inflight : 0;
 }
 
 #endif

@@ -39,6 +39,20 @@ int backend_set_init(struct backend_set *s, const struct conf *c)
 	return 0;
 }
 
+void backend_set_reconfigure(struct backend_set *s, const struct conf *c)
+{
+	for (size_t i = 0; i < s->npools; i++) {
+		struct backend_pool *p = &s->pools[i];
+		p->cfg = &c->pools[i];
+		p->slots = 0;
+		for (size_t j = 0; j < p->nbackends; j++) {
+			p->backends[j].cfg = &c->pools[i].backends[j];
+			p->backends[j].max_inflight = c->pools[i].backends[j].max_inflight;
+			p->slots += p->backends[j].max_inflight;
+		}
+	}
+}
+
 void backend_set_finish(struct backend_set *s)
 {
 	if (s->pools == NULL)
@@ -56,7 +70,7 @@ void backend_set_finish(struct backend_set *s)
 struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 {
 	if (p->inflight >= p->slots)
-		return NULL;
+		return NULL;	/* also after a reload shrank max_inflight below inflight */
 	struct backend *best = NULL;
 	for (size_t i = 0; i < p->nbackends; i++) {
 		struct backend *b = &p->backends[i];

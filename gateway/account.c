@@ -69,6 +69,28 @@ int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants,
 	return gw_alog_open(&a->alog, loop, c->access_log);
 }
 
+static bool same_path(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int gw_account_reconfigure(struct gw_account *a, const struct conf *c, uv_loop_t *loop)
+{
+	if (!same_path(a->conf->access_log, c->access_log) && !a->alog.writing) {
+		struct gw_alog fresh;
+		int rc = gw_alog_open(&fresh, loop, c->access_log);
+		if (rc < 0)
+			return rc;
+		gw_alog_close(&a->alog);	/* what is buffered goes to the old file */
+		a->alog = fresh;
+	} else if (!same_path(a->conf->access_log, c->access_log)) {
+		return -EBUSY;	/* a write is in flight; the operator can send SIGHUP again */
+	}
+	a->conf = c;
+	a->histograms = c->metrics.histograms;
+	return 0;
+}
+
 void gw_account_finish(struct gw_account *a)
 {
 	gw_alog_close(&a->alog);

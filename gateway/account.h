@@ -92,6 +92,11 @@ struct gw_account {
  * Returns 0 or a negative errno (logged). */
 int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop);
 
+/* A reload of the same shape: histograms on/off and the access log path
+ * may change (the log is reopened).  Returns 0 or a negative errno (then
+ * the old log stays). */
+int gw_account_reconfigure(struct gw_account *a, const struct conf *c, uv_loop_t *loop);
+
 /* Flush the access log synchronously and free everything. */
 void gw_account_finish(struct gw_account *a);
 

@@ -292,10 +292,15 @@ int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	double v[] = { (double)m->connections, (double)m->connections_refused, srv->nconns,
 		       (double)m->client_aborts, (double)m->upstream_reused, (double)m->upstream_retries,
 		       (double)m->upstream_truncated, (double)srv->account.alog.lines,
-		       (double)srv->account.alog.dropped, 1 };
+		       (double)srv->account.alog.dropped, (double)srv->generation };
 	for (size_t f = 0; f < sizeof(plain_fams) / sizeof(plain_fams[0]); f++) {
 		rc |= family(o, plain_fams[f].name, plain_fams[f].type, plain_fams[f].help);
 		rc |= plain(o, plain_fams[f].name, v[f]);
 	}
+	rc |= family(o, "sluice_config_reloads_total", "counter",
+		     "Config reloads (SIGHUP), applied or refused (invalid, or a change that needs a restart).");
+	const char *ok[] = { "result", "ok", NULL }, *bad[] = { "result", "error", NULL };
+	rc |= sample(o, "sluice_config_reloads_total", ok, (double)m->reloads_ok);
+	rc |= sample(o, "sluice_config_reloads_total", bad, (double)m->reloads_failed);
 	return rc == 0 ? 0 : -1;
 }

@@ -1,6 +1,7 @@
 /*
  * server.c - listeners, signals, the periodic tick and the drain; see server.h.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,7 @@ static void stop(struct gw_server *srv)
 	uv_close((uv_handle_t *)&srv->drain_timer, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
+	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 }
 
 void gw_server_conn_gone(struct gw_server *srv)
@@ -95,10 +97,96 @@ void gw_server_drain(struct gw_server *srv)
 		stop(srv);
 }
 
+/* What a reload cannot change in place, or NULL when it can apply. */
+static const char *incompatible(const struct conf *a, const struct conf *b)
+{
+	if (strcmp(a->listen.text, b->listen.text) != 0 || strcmp(a->admin_listen.text, b->admin_listen.text) != 0)
+		return "listen and admin_listen cannot change without a restart";
+	if (a->npools != b->npools)
+		return "pools cannot be added or removed without a restart";
+	for (size_t i = 0; i < a->npools; i++) {
+		if (strcmp(a->pools[i].name, b->pools[i].name) != 0 || a->pools[i].nbackends != b->pools[i].nbackends ||
+		    a->pools[i].slice != b->pools[i].slice)
+			return "pools (their names, order, slices and backends) cannot change without a restart";
+		for (size_t j = 0; j < a->pools[i].nbackends; j++)
+			if (strcmp(a->pools[i].backends[j].addr.text, b->pools[i].backends[j].addr.text) != 0)
+				return "backend addresses cannot change without a restart";
+	}
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		if (a->classes[k].defined != b->classes[k].defined)
+			return "classes cannot be added or removed without a restart";
+	if (a->ntenants != b->ntenants)
+		return "tenants cannot be added or removed without a restart";
+	for (size_t i = 0; i < a->ntenants; i++)
+		if (strcmp(a->tenants[i].name, b->tenants[i].name) != 0)
+			return "tenants cannot be renamed or reordered without a restart";
+	if (a->metrics.tenant_histograms != b->metrics.tenant_histograms)
+		return "metrics.tenant_histograms cannot change without a restart";
+	return NULL;
+}
+
+int gw_server_reload(struct gw_server *srv)
+{
+	struct conf *fresh = NULL;
+	struct conf_diag diag = { 0 };
+	const char *why;
+	int rc = conf_load(srv->conf->path, &fresh, &diag);
+	if (rc < 0) {
+		size_t shown = diag.count < CONF_DIAG_MAX ? diag.count : CONF_DIAG_MAX;
+		for (size_t i = 0; i < shown; i++)
+			gw_warn("reload refused: %s", diag.msg[i]);
+		gw_warn("reload refused: %zu errors; the running config (generation %llu) stays", diag.count,
+			(unsigned long long)srv->generation);
+		srv->metrics.reloads_failed++;
+		return rc;
+	}
+	if ((why = incompatible(srv->conf, fresh)) != NULL) {
+		gw_warn("reload refused: %s; the running config (generation %llu) stays", why,
+			(unsigned long long)srv->generation);
+		srv->metrics.reloads_failed++;
+		conf_destroy(fresh);
+		return -EINVAL;
+	}
+	/* The two steps that can fail go first; if the second fails, the first
+	 * is undone, so that nothing points into the refused snapshot. */
+	rc = queue_tenants_reconfigure(&srv->tenants, fresh, gw_now_ms(srv));
+	if (rc == 0) {
+		rc = gw_account_reconfigure(&srv->account, fresh, srv->loop);
+		if (rc < 0)
+			queue_tenants_reconfigure(&srv->tenants, srv->conf, gw_now_ms(srv));
+	}
+	if (rc < 0) {
+		gw_warn("reload refused: %s; the running config stays", strerror(-rc));
+		srv->metrics.reloads_failed++;
+		conf_destroy(fresh);
+		return rc;
+	}
+	backend_set_reconfigure(&srv->backends, fresh);
+	queue_reconfigure(&srv->queue, fresh);
+	srv->req_limits = (struct gw_http_limits){
+		.max_body_bytes = fresh->limits.max_body_bytes,
+		.max_header_bytes = fresh->limits.max_header_bytes,
+		.max_headers = fresh->limits.max_headers,
+	};
+	struct conf *old = srv->conf;
+	srv->conf = fresh;
+	conf_destroy(old);
+	srv->generation++;
+	srv->metrics.reloads_ok++;
+	gw_info("reloaded %s: generation %llu", fresh->path, (unsigned long long)srv->generation);
+	gw_dispatch_kick(srv);	/* slots may have grown */
+	return 0;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct gw_server *srv = server_from(s->data);
 	gw_info("signal %d", signum);
+	if (signum == SIGHUP) {
+		if (!srv->draining)
+			gw_server_reload(srv);
+		return;
+	}
 	gw_server_drain(srv);
 }
 
@@ -186,9 +274,12 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	uv_unref((uv_handle_t *)&srv->tick);
 	uv_signal_init(loop, &srv->sig_term);
 	uv_signal_init(loop, &srv->sig_int);
-	srv->sig_term.data = srv->sig_int.data = srv;
+	uv_signal_init(loop, &srv->sig_hup);
+	srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
 	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+	srv->generation = 1;
 	return 0;
 }
 

@@ -38,6 +38,7 @@ struct gw_metrics {
 	uint64_t upstream_reused;	/* requests sent on a pooled connection */
 	uint64_t upstream_retries;	/* resent after a pooled connection was found dead */
 	uint64_t upstream_truncated;	/* responses cut short by the backend */
+	uint64_t reloads_ok, reloads_failed;
 };
 
 struct gw_server {
@@ -52,7 +53,8 @@ struct gw_server {
 	struct gw_http_limits resp_limits;	/* upstream responses */
 	uv_tcp_t listener;
 	uv_tcp_t admin_listener;
-	uv_signal_t sig_term, sig_int;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uint64_t generation;			/* 1 at start, +1 per applied reload */
 	uv_timer_t tick;			/* once a second: idle upstream sweep */
 	uv_timer_t drain_timer;
 	struct gw_conn *conns;			/* every open client connection */
@@ -73,6 +75,16 @@ struct gw_server {
  * uv error (the address is logged); on failure nothing is left running.
  */
 int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf);
+
+/*
+ * Reload the config file (what SIGHUP does).  The new file is loaded and
+ * validated; if it is invalid, or changes what cannot change in place (the
+ * listeners, the pools and their backends, the set of classes or tenants),
+ * it is refused with a logged reason and the running config stays.
+ * Otherwise it replaces the running snapshot without dropping a connection.
+ * Returns 0 when applied.
+ */
+int gw_server_reload(struct gw_server *srv);
 
 /* Start a drain (what SIGTERM does). */
 void gw_server_drain(struct gw_server *srv);

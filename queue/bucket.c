@@ -21,6 +21,22 @@ static void refill(struct queue_bucket *b, uint64_t now_ms)
 	}
 }
 
+void queue_bucket_reconfigure(struct queue_bucket *b, double rate_per_s, double burst, uint64_t now_ms)
+{
+	/* A bucket that is not full keeps its level (and any debt): a reload
+	 * must not hand every tenant a fresh burst.  A full one stays full. */
+	bool partial = false;
+	double level = 0;
+	if (!queue_bucket_unlimited(b)) {
+		refill(b, now_ms);
+		partial = b->level < b->burst;
+		level = b->level;
+	}
+	queue_bucket_init(b, rate_per_s, burst, now_ms);
+	if (partial && level < b->burst)
+		b->level = level;
+}
+
 static uint64_t ms_until(const struct queue_bucket *b, double level)
 {
 	double ms = ceil((level - b->level) / b->rate_ms);

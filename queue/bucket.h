@@ -25,6 +25,10 @@ struct queue_bucket {
 };
 
 /* rate_per_s 0 makes an unlimited bucket that always grants. */
+/* New rate and burst for a live bucket: the level carries over (a full
+ * bucket stays full), capped at the new burst. */
+void queue_bucket_reconfigure(struct queue_bucket *b, double rate_per_s, double burst, uint64_t now_ms);
+
 void queue_bucket_init(struct queue_bucket *b, double rate_per_s, double burst, uint64_t now_ms);
 
 static inline bool queue_bucket_unlimited(const struct queue_bucket *b) { return b->rate_ms <= 0; }

@@ -49,6 +49,24 @@ int queue_init(struct queue *q, const struct conf *c, size_t ntenants)
 	return 0;
 }
 
+void queue_reconfigure(struct queue *q, const struct conf *c)
+{
+	q->conf = c;
+	for (size_t p = 0; p < q->npools; p++) {
+		q->pools[p].slots = 0;
+		for (size_t b = 0; b < c->pools[p].nbackends; b++)
+			q->pools[p].slots += c->pools[p].backends[b].max_inflight;
+		memset(q->pools[p].serves, 0, sizeof(q->pools[p].serves));
+	}
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		q->classes[k].cfg = &c->classes[k];
+		if (!c->classes[k].defined)
+			continue;
+		for (size_t i = 0; i < c->classes[k].npools; i++)
+			q->pools[c->classes[k].pools[i]].serves[k] = true;
+	}
+}
+
 void queue_finish(struct queue *q)
 {
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)

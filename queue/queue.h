@@ -90,6 +90,13 @@ struct queue {
 int queue_init(struct queue *q, const struct conf *c, size_t ntenants);
 void queue_finish(struct queue *q);
 
+/*
+ * Point the queues at a new snapshot with the same classes defined and the
+ * same pools (the caller checked): limits, deadlines, shares and the pools a
+ * class lists may change.  Queued items keep their deadlines.
+ */
+void queue_reconfigure(struct queue *q, const struct conf *c);
+
 /* May class k take one more slot of pool p (max_slot_share)? */
 bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k);
 

@@ -23,19 +23,20 @@ static size_t slot_of(const uint8_t *sha256, size_t mask)
 	return (size_t)x & mask;
 }
 
-static int keys_init(struct queue_tenants *ts)
+/* The key table of c's tenants (ts->v[i] is c->tenants[i]). */
+static int keys_init(struct queue_tenants *ts, const struct conf *c)
 {
 	size_t nkeys = 0, cap = 16;
-	for (size_t i = 0; i < ts->n; i++)
-		nkeys += ts->v[i].cfg->nkeys;
+	for (size_t i = 0; i < c->ntenants; i++)
+		nkeys += c->tenants[i].nkeys;
 	while (cap < 2 * nkeys)
 		cap *= 2;
 	ts->keys = calloc(cap, sizeof(*ts->keys));
 	if (ts->keys == NULL)
 		return -ENOMEM;
 	ts->keys_mask = cap - 1;
-	for (size_t i = 0; i < ts->n; i++) {
-		const struct conf_tenant *ct = ts->v[i].cfg;
+	for (size_t i = 0; i < c->ntenants; i++) {
+		const struct conf_tenant *ct = &c->tenants[i];
 		for (size_t k = 0; k < ct->nkeys; k++) {
 			size_t j = slot_of(ct->keys[k].sha256, ts->keys_mask);
 			while (ts->keys[j].sha256 != NULL)
@@ -65,7 +66,7 @@ int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t 
 		queue_bucket_init(&ts->v[0].requests, 0, 1, now_ms);
 		queue_bucket_init(&ts->v[0].tokens, 0, 1, now_ms);
 		ts->anonymous = &ts->v[0];
-		return keys_init(ts);
+		return keys_init(ts, c);
 	}
 	for (size_t i = 0; i < c->ntenants; i++) {
 		const struct conf_tenant *ct = &c->tenants[i];
@@ -77,7 +78,34 @@ int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t 
 		if (c->anonymous_tenant != NULL && strcmp(c->anonymous_tenant, ct->name) == 0)
 			ts->anonymous = t;
 	}
-	return keys_init(ts);
+	return keys_init(ts, c);
+}
+
+int queue_tenants_reconfigure(struct queue_tenants *ts, const struct conf *c, uint64_t now_ms)
+{
+	struct queue_key_slot *old = ts->keys;
+	size_t old_mask = ts->keys_mask;
+	if (c->ntenants == 0) {
+		/* still the open gateway: nothing of a tenant is configured */
+		return 0;
+	}
+	if (keys_init(ts, c) < 0) {
+		ts->keys = old;
+		ts->keys_mask = old_mask;
+		return -ENOMEM;
+	}
+	free(old);
+	for (size_t i = 0; i < ts->n; i++)
+		ts->v[i].cfg = &c->tenants[i];
+	ts->anonymous = NULL;
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct conf_tenant *ct = ts->v[i].cfg;
+		queue_bucket_reconfigure(&ts->v[i].requests, ct->requests_per_s, ct->burst, now_ms);
+		queue_bucket_reconfigure(&ts->v[i].tokens, ct->tokens_per_min / 60.0, ct->tokens_per_min, now_ms);
+		if (c->anonymous_tenant != NULL && strcmp(c->anonymous_tenant, ct->name) == 0)
+			ts->anonymous = &ts->v[i];
+	}
+	return 0;
 }
 
 void queue_tenants_finish(struct queue_tenants *ts)

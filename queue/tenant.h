@@ -48,6 +48,13 @@ struct queue_tenants {
 int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t now_ms);
 void queue_tenants_finish(struct queue_tenants *ts);
 
+/*
+ * Point the tenants at a new snapshot with the same tenants in the same
+ * order (the caller checked): keys, classes, weights and rates may change;
+ * bucket levels carry over.  Returns 0 or -ENOMEM (then nothing changed).
+ */
+int queue_tenants_reconfigure(struct queue_tenants *ts, const struct conf *c, uint64_t now_ms);
+
 /* SHA-256 of a key. */
 void queue_key_hash(const char *key, size_t len, uint8_t out[32]);
 

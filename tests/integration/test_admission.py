@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import re
+import signal
 import threading
 import time
 import unittest
@@ -210,6 +212,53 @@ classes:
         retry = int(r.headers["retry-after-ms"])
         self.assertTrue(300 < retry < 2000, retry)
         self.assertEqual([cl.read_response().status for cl in clients], [200, 200])
+
+
+class Reload(ClusterTest):
+    def test_sighup_applies_valid_changes_and_refuses_the_rest(self):
+        gold = self.gpusim()
+        spot = self.gpusim("--time-scale", "10")
+        text = sluice_config(gold.addr, spot.addr, classes=CLASSES, extra=TENANTS)
+        s = self.sluice(text)
+        path = s.config_path
+        c = Client(s.port, timeout=30)
+        self.assertEqual(c.request("POST", "/v1/completions", BODY, bearer("sk-chat2")).status, 401)
+        slow = Client(s.port, timeout=30)
+        slow.send(render("POST", "/v1/completions", dict(BODY, max_tokens=40), bearer("sk-mixed")))
+        wait_for(lambda: get_json(spot.port, "/stats")["active"] == 1, what="slow request in flight")
+
+        def reload(new_text, expect):
+            with open(path, "w") as f:
+                f.write(new_text)
+            before = len(s.lines)
+            s.p.send_signal(signal.SIGHUP)
+            wait_for(lambda: any(expect in l for l in s.lines[before:]), what=f"log line {expect!r}")
+            return "\n".join(s.lines[before:])
+
+        # an operator adds a second key to tenant chat
+        one, two = h("sk-chat"), h("sk-chat2")
+        added = text.replace(f'keys: [ {{ sha256: "{one}" }} ]',
+                             f'keys: [ {{ sha256: "{one}" }}, {{ sha256: "{two}" }} ]')
+        self.assertNotEqual(added, text)
+        reload(added, "generation 2")
+        self.assertEqual(c.request("POST", "/v1/completions", BODY, bearer("sk-chat2")).status, 200)
+        self.assertEqual(metric(s.admin_port, "sluice_config_generation"), 2)
+        # a broken file is refused, with its line, and the running config stays
+        out = reload(added + "\nclasses: [oops\n", "reload refused")
+        self.assertRegex(out, re.escape(path) + r":\d+: ")
+        self.assertEqual(c.request("POST", "/v1/completions", BODY, bearer("sk-chat2")).status, 200)
+        # a change of shape needs a restart, and says so
+        out = reload(added.replace("max_inflight: 8 } ]\n  spot", "max_inflight: 8 } ]\n  extra:\n    slice: elastic\n"
+                                   "    backends: [ { address: 127.0.0.1:1, max_inflight: 1 } ]\n  spot"),
+                     "reload refused")
+        self.assertIn("pools cannot be added or removed without a restart", out)
+        self.assertEqual(metric(s.admin_port, "sluice_config_generation"), 2)
+        self.assertEqual(metric(s.admin_port, "sluice_config_reloads_total", 'result="ok"'), 1)
+        self.assertEqual(metric(s.admin_port, "sluice_config_reloads_total", 'result="error"'), 2)
+        # the request in flight through all of it was never dropped
+        r = slow.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 40)
 
 
 if __name__ == "__main__":
