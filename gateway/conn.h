@@ -13,7 +13,8 @@
  *             earliest deadline); 429 queue_timeout.  Timer: none.
  *   UPSTREAM  an exchange with a backend is under way (proxy.c); its
  *             response streams to the client.  Timer: connect_ms, then
- *             upstream_ms of backend silence.
+ *             upstream_ms of backend silence; while the client is not
+ *             reading (backpressure), idle_ms before it is closed.
  *   FLUSH     the last response is queued; the connection closes once it is
  *             written.  Timer: idle_ms, for a client that stops reading.
  *   CLOSING   uv_close() was called; nothing more happens.

@@ -147,8 +147,10 @@ static void flush_out(struct gw_exchange *x)
 		return;
 	gw_conn_write(c, &x->out);
 	if (c->x == x && !x->paused && x->up != NULL && gw_conn_write_queue(c) > HIGH_WATER) {
+		/* The backend waits for the client now: the timer watches the
+		 * client, so that one that never reads cannot hold a slot. */
 		backend_conn_pause(x->up);
-		uv_timer_stop(&c->timer);
+		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
 		x->paused = true;
 	}
 }
@@ -541,6 +543,12 @@ void gw_exchange_timeout(struct gw_conn *c)
 {
 	struct gw_exchange *x = c->x;
 	char msg[96];
+	if (x->paused) {
+		gw_warn("client did not read its response for %llu ms; closing it and its upstream request_id=%s",
+			(unsigned long long)c->srv->conf->timeouts.idle_ms, c->request_id);
+		gw_conn_close(c);
+		return;
+	}
 	if (x->phase == PHASE_CONNECT) {
 		snprintf(msg, sizeof(msg), "no connection within %llu ms",
 			 (unsigned long long)c->srv->conf->timeouts.connect_ms);

@@ -235,6 +235,22 @@ class Cancellation(ClusterTest):
         wait_for(lambda: metric(s.admin_port, "sluice_backend_inflight", 'pool="spot",backend="%s"' % spot.addr) == 0,
                  what="sluice slot release")
 
+    def test_client_that_stops_reading_cannot_hold_a_slot(self):
+        # The client stays connected but never reads a long stream: once the
+        # buffers are full, sluice stops reading the backend and, after
+        # idle_ms of that, closes both sides so the slot comes back.
+        gold, spot, s = self.pair(spot_args=("--time-scale", "0.05"), extra="timeouts: { idle_ms: 500 }")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", s.port))
+        sock.sendall(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=400000, stream=True)))
+        wait_for(lambda: get_json(spot.port, "/stats")["active"] == 1, what="stream started")
+        stats = wait_for(lambda: (lambda st: st if st["active"] == 0 else None)(get_json(spot.port, "/stats")),
+                         timeout=40, what="the slot of a client that does not read")
+        self.assertEqual(stats["cancelled"], 1)
+        s.wait_line("did not read its response")
+        sock.close()
+
     def test_backend_dying_mid_stream_terminates_response(self):
         gold, spot, s = self.pair(spot_args=("--close-after-tokens", "3"))
         c = Client(s.port)
