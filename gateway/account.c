@@ -74,21 +74,23 @@ static bool same_path(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-int gw_account_reconfigure(struct gw_account *a, const struct conf *c, uv_loop_t *loop)
+int gw_account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *loop,
+		       struct gw_alog *fresh, bool *reopen)
 {
-	if (!same_path(a->conf->access_log, c->access_log) && !a->alog.writing) {
-		struct gw_alog fresh;
-		int rc = gw_alog_open(&fresh, loop, c->access_log);
-		if (rc < 0)
-			return rc;
+	*reopen = !a->alog.writing;
+	if (!*reopen)
+		return same_path(a->conf->access_log, c->access_log) ? 0 : -EBUSY;
+	return gw_alog_open(fresh, loop, c->access_log);
+}
+
+void gw_account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen)
+{
+	if (reopen) {
 		gw_alog_close(&a->alog);	/* what is buffered goes to the old file */
-		a->alog = fresh;
-	} else if (!same_path(a->conf->access_log, c->access_log)) {
-		return -EBUSY;	/* a write is in flight; the operator can send SIGHUP again */
+		a->alog = *fresh;
 	}
 	a->conf = c;
 	a->histograms = c->metrics.histograms;
-	return 0;
 }
 
 void gw_account_finish(struct gw_account *a)

@@ -92,10 +92,17 @@ struct gw_account {
  * Returns 0 or a negative errno (logged). */
 int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop);
 
-/* A reload of the same shape: histograms on/off and the access log path
- * may change (the log is reopened).  Returns 0 or a negative errno (then
- * the old log stays). */
-int gw_account_reconfigure(struct gw_account *a, const struct conf *c, uv_loop_t *loop);
+/*
+ * A reload of the same shape, in two steps so that a refused reload
+ * changes nothing.  Prepare opens the access log of `c` into *fresh (always
+ * reopened, which is what log rotation needs; *reopen is false when a write
+ * is in flight and the path is the same, then the old file stays); it
+ * returns 0 or a negative errno.  Commit switches to `c` and cannot fail.
+ * A prepared log that is not committed must be closed with gw_alog_close().
+ */
+int gw_account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *loop,
+		       struct gw_alog *fresh, bool *reopen);
+void gw_account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen);
 
 /* Flush the access log synchronously and free everything. */
 void gw_account_finish(struct gw_account *a);

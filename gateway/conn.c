@@ -14,6 +14,8 @@
  * handled by iteration, never by recursion.
  */
 #include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,9 @@
 
 /* Pipelined bytes kept while a request is being served; reading pauses beyond. */
 #define PENDING_MAX (64 * 1024)
+/* Lingering close: how long and how much of an abandoned request is drained. */
+#define LINGER_MS 2000
+#define LINGER_MAX (4 * 1024 * 1024)
 
 struct conn_write {
 	uv_write_t req;
@@ -88,7 +93,10 @@ void gw_conn_close(struct gw_conn *c)
 		gw_account_end(&c->srv->account, c);
 	}
 	c->state = GW_CONN_CLOSING;
-	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	/* A reset tells the client a response was cut short even where only
+	 * the end of the connection frames it (HTTP/1.0, no length). */
+	if (!c->reset_on_close || uv_tcp_close_reset(&c->tcp, on_handle_closed) != 0)
+		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -101,6 +109,12 @@ static void on_timer(uv_timer_t *t)
 	}
 	switch (c->state) {
 	case GW_CONN_IDLE:
+		/* Still delivering earlier answers to a client that reads,
+		 * slowly: give it more time (closing would drop them). */
+		if ((c->write_blocked || c->writes > 0) && gw_conn_client_progressed(c)) {
+			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+			break;
+		}
 		gw_conn_close(c);
 		break;
 	case GW_CONN_HEAD:
@@ -117,7 +131,12 @@ static void on_timer(uv_timer_t *t)
 		gw_exchange_timeout(c);
 		break;
 	case GW_CONN_FLUSH:
-		/* The client does not read its last response: give up. */
+		/* The client does not read its last response: give up, unless
+		 * it is reading, slowly. */
+		if (c->writes > 0 && gw_conn_client_progressed(c)) {
+			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+			break;
+		}
 		gw_conn_close(c);
 		break;
 	case GW_CONN_CLOSING:
@@ -129,6 +148,34 @@ void gw_conn_arm(struct gw_conn *c, uint64_t ms)
 {
 	if (!c->doomed)
 		uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+void gw_conn_disarm(struct gw_conn *c)
+{
+	if (!c->doomed)
+		uv_timer_stop(&c->timer);	/* a doomed one keeps its closing timer */
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	free(req);
+}
+
+/* The last response is written: close, or linger if the client may still
+ * be sending the request we did not read. */
+static void flushed(struct gw_conn *c)
+{
+	if (!c->lingering) {
+		gw_conn_close(c);
+		return;
+	}
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+		free(req);
+		gw_conn_close(c);
+		return;
+	}
+	gw_conn_arm(c, LINGER_MS);
 }
 
 /*
@@ -149,6 +196,10 @@ static void doom(struct gw_conn *c, int err)
 	uv_timer_start(&c->timer, on_timer, 0, 0);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_resume(struct gw_conn *c);
+
 static void on_written(uv_write_t *req, int status)
 {
 	struct conn_write *w = (struct conn_write *)req;
@@ -163,11 +214,22 @@ static void on_written(uv_write_t *req, int status)
 		return;
 	}
 	if (c->close_after && c->writes == 0) {
-		gw_conn_close(c);
+		flushed(c);
 		return;
 	}
 	if (c->x != NULL)
 		gw_exchange_client_drained(c);
+	if (c->write_blocked) {
+		if (gw_conn_write_queue(c) > GW_WRITE_LOW) {
+			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* progress: more time */
+			return;
+		}
+		c->write_blocked = false;
+		if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+			c->reading = true;
+		if (!c->driving && c->pending.len > 0)
+			conn_resume(c);
+	}
 }
 
 /* `interim`: a 100 Continue, which is not the response's first byte. */
@@ -226,9 +288,21 @@ size_t gw_conn_write_queue(const struct gw_conn *c)
 	return c->tcp.write_queue_size;
 }
 
+bool gw_conn_client_progressed(struct gw_conn *c)
+{
+	uv_os_fd_t fd;
+	int unsent = 0;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &unsent) != 0)
+		return false;
+	bool progressed = (uint32_t)unsent < c->outq_mark;
+	c->outq_mark = (uint32_t)unsent;
+	return progressed;
+}
+
 static bool conn_parsing(const struct gw_conn *c)
 {
-	return c->state == GW_CONN_IDLE || c->state == GW_CONN_HEAD || c->state == GW_CONN_BODY;
+	return (c->state == GW_CONN_IDLE || c->state == GW_CONN_HEAD || c->state == GW_CONN_BODY) &&
+	       !c->write_blocked && !c->doomed;
 }
 
 /* Keep bytes that cannot be parsed now; pause reading past the bound. */
@@ -345,7 +419,7 @@ static void on_request(struct gw_conn *c)
 {
 	c->rec.t_ready = uv_hrtime();
 	c->rec.bytes_in = c->http.head_seen + c->http.msg.body.len;
-	uv_timer_stop(&c->timer);
+	gw_conn_disarm(c);
 	set_request_id(c);
 	if (!c->admin)
 		set_traceparent(c);
@@ -412,6 +486,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	struct gw_conn *c = gw_conn_from(s->data);
 	if (nread == 0 || c->state == GW_CONN_CLOSING)
 		return;
+	if (c->state == GW_CONN_FLUSH && nread > 0) {
+		/* Lingering: the rest of a request we will not serve. */
+		c->linger_bytes += (uint32_t)nread;
+		if (c->linger_bytes > LINGER_MAX)
+			gw_conn_close(c);
+		return;
+	}
 	if (nread < 0) {
 		/* The client is gone (or half-closed, which HTTP/1.1 clients do
 		 * not do before reading their response): give up on it. */
@@ -441,16 +522,22 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 	if (c->state == GW_CONN_CLOSING)
 		return;
 	gw_account_end(&c->srv->account, c);
+	if (c->writes > 0) {
+		/* answers still on their way: the timer judges progress from here */
+		c->outq_mark = UINT32_MAX;
+		gw_conn_client_progressed(c);
+	}
 	keep_alive = keep_alive && c->http.msg.keep_alive && !c->srv->draining;
 	if (!keep_alive) {
 		c->close_after = true;
 		c->state = GW_CONN_FLUSH;
-		if (c->reading) {
+		c->lingering = !c->http.done;
+		if (c->reading && !c->lingering) {
 			uv_read_stop((uv_stream_t *)&c->tcp);
 			c->reading = false;
 		}
 		if (c->writes == 0)
-			gw_conn_close(c);
+			flushed(c);
 		else
 			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
 		return;
@@ -463,6 +550,16 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 	c->classified = c->capped = false;
 	c->tenant = NULL;
 	gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+	if (gw_conn_write_queue(c) > GW_WRITE_HIGH) {
+		/* The client is not reading its answers: answer nothing more
+		 * (and read nothing more) until it does, or idle_ms passes. */
+		c->write_blocked = true;
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+		}
+		return;
+	}
 	if (!c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
 			c->reading = true;
@@ -489,7 +586,9 @@ void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uin
 		gw_account_queue(&srv->account, (enum conf_class)c->klass,
 				 r == GW_R_QUEUE_TIMEOUT ? GW_QOUT_TIMEOUT : GW_QOUT_REJECTED, waited);
 	}
-	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_INFO,
+	/* 4xx are the client's doing and may come by the thousand: counters and
+	 * the access log keep them; the operator log gets 5xx. */
+	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_DEBUG,
 	       "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status, ri->code,
 	       gw_conn_peer(c, peer, sizeof(peer)), c->request_id[0] ? c->request_id : "-",
 	       tenant ? tenant : "-", klass ? klass : "-", detail);

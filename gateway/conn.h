@@ -17,6 +17,11 @@
  *             reading (backpressure), idle_ms before it is closed.
  *   FLUSH     the last response is queued; the connection closes once it is
  *             written.  Timer: idle_ms, for a client that stops reading.
+ *             When the request was not read to its end (a 413, a 408), the
+ *             connection lingers: what the client still sends is read and
+ *             discarded (bounded in time and bytes) after the write side is
+ *             shut down, so that the client reads the answer instead of
+ *             getting a reset.
  *   CLOSING   uv_close() was called; nothing more happens.
  *
  * Reads go on in QUEUED and UPSTREAM so that a client that disconnects is
@@ -44,6 +49,12 @@
 #include "queue/queue.h"
 
 #define GW_CONN_MAGIC 0x434f4e4eu	/* "CONN" */
+
+/* Client write queue bounds: above HIGH, nothing more is produced for the
+ * client (the backend is not read, pipelined requests are not parsed) until
+ * the queue is back under LOW. */
+#define GW_WRITE_HIGH (1024 * 1024)
+#define GW_WRITE_LOW (256 * 1024)
 
 struct gw_server;
 struct gw_exchange;
@@ -79,6 +90,11 @@ struct gw_conn {
 	bool driving;				/* conn_parse() is on the stack */
 	bool close_after;			/* close once queued writes are done */
 	bool doomed;				/* a write failed; closes on the next tick */
+	bool write_blocked;			/* client write queue over GW_WRITE_HIGH */
+	bool lingering;				/* FLUSH with unread request bytes */
+	bool reset_on_close;			/* close with RST: the response was cut short */
+	uint32_t linger_bytes;
+	uint32_t outq_mark;			/* unsent bytes in the kernel when last checked */
 	uint32_t writes;			/* uv_write requests in flight */
 	double est_tokens;			/* tokens charged now (estimate, then reported) */
 	struct gw_reqrec rec;			/* what the current request costs (account.h) */
@@ -104,6 +120,14 @@ void gw_conn_write(struct gw_conn *c, struct gw_buf *out);
 size_t gw_conn_write_queue(const struct gw_conn *c);
 
 /*
+ * Has the client read anything since the last call?  The kernel's count of
+ * unsent bytes (SIOCOUTQ) is the only honest signal: libuv hears of free
+ * send-buffer space only in large steps, so a slow but steady reader can go
+ * seconds without a write completing.  The first call only takes a mark.
+ */
+bool gw_conn_client_progressed(struct gw_conn *c);
+
+/*
  * The response to the current request has been fully handed to
  * gw_conn_write().  With keep_alive (and a client that allows it) the
  * connection goes back to IDLE and parses a pipelined request, if any;
@@ -121,8 +145,10 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive);
  */
 void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms);
 
-/* Arm the connection's one timer for the current phase. */
+/* Arm / stop the connection's one timer for the current phase (both leave
+ * a doomed connection's closing timer alone). */
 void gw_conn_arm(struct gw_conn *c, uint64_t ms);
+void gw_conn_disarm(struct gw_conn *c);
 
 /* Close now (idempotent).  Queued work is withdrawn, an exchange aborted. */
 void gw_conn_close(struct gw_conn *c);

@@ -144,6 +144,8 @@ static void refund(struct gw_conn *c)
 	uint64_t now = gw_now_ms(c->srv);
 	queue_bucket_adjust(&c->tenant->requests, 1, now);
 	queue_bucket_adjust(&c->tenant->tokens, c->est_tokens, now);
+	c->est_tokens = 0;
+	c->rec.tokens_estimated = 0;	/* nor is it charged in the metrics */
 }
 
 /* Off the queue, charges given back: it used nothing. */
@@ -280,7 +282,7 @@ void gw_dispatch_request(struct gw_conn *c)
 		return;
 	}
 	c->state = GW_CONN_QUEUED;
-	uv_timer_stop(&c->timer);
+	gw_conn_disarm(c);
 	if (deadline <= queue_next_deadline(&srv->queue))
 		rearm(srv);
 }
@@ -297,7 +299,9 @@ void gw_dispatch_kick(struct gw_server *srv)
 			if (it == NULL)
 				break;
 			popped = true;
-			start(conn_of_item(it), b);
+			struct gw_conn *c = conn_of_item(it);
+			c->state = GW_CONN_BODY;	/* off the queue: never withdrawn twice */
+			start(c, b);
 		}
 	}
 	if (popped)
@@ -327,7 +331,7 @@ void gw_dispatch_on_deadline(uv_timer_t *t)
 	while ((it = queue_expired(&srv->queue, now)) != NULL) {
 		struct gw_conn *c = conn_of_item(it);
 		char msg[160];
-		queue_remove(&srv->queue, it);
+		unqueue(c);	/* it used nothing: its charges come back */
 		c->state = GW_CONN_BODY;	/* read, not queued: being answered */
 		uint64_t retry = queue_predicted_wait(&srv->queue, (enum conf_class)c->klass, c->tenant);
 		snprintf(msg, sizeof(msg), "no slot for class '%s' within the deadline (%llu ms)",

@@ -15,8 +15,8 @@
  * a request is never executed twice by a live server.
  *
  * Backpressure.  Response bytes are written to the client as they come;
- * when more than HIGH_WATER bytes wait in the client's write queue, reading
- * from the backend stops until it drains below LOW_WATER.  A slow client
+ * when more than GW_WRITE_HIGH bytes wait in the client's write queue,
+ * reading from the backend stops until it drains below GW_WRITE_LOW.  A slow client
  * thus holds a bounded amount of memory and slows its backend down, as TCP
  * would end to end.
  */
@@ -34,8 +34,6 @@
 #include "gateway/server.h"
 
 #define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
-#define HIGH_WATER (1024 * 1024)
-#define LOW_WATER (256 * 1024)
 /* The end of a response body is kept to read its `usage` block, which
  * OpenAI-compatible servers put last (in the JSON, or in the final SSE
  * event before [DONE]). */
@@ -146,11 +144,13 @@ static void flush_out(struct gw_exchange *x)
 	if (x->out.len == 0)
 		return;
 	gw_conn_write(c, &x->out);
-	if (c->x == x && !x->paused && x->up != NULL && gw_conn_write_queue(c) > HIGH_WATER) {
+	if (c->x == x && !x->paused && x->up != NULL && gw_conn_write_queue(c) > GW_WRITE_HIGH) {
 		/* The backend waits for the client now: the timer watches the
 		 * client, so that one that never reads cannot hold a slot. */
 		backend_conn_pause(x->up);
 		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+		c->outq_mark = UINT32_MAX;
+		gw_conn_client_progressed(c);
 		x->paused = true;
 	}
 }
@@ -192,6 +192,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		x->backend->cfg->addr.text, x->backend->pool->cfg->name, detail, c->request_id);
 	flush_out(x);
 	exchange_end(x, false);
+	c->reset_on_close = true;
 	gw_conn_finish_request(c, false);
 }
 
@@ -205,7 +206,9 @@ static void exchange_complete(struct gw_exchange *x)
 	double used = status == 200 ? reported_tokens(x) : -1;
 	if (used >= 0)
 		gw_dispatch_reconcile(c, used);
-	bool reuse = x->reusable && x->resp.msg.keep_alive;
+	/* An early answer (a 413 while the body uploads) leaves part of our
+	 * request unsent: that connection cannot carry another one. */
+	bool reuse = x->reusable && x->resp.msg.keep_alive && x->op == NULL;
 	bool keep_client = !x->close_client;
 	exchange_end(x, reuse);
 	gw_conn_finish_request(c, keep_client);
@@ -346,6 +349,8 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		 * forwarded: the final response follows on the same stream. */
 		if (interim) {
 			gw_http_next(&x->resp, false);
+			if (c->http.msg.method == HTTP_HEAD)
+				gw_http_expect_no_body(&x->resp);
 			continue;
 		}
 		/* Bytes after a complete response were never asked for: the
@@ -543,6 +548,10 @@ void gw_exchange_timeout(struct gw_conn *c)
 {
 	struct gw_exchange *x = c->x;
 	char msg[96];
+	if (x->paused && gw_conn_client_progressed(c)) {
+		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* slow, but reading */
+		return;
+	}
 	if (x->paused) {
 		gw_warn("client did not read its response for %llu ms; closing it and its upstream request_id=%s",
 			(unsigned long long)c->srv->conf->timeouts.idle_ms, c->request_id);
@@ -550,6 +559,7 @@ void gw_exchange_timeout(struct gw_conn *c)
 		return;
 	}
 	if (x->phase == PHASE_CONNECT) {
+		backend_mark_failed(x->backend, gw_now_ms(c->srv));
 		snprintf(msg, sizeof(msg), "no connection within %llu ms",
 			 (unsigned long long)c->srv->conf->timeouts.connect_ms);
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_TIMEOUT, msg);
@@ -563,8 +573,12 @@ void gw_exchange_timeout(struct gw_conn *c)
 void gw_exchange_client_drained(struct gw_conn *c)
 {
 	struct gw_exchange *x = c->x;
-	if (!x->paused || gw_conn_write_queue(c) > LOW_WATER)
+	if (!x->paused)
 		return;
+	if (gw_conn_write_queue(c) > GW_WRITE_LOW) {
+		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* the client makes progress */
+		return;
+	}
 	x->paused = false;
 	if (backend_conn_resume(x->up) < 0) {
 		upstream_failed(x, GW_R_UPSTREAM_ERROR, "cannot resume reading");

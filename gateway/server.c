@@ -147,13 +147,15 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return -EINVAL;
 	}
-	/* The two steps that can fail go first; if the second fails, the first
-	 * is undone, so that nothing points into the refused snapshot. */
-	rc = queue_tenants_reconfigure(&srv->tenants, fresh, gw_now_ms(srv));
+	/* Everything that can fail comes first and changes nothing; from the
+	 * commit of the access log on, nothing can fail. */
+	struct gw_alog log;
+	bool reopen;
+	rc = gw_account_prepare(&srv->account, fresh, srv->loop, &log, &reopen);
 	if (rc == 0) {
-		rc = gw_account_reconfigure(&srv->account, fresh, srv->loop);
-		if (rc < 0)
-			queue_tenants_reconfigure(&srv->tenants, srv->conf, gw_now_ms(srv));
+		rc = queue_tenants_reconfigure(&srv->tenants, fresh, gw_now_ms(srv));
+		if (rc < 0 && reopen)
+			gw_alog_close(&log);
 	}
 	if (rc < 0) {
 		gw_warn("reload refused: %s; the running config stays", strerror(-rc));
@@ -161,6 +163,7 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return rc;
 	}
+	gw_account_commit(&srv->account, fresh, &log, reopen);
 	backend_set_reconfigure(&srv->backends, fresh);
 	queue_reconfigure(&srv->queue, fresh);
 	srv->req_limits = (struct gw_http_limits){

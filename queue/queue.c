@@ -341,6 +341,8 @@ int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
 
 void queue_remove(struct queue *q, struct queue_item *it)
 {
+	if (!it->queued)
+		return;
 	struct queue_class *qc = &q->classes[it->klass];
 	struct queue_flow *f = &qc->flows[it->tenant->index];
 	if (it->prev != NULL)

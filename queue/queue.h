@@ -128,7 +128,8 @@ uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k, const st
  * Returns 0, or -ENOMEM (nothing changed). */
 int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms);
 
-/* Remove a queued item (its client left, or it expired). */
+/* Remove a queued item (its client left, or it expired); a no-op for an
+ * item that is not queued. */
 void queue_remove(struct queue *q, struct queue_item *it);
 
 /*

@@ -51,7 +51,7 @@ void queue_tenants_finish(struct queue_tenants *ts);
 /*
  * Point the tenants at a new snapshot with the same tenants in the same
  * order (the caller checked): keys, classes, weights and rates may change;
- * bucket levels carry over.  Returns 0 or -ENOMEM (then nothing changed).
+ * bucket levels carry over.  Returns 0, or -ENOMEM before anything changed.
  */
 int queue_tenants_reconfigure(struct queue_tenants *ts, const struct conf *c, uint64_t now_ms);
 

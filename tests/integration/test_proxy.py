@@ -258,7 +258,7 @@ class Cancellation(ClusterTest):
         status, _, headers, _ = c.read_head()
         self.assertEqual(status, 200)
         got = []
-        with self.assertRaises(EOFError, msg="a cut stream must end with a closed connection"):
+        with self.assertRaises((EOFError, ConnectionResetError), msg="a cut stream must end in an error"):
             for chunk in c.iter_chunks():
                 got.append(chunk)
         self.assertTrue(got, "tokens sent before the failure reach the client")
