@@ -172,6 +172,36 @@ timeouts: { header_ms: 300, body_ms: 300 }
         self.assertRejected(r, 413, "body_too_large")
         self.assertEqual(r.headers.get("connection"), "close")
 
+    def test_413_reaches_a_client_that_sends_its_whole_body_first(self):
+        # What HTTP libraries do: write the whole request, then read.  sluice
+        # answers at the head and must linger, reading and discarding the
+        # rest, or the client gets a reset instead of the 413.
+        for _ in range(5):
+            c = Client(self.s.port)
+            body = b"x" * (4 << 20)
+            c.send(b"POST /v1/completions HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % len(body))
+            c.send(body)
+            self.assertRejected(c.read_response(), 413, "body_too_large")
+
+    def test_pipelining_client_that_never_reads_holds_bounded_memory(self):
+        def rss_kib():
+            with open(f"/proc/{self.s.p.pid}/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        before = rss_kib()
+        c = Client(self.s.port, timeout=3)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        req = render("POST", "/v1/completions", {"prompt": "p" * 2000}, {"x-sluice-class": "nope"}) * 200
+        sent = 0
+        try:
+            while sent < (64 << 20):
+                c.send(req)
+                sent += len(req)
+        except OSError:
+            pass   # sluice stopped reading: TCP pushes back on the client
+        grown = rss_kib() - before
+        self.assertLess(sent, 64 << 20, "sluice kept reading a client that never reads its answers")
+        self.assertLess(grown, 32 * 1024, f"RSS grew {grown} KiB")
+
     def test_oversized_chunked_body_413(self):
         c = Client(self.s.port)
         c.send(b"POST /v1/completions HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
