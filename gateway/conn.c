@@ -493,6 +493,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			gw_conn_close(c);
 		return;
 	}
+	if (c->state == GW_CONN_FLUSH && nread == UV_EOF && c->writes > 0) {
+		/* Done sending, still to read its answer: let the answer finish
+		 * (closing now would cancel it); flushed() closes after. */
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+		c->lingering = false;
+		return;
+	}
 	if (nread < 0) {
 		/* The client is gone (or half-closed, which HTTP/1.1 clients do
 		 * not do before reading their response): give up on it. */
