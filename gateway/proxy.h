@@ -17,8 +17,9 @@
  *   - the backend failed mid-response: the client connection is closed
  *     without completing the framing, so the client sees an error, never a
  *     hang or a silently short body;
- *   - the client went away: the upstream connection is closed at once, which
- *     makes an inference server abort the generation and free its slot.
+ *   - the client went away, or stopped reading for idle_ms: the upstream
+ *     connection is closed at once, which makes an inference server abort
+ *     the generation and free its slot.
  */
 #ifndef SLUICE_GATEWAY_PROXY_H
 #define SLUICE_GATEWAY_PROXY_H
@@ -28,8 +29,9 @@
 struct gw_conn;
 
 /* Start the exchange of c's current request on backend `b`, whose slot the
- * caller has acquired (the exchange releases it).  `pool_name` is reported
- * to the client in x-sluice-pool. */
+ * caller has acquired; the exchange gives it back through
+ * gw_dispatch_release() whichever way it ends.  b's pool is reported to the
+ * client in x-sluice-pool. */
 void gw_exchange_start(struct gw_conn *c, struct backend *b);
 
 /* The client is gone: close the upstream connection, give back the slot. */
