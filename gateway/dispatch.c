@@ -12,9 +12,12 @@
  *   4. start it at once on the first pool of its class (preference order)
  *      with a free slot, when its class has no one waiting already;
  *   5. else queue it (429 queue_full, or deadline_unmeetable when the
- *      predicted wait passes its deadline), to be started by a later
+ *      wait that fair order predicts for it passes its deadline; a full
+ *      class makes room for a lighter tenant by evicting the fattest
+ *      tenant's newest request), to be started by a later
  *      gw_dispatch_kick() in the order of queue/queue.c.
- * A request refused after its buckets were charged gets its charge back.
+ * A request that never got a slot (refused, evicted, timed out, or whose
+ * client left) gets its bucket charges back: quota pays for service.
  *
  * Slots: every start calls queue_on_dispatch() and backend_acquire(); every
  * end, gw_dispatch_release(), which gives both back and kicks the queue.
