@@ -183,6 +183,13 @@ timeouts: { header_ms: 300, body_ms: 300 }
             c.send(body)
             self.assertRejected(c.read_response(), 413, "body_too_large")
 
+    def test_413_reaches_a_client_that_half_closes_after_sending(self):
+        c = Client(self.s.port)
+        body = b"x" * 200000
+        c.send(b"POST /v1/completions HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertRejected(c.read_response(), 413, "body_too_large")
+
     def test_pipelining_client_that_never_reads_holds_bounded_memory(self):
         def rss_kib():
             with open(f"/proc/{self.s.p.pid}/status") as f:
@@ -247,6 +254,55 @@ timeouts: { header_ms: 300, body_ms: 300 }
         # and the gateway still serves
         r = Client(self.s.port).request("POST", "/v1/completions", COMPLETION)
         self.assertEqual(r.status, 200)
+
+
+class EarlyHints(ClusterTest):
+    """A backend that sends 103 Early Hints before its answer (gpusim never
+    does, so a few lines of socket code play the backend)."""
+
+    def test_head_after_103_is_answered_without_a_body(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        stop = threading.Event()
+
+        def serve():
+            srv.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                with conn:
+                    buf = b""
+                    while not stop.is_set():
+                        try:
+                            d = conn.recv(65536)
+                        except OSError:
+                            break
+                        if not d:
+                            break
+                        buf += d
+                        while b"\r\n\r\n" in buf:
+                            head, buf = buf.split(b"\r\n\r\n", 1)
+                            conn.sendall(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n"
+                                         b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"
+                                         + (b"" if head.startswith(b"HEAD") else b"hello"))
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        addr = f"127.0.0.1:{srv.getsockname()[1]}"
+        s = self.sluice(sluice_config(addr, addr, extra="timeouts: { upstream_ms: 2000 }"))
+        c = Client(s.port, timeout=5)
+        t0 = time.monotonic()
+        r = c.request("HEAD", "/hints")
+        self.assertEqual((r.status, r.headers["content-length"]), (200, "5"))
+        r = c.request("GET", "/hints")
+        self.assertEqual((r.status, r.body), (200, b"hello"))
+        self.assertLess(time.monotonic() - t0, 1.0, "the HEAD answer must not wait for a body")
+        stop.set()
+        t.join(2)
+        srv.close()
 
 
 class Cancellation(ClusterTest):
