@@ -107,16 +107,6 @@ int gw_buf_append_ms(struct gw_buf *b, uint64_t ns)
 	return rc | gw_buf_append(b, frac, sizeof(frac));
 }
 
-void gw_buf_consume(struct gw_buf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->len = 0;
-		return;
-	}
-	memmove(b->data, b->data + n, b->len - n);
-	b->len -= n;
-}
-
 char *gw_buf_take(struct gw_buf *b)
 {
 	char *p = b->data;

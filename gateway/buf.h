@@ -42,9 +42,6 @@ int gw_buf_append_u64(struct gw_buf *b, uint64_t v);
 int gw_buf_append_hex(struct gw_buf *b, uint64_t v);	/* lower case, no prefix */
 int gw_buf_append_ms(struct gw_buf *b, uint64_t ns);	/* milliseconds, 3 decimals */
 
-/* Drop the first n bytes, keeping the rest. */
-void gw_buf_consume(struct gw_buf *b, size_t n);
-
 /* Hand the storage to the caller (who must free() it); the buffer is left empty. */
 char *gw_buf_take(struct gw_buf *b);
 
