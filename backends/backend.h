@@ -95,9 +95,4 @@ bool backend_pool_has_up(const struct backend_pool *p, uint64_t now_ms);
 void backend_acquire(struct backend *b);
 void backend_release(struct backend *b);
 
-static inline unsigned backend_pool_free(const struct backend_pool *p)
-{
-	return p->inflight < p->slots ? p->slots - p->inflight : 0;
-}
-
 #endif

@@ -110,7 +110,6 @@ int backend_conn_use(struct backend_conn *bc, void *owner, uv_alloc_cb alloc, uv
 	bc->owner = owner;
 	bc->user_alloc = alloc;
 	bc->user_read = read;
-	bc->paused = false;
 	if (bc->reading)
 		return 0;
 	int rc = uv_read_start((uv_stream_t *)&bc->tcp, on_alloc, on_read);
@@ -123,7 +122,6 @@ void backend_conn_pause(struct backend_conn *bc)
 	if (bc->reading) {
 		uv_read_stop((uv_stream_t *)&bc->tcp);
 		bc->reading = false;
-		bc->paused = true;
 	}
 }
 
@@ -133,7 +131,6 @@ int backend_conn_resume(struct backend_conn *bc)
 		return 0;
 	int rc = uv_read_start((uv_stream_t *)&bc->tcp, on_alloc, on_read);
 	bc->reading = rc == 0;
-	bc->paused = false;
 	return rc;
 }
 
@@ -143,7 +140,6 @@ void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms)
 	*bcp = NULL;
 	struct backend *b = bc->backend;
 	bc->owner = NULL;
-	bc->requests++;
 	/* Idle connections must be watched for the server closing them. */
 	if (backend_conn_resume(bc) < 0) {
 		backend_conn_close(&bc);

@@ -35,12 +35,10 @@ struct backend_conn {
 	struct backend_conn *next, *prev;	/* idle list */
 	uint64_t idle_since_ms;
 	bool is_idle;			/* on the idle list */
-	uint32_t requests;		/* responses completed on this connection */
 	void *owner;			/* user state while in use; NULL while idle */
 	uv_alloc_cb user_alloc;		/* the user's read callbacks while in use */
 	uv_read_cb user_read;
-	bool reading;
-	bool paused;			/* the user stopped reading (backpressure) */
+	bool reading;			/* a read is started (off while the user pauses) */
 };
 
 /*

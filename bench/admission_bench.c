@@ -73,6 +73,8 @@ int main(int argc, char **argv)
 	struct queue q;
 	queue_tenants_init(&ts, conf, 0);
 	queue_init(&q, conf, ts.n);
+	queue_set_pool_slots(&q, 0, 64);
+	queue_set_pool_slots(&q, 1, 64);
 
 	int total = depth + rounds;
 	struct queue_item *items = calloc((size_t)total, sizeof(*items));

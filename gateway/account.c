@@ -127,40 +127,6 @@ void gw_account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out,
 		gw_hist_record(&a->queue_wait[k][out], wait_ns);
 }
 
-int gw_buf_append_json(struct gw_buf *b, const char *s, size_t len)
-{
-	int rc = gw_buf_append(b, "\"", 1);
-	size_t run = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch >= 0x20 && ch != '"' && ch != '\\' && ch < 0x7f)
-			continue;
-		rc |= gw_buf_append(b, s + run, i - run);
-		run = i + 1;
-		if (ch == '"' || ch == '\\')
-			rc |= gw_buf_appendf(b, "\\%c", ch);
-		else
-			rc |= gw_buf_appendf(b, "\\u%04x", ch);	/* control bytes and non-ASCII, byte by byte */
-	}
-	rc |= gw_buf_append(b, s + run, len - run);
-	rc |= gw_buf_append(b, "\"", 1);
-	return rc;
-}
-
-int gw_buf_append_label(struct gw_buf *b, const char *s)
-{
-	int rc = 0;
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			rc |= gw_buf_appendf(b, "\\%c", *s);
-		else if (*s == '\n')
-			rc |= gw_buf_append(b, "\\n", 2);
-		else
-			rc |= gw_buf_append(b, s, 1);
-	}
-	return rc;
-}
-
 static uint64_t span(uint64_t from, uint64_t to)
 {
 	return to > from && from != 0 ? to - from : 0;
@@ -209,9 +175,9 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	rc |= APPEND_LIT(b, ",\"request_id\":");
 	rc |= gw_buf_append_json(b, c->request_id, strlen(c->request_id));
 	rc |= APPEND_LIT(b, ",\"tenant\":");
-	rc |= append_str_or_null(b, c->classified ? c->tenant->cfg->name : NULL);
+	rc |= append_str_or_null(b, c->classified ? c->qi.tenant->cfg->name : NULL);
 	rc |= APPEND_LIT(b, ",\"class\":");
-	rc |= append_str_or_null(b, c->classified ? conf_class_name((enum conf_class)c->klass) : NULL);
+	rc |= append_str_or_null(b, c->classified ? conf_class_name((enum conf_class)c->qi.klass) : NULL);
 	rc |= APPEND_LIT(b, ",\"pool\":");
 	rc |= append_str_or_null(b, r->backend ? r->backend->pool->cfg->name : NULL);
 	rc |= APPEND_LIT(b, ",\"backend\":");
@@ -243,7 +209,7 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	rc |= APPEND_LIT(b, ",\"traceparent\":\"");
 	rc |= gw_buf_append(b, r->traceparent, strlen(r->traceparent));
 	rc |= APPEND_LIT(b, "\",\"peer\":\"");
-	rc |= gw_buf_appends(b, gw_conn_peer(c, peer, sizeof(peer)));
+	rc |= gw_buf_appends(b, gw__conn_peer(c, peer, sizeof(peer)));
 	rc |= APPEND_LIT(b, "\"}\n");
 	if (rc != 0) {
 		a->alog.dropped++;
@@ -259,14 +225,14 @@ void gw_account_end(struct gw_account *a, struct gw_conn *c)
 		return;
 	r->active = false;
 	uint64_t t_end = uv_hrtime();
-	int k = c->classified ? c->klass : CONF_CLASS_COUNT;
+	int k = c->classified ? c->qi.klass : CONF_CLASS_COUNT;
 	size_t pool = r->backend ? r->backend->pool->index : a->npools;
 	if (r->status >= 100 && r->status < 600)
 		a->codes[((size_t)k * (a->npools + 1) + pool) * NSTATUS + (r->status - 100)]++;
 	if (r->reason < GW_R_COUNT)
 		a->rejections[k][r->reason]++;
 	if (c->classified) {
-		struct gw_tenant_acct *ta = &a->tenants[c->tenant->index];
+		struct gw_tenant_acct *ta = &a->tenants[c->qi.tenant->index];
 		ta->requests[k]++;
 		ta->tokens_estimated += r->tokens_estimated;
 		if (r->tokens_reported >= 0)

@@ -122,10 +122,4 @@ static inline size_t gw_account_cp(const struct gw_account *a, int k, size_t poo
 	return (size_t)k * (a->npools + 1) + pool;
 }
 
-/* Append `s` as a JSON string literal (quotes included, escaped). */
-int gw_buf_append_json(struct gw_buf *b, const char *s, size_t len);
-
-/* Append `s` escaped as a Prometheus label value (\\, \", \n). */
-int gw_buf_append_label(struct gw_buf *b, const char *s);
-
 #endif

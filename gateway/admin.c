@@ -25,11 +25,11 @@ static void respond(struct gw_conn *c, int status, const char *type, struct gw_b
 	gw_buf_finish(body);
 	if (rc != 0) {
 		gw_buf_finish(&out);
-		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
+		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;
 	}
-	gw_conn_write(c, &out);
-	gw_conn_finish_request(c, true);
+	gw__conn_write(c, &out);
+	gw__conn_finish_request(c, true);
 }
 
 /* Oldest queued request of class k, in ms of waiting (0 when none). */
@@ -147,7 +147,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 	return rc;
 }
 
-void gw_admin_handle(struct gw_conn *c)
+void gw__admin_handle(struct gw_conn *c)
 {
 	struct gw_server *srv = c->srv;
 	const struct gw_msg *m = &c->http.msg;
@@ -158,7 +158,7 @@ void gw_admin_handle(struct gw_conn *c)
 	struct gw_buf body = GW_BUF_INIT;
 
 	if (m->method != HTTP_GET) {
-		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "the admin listener only answers GET", 0);
+		gw__conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "the admin listener only answers GET", 0);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/healthz")) {
 		gw_buf_appends(&body, "ok\n");
 		respond(c, 200, "text/plain", &body);
@@ -168,18 +168,18 @@ void gw_admin_handle(struct gw_conn *c)
 	} else if (gw_token_eq(gw_msg_start(m), len, "/metrics")) {
 		if (gw_metrics_render(srv, &body) < 0) {
 			gw_buf_finish(&body);
-			gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
+			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;
 		}
 		respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/status")) {
 		if (render_status(srv, &body) < 0) {
 			gw_buf_finish(&body);
-			gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
+			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;
 		}
 		respond(c, 200, "application/json", &body);
 	} else {
-		gw_conn_reject(c, GW_R_NOT_FOUND, "no such admin endpoint", 0);
+		gw__conn_reject(c, GW_R_NOT_FOUND, "no such admin endpoint", 0);
 	}
 }

@@ -12,6 +12,6 @@
 struct gw_conn;
 
 /* Answer c's current request synchronously. */
-void gw_admin_handle(struct gw_conn *c);
+void gw__admin_handle(struct gw_conn *c);
 
 #endif

@@ -114,3 +114,37 @@ char *gw_buf_take(struct gw_buf *b)
 	b->len = b->cap = 0;
 	return p;
 }
+
+int gw_buf_append_json(struct gw_buf *b, const char *s, size_t len)
+{
+	int rc = gw_buf_append(b, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x20 && ch != '"' && ch != '\\' && ch < 0x7f)
+			continue;
+		rc |= gw_buf_append(b, s + run, i - run);
+		run = i + 1;
+		if (ch == '"' || ch == '\\')
+			rc |= gw_buf_appendf(b, "\\%c", ch);
+		else
+			rc |= gw_buf_appendf(b, "\\u%04x", ch);	/* control bytes and non-ASCII, byte by byte */
+	}
+	rc |= gw_buf_append(b, s + run, len - run);
+	rc |= gw_buf_append(b, "\"", 1);
+	return rc;
+}
+
+int gw_buf_append_label(struct gw_buf *b, const char *s)
+{
+	int rc = 0;
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			rc |= gw_buf_appendf(b, "\\%c", *s);
+		else if (*s == '\n')
+			rc |= gw_buf_append(b, "\\n", 2);
+		else
+			rc |= gw_buf_append(b, s, 1);
+	}
+	return rc;
+}

@@ -42,6 +42,13 @@ int gw_buf_append_u64(struct gw_buf *b, uint64_t v);
 int gw_buf_append_hex(struct gw_buf *b, uint64_t v);	/* lower case, no prefix */
 int gw_buf_append_ms(struct gw_buf *b, uint64_t ns);	/* milliseconds, 3 decimals */
 
+/* Append `s` as a JSON string literal (quotes included, escaped: control
+ * bytes and non-ASCII as \u00XX, byte by byte). */
+int gw_buf_append_json(struct gw_buf *b, const char *s, size_t len);
+
+/* Append `s` escaped as a Prometheus label value (\\, \", \n). */
+int gw_buf_append_label(struct gw_buf *b, const char *s);
+
 /* Hand the storage to the caller (who must free() it); the buffer is left empty. */
 char *gw_buf_take(struct gw_buf *b);
 

@@ -1,7 +1,7 @@
 /*
  * conn.c - client connections: reading, parsing, timers, writing, closing.
  *
- * See conn.h for the states.  The one failure funnel is gw_conn_close():
+ * See conn.h for the states.  The one failure funnel is gw__conn_close():
  * every path that gives up on a connection ends there, and it withdraws the
  * connection from whatever else refers to it (wait queue, exchange) before
  * closing the handles, so no callback can reach a connection after it.
@@ -9,11 +9,15 @@
  * Parsing re-entrancy: conn_parse() may answer a request synchronously (an
  * admin request, a rejection), which finishes the request and makes the
  * connection ready for the next one.  `driving` tells
- * gw_conn_finish_request() that a parse loop is already on the stack and
+ * gw__conn_finish_request() that a parse loop is already on the stack and
  * will carry on with the remaining bytes, so that pipelined requests are
- * handled by iteration, never by recursion.
+ * handled by iteration, never by recursion.  Any other finish (from the
+ * exchange, the queue kick, another request's eviction, a write callback)
+ * only schedules `resume`, which parses the pending bytes from the loop
+ * (defer.h): nothing here admits a request up another request's stack.
  */
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <stdio.h>
@@ -23,12 +27,13 @@
 #include "gateway/admin.h"
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
+#include "gateway/exchange.h"
 #include "gateway/log.h"
-#include "gateway/proxy.h"
+#include "gateway/openai.h"
 #include "gateway/server.h"
 
 /* Pipelined bytes kept while a request is being served; reading pauses beyond. */
-#define PENDING_MAX (64 * 1024)
+#define PIPELINED_MAX (64 * 1024)
 /* Lingering close: how long and how much of an abandoned request is drained. */
 #define LINGER_MS 2000
 #define LINGER_MAX (4 * 1024 * 1024)
@@ -38,7 +43,7 @@ struct conn_write {
 	char *data;
 };
 
-struct gw_conn *gw_conn_from(void *handle_data)
+struct gw_conn *gw__conn_from(void *handle_data)
 {
 	struct gw_conn *c = handle_data;
 	if (c == NULL || c->magic != GW_CONN_MAGIC)
@@ -46,7 +51,7 @@ struct gw_conn *gw_conn_from(void *handle_data)
 	return c;
 }
 
-const char *gw_conn_peer(const struct gw_conn *c, char *buf, size_t len)
+const char *gw__conn_peer(const struct gw_conn *c, char *buf, size_t len)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
 	if (sa->sa_family == AF_INET6)
@@ -60,7 +65,7 @@ const char *gw_conn_peer(const struct gw_conn *c, char *buf, size_t len)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-	struct gw_conn *c = gw_conn_from(h->data);
+	struct gw_conn *c = gw__conn_from(h->data);
 	if (--c->handles > 0)
 		return;
 	struct gw_server *srv = c->srv;
@@ -78,15 +83,16 @@ static void on_handle_closed(uv_handle_t *h)
 	gw_server_conn_gone(srv);
 }
 
-void gw_conn_close(struct gw_conn *c)
+void gw__conn_close(struct gw_conn *c)
 {
 	if (c->state == GW_CONN_CLOSING)
 		return;
 	bool mid_request = c->state == GW_CONN_QUEUED || c->state == GW_CONN_UPSTREAM;
 	if (c->state == GW_CONN_QUEUED)
-		gw_dispatch_withdraw(c);
+		gw__dispatch_withdraw(c);
+	gw_defer_cancel(&c->resume);
 	if (c->x != NULL)
-		gw_exchange_abort(c);
+		gw__exchange_abort(c);
 	if (mid_request && c->rec.active) {
 		/* nginx's convention: 499, the client closed the connection first. */
 		c->rec.status = 499;
@@ -102,55 +108,55 @@ void gw_conn_close(struct gw_conn *c)
 
 static void on_timer(uv_timer_t *t)
 {
-	struct gw_conn *c = gw_conn_from(t->data);
+	struct gw_conn *c = gw__conn_from(t->data);
 	if (c->doomed) {
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	switch (c->state) {
 	case GW_CONN_IDLE:
 		/* Still delivering earlier answers to a client that reads,
 		 * slowly: give it more time (closing would drop them). */
-		if ((c->write_blocked || c->writes > 0) && gw_conn_client_progressed(c)) {
-			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+		if ((c->write_blocked || c->writes > 0) && gw__conn_client_progressed(c)) {
+			gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);
 			break;
 		}
-		gw_conn_close(c);
+		gw__conn_close(c);
 		break;
 	case GW_CONN_HEAD:
 	case GW_CONN_BODY:
 		/* The request was not read to its end, so the connection
 		 * cannot be reused: the rejection closes it. */
-		gw_conn_reject(c, GW_R_REQUEST_TIMEOUT,
+		gw__conn_reject(c, GW_R_REQUEST_TIMEOUT,
 			       c->state == GW_CONN_HEAD ? "request headers not received in time"
 							: "request body not received in time", 0);
 		break;
 	case GW_CONN_QUEUED:
 		break;	/* deadlines are kept by the queue's own timer */
 	case GW_CONN_UPSTREAM:
-		gw_exchange_timeout(c);
+		gw__exchange_timeout(c);
 		break;
 	case GW_CONN_FLUSH:
 		/* The client does not read its last response: give up, unless
 		 * it is reading, slowly. */
-		if (c->writes > 0 && gw_conn_client_progressed(c)) {
-			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+		if (c->writes > 0 && gw__conn_client_progressed(c)) {
+			gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);
 			break;
 		}
-		gw_conn_close(c);
+		gw__conn_close(c);
 		break;
 	case GW_CONN_CLOSING:
 		break;
 	}
 }
 
-void gw_conn_arm(struct gw_conn *c, uint64_t ms)
+void gw__conn_arm(struct gw_conn *c, uint64_t ms)
 {
 	if (!c->doomed)
 		uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-void gw_conn_disarm(struct gw_conn *c)
+void gw__conn_disarm(struct gw_conn *c)
 {
 	if (!c->doomed)
 		uv_timer_stop(&c->timer);	/* a doomed one keeps its closing timer */
@@ -166,16 +172,16 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void flushed(struct gw_conn *c)
 {
 	if (!c->lingering) {
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	uv_shutdown_t *req = malloc(sizeof(*req));
 	if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
 		free(req);
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
-	gw_conn_arm(c, LINGER_MS);
+	gw__conn_arm(c, LINGER_MS);
 }
 
 /*
@@ -203,14 +209,14 @@ static void conn_resume(struct gw_conn *c);
 static void on_written(uv_write_t *req, int status)
 {
 	struct conn_write *w = (struct conn_write *)req;
-	struct gw_conn *c = gw_conn_from(req->handle->data);
+	struct gw_conn *c = gw__conn_from(req->handle->data);
 	free(w->data);
 	free(w);
 	c->writes--;
 	if (c->state == GW_CONN_CLOSING)
 		return;
 	if (status < 0) {
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	if (c->close_after && c->writes == 0) {
@@ -218,17 +224,17 @@ static void on_written(uv_write_t *req, int status)
 		return;
 	}
 	if (c->x != NULL)
-		gw_exchange_client_drained(c);
+		gw__exchange_client_drained(c);
 	if (c->write_blocked) {
-		if (gw_conn_write_queue(c) > GW_WRITE_LOW) {
-			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* progress: more time */
+		if (gw__conn_write_queue(c) > GW_WRITE_LOW) {
+			gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* progress: more time */
 			return;
 		}
 		c->write_blocked = false;
 		if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
 			c->reading = true;
 		if (!c->driving && c->pending.len > 0)
-			conn_resume(c);
+			gw_defer_schedule(&c->srv->defer, &c->resume);
 	}
 }
 
@@ -278,17 +284,17 @@ static void conn_write(struct gw_conn *c, struct gw_buf *out, bool interim)
 	c->writes++;
 }
 
-void gw_conn_write(struct gw_conn *c, struct gw_buf *out)
+void gw__conn_write(struct gw_conn *c, struct gw_buf *out)
 {
 	conn_write(c, out, false);
 }
 
-size_t gw_conn_write_queue(const struct gw_conn *c)
+size_t gw__conn_write_queue(const struct gw_conn *c)
 {
 	return c->tcp.write_queue_size;
 }
 
-bool gw_conn_client_progressed(struct gw_conn *c)
+bool gw__conn_client_progressed(struct gw_conn *c)
 {
 	uv_os_fd_t fd;
 	int unsent = 0;
@@ -312,33 +318,10 @@ static void stash(struct gw_conn *c, const char *data, size_t len)
 		doom(c, UV_ENOMEM);
 		return;
 	}
-	if (c->pending.len >= PENDING_MAX && c->reading) {
+	if (c->pending.len >= PIPELINED_MAX && c->reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
 	}
-}
-
-static void set_request_id(struct gw_conn *c)
-{
-	const struct gw_msg *m = &c->http.msg;
-	const struct gw_field *f = gw_msg_field(m, "x-request-id");
-	if (f != NULL && f->value_len > 0 && f->value_len < sizeof(c->request_id)) {
-		const char *v = gw_field_value(m, f);
-		bool ok = true;
-		for (uint32_t i = 0; i < f->value_len && ok; i++)
-			ok = v[i] > 0x20 && v[i] < 0x7f;
-		if (ok) {
-			memcpy(c->request_id, v, f->value_len);
-			c->request_id[f->value_len] = '\0';
-			return;
-		}
-	}
-	/* Unique within the process (a sequence number) and across restarts
-	 * (a random salt drawn at start). */
-	struct gw_server *srv = c->srv;
-	snprintf(c->request_id, sizeof(c->request_id), "%016llx%08llx",
-		 (unsigned long long)srv->request_salt,
-		 (unsigned long long)(++srv->request_seq & 0xffffffffu));
 }
 
 static void on_head(struct gw_conn *c)
@@ -346,7 +329,7 @@ static void on_head(struct gw_conn *c)
 	const struct gw_msg *m = &c->http.msg;
 	c->state = GW_CONN_BODY;
 	if (m->method == HTTP_CONNECT) {
-		gw_conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "CONNECT is not supported", 0);
+		gw__conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "CONNECT is not supported", 0);
 		return;
 	}
 	bool has_body = m->chunked || (m->has_length && m->content_length > 0);
@@ -355,78 +338,21 @@ static void on_head(struct gw_conn *c)
 		if (gw_buf_appends(&out, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
 			conn_write(c, &out, true);
 	}
-	gw_conn_arm(c, c->srv->conf->timeouts.body_ms);
-}
-
-/* Lower-case hex of n random-looking bytes from the server's generator. */
-static void hex_id(struct gw_server *srv, char *out, size_t nbytes)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < nbytes; i += 8) {
-		/* splitmix64 over a counter seeded at start: unique, cheap, and
-		 * not predictable from outside without the seed. */
-		uint64_t z = (srv->trace_seq += 0x9e3779b97f4a7c15ull) ^ srv->request_salt;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
-		for (size_t j = 0; j < 8 && i + j < nbytes; j++, z >>= 8) {
-			out[2 * (i + j)] = digits[(z >> 4) & 15];
-			out[2 * (i + j) + 1] = digits[z & 15];
-		}
-	}
-}
-
-static bool all_hex(const char *s, size_t n, bool *zero)
-{
-	*zero = true;
-	for (size_t i = 0; i < n; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-		*zero &= s[i] == '0';
-	}
-	return true;
-}
-
-/*
- * W3C trace context: keep the client's trace id (and flags) when its
- * traceparent is valid, and name our hop with a new parent id, as an
- * intermediary that takes part in the trace does; otherwise start a trace.
- */
-static void set_traceparent(struct gw_conn *c)
-{
-	const struct gw_field *f = gw_msg_field(&c->http.msg, "traceparent");
-	char *tp = c->rec.traceparent;
-	bool z1 = true, z2 = true;
-	if (f != NULL && f->value_len == 55) {
-		const char *v = gw_field_value(&c->http.msg, f);
-		bool ok = memcmp(v, "00-", 3) == 0 && v[35] == '-' && v[52] == '-' &&
-			  all_hex(v + 3, 32, &z1) && all_hex(v + 36, 16, &z2) && all_hex(v + 53, 2, &z2);
-		if (ok && !z1) {
-			memcpy(tp, v, 55);
-			hex_id(c->srv, tp + 36, 8);
-			tp[55] = '\0';
-			return;
-		}
-	}
-	memcpy(tp, "00-", 3);
-	hex_id(c->srv, tp + 3, 16);
-	tp[35] = '-';
-	hex_id(c->srv, tp + 36, 8);
-	memcpy(tp + 52, "-01", 4);
+	gw__conn_arm(c, c->srv->conf->timeouts.body_ms);
 }
 
 static void on_request(struct gw_conn *c)
 {
 	c->rec.t_ready = uv_hrtime();
 	c->rec.bytes_in = c->http.head_seen + c->http.msg.body.len;
-	gw_conn_disarm(c);
-	set_request_id(c);
-	if (!c->admin)
-		set_traceparent(c);
-	if (c->admin)
-		gw_admin_handle(c);
-	else
-		gw_dispatch_request(c);
+	gw__conn_disarm(c);
+	gw_ids_request_id(&c->srv->ids, &c->http.msg, c->request_id);
+	if (c->admin) {
+		gw__admin_handle(c);
+		return;
+	}
+	gw_ids_traceparent(&c->srv->ids, &c->http.msg, c->rec.traceparent);
+	gw__dispatch_request(c);
 }
 
 /*
@@ -446,7 +372,7 @@ static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
 			c->state = GW_CONN_HEAD;
 			c->rec = (struct gw_reqrec){ .t_start = uv_hrtime(), .active = !c->admin,
 						     .reason = GW_R_COUNT, .tokens_reported = -1 };
-			gw_conn_arm(c, c->srv->conf->timeouts.header_ms);
+			gw__conn_arm(c, c->srv->conf->timeouts.header_ms);
 		}
 		if (ev == GW_HTTP_MORE)
 			break;
@@ -455,7 +381,7 @@ static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
 		} else if (ev == GW_HTTP_DONE) {
 			on_request(c);
 		} else {
-			gw_conn_reject(c, (enum gw_reason)c->http.error, c->http.error_detail, 0);
+			gw__conn_reject(c, (enum gw_reason)c->http.error, c->http.error_detail, 0);
 			break;
 		}
 	}
@@ -474,23 +400,31 @@ static void conn_resume(struct gw_conn *c)
 	gw_buf_finish(&in);
 }
 
+/* The deferred resume (defer.h), from the loop. */
+static void resumed(struct gw_defer *d)
+{
+	struct gw_conn *c = gw__conn_from((char *)d - offsetof(struct gw_conn, resume));
+	if (c->pending.len > 0 && conn_parsing(c))
+		conn_resume(c);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	struct gw_conn *c = gw_conn_from(h->data);
+	struct gw_conn *c = gw__conn_from(h->data);
 	buf->base = c->srv->readbuf;
 	buf->len = sizeof(c->srv->readbuf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	struct gw_conn *c = gw_conn_from(s->data);
+	struct gw_conn *c = gw__conn_from(s->data);
 	if (nread == 0 || c->state == GW_CONN_CLOSING)
 		return;
 	if (c->state == GW_CONN_FLUSH && nread > 0) {
 		/* Lingering: the rest of a request we will not serve. */
 		c->linger_bytes += (uint32_t)nread;
 		if (c->linger_bytes > LINGER_MAX)
-			gw_conn_close(c);
+			gw__conn_close(c);
 		return;
 	}
 	if (c->state == GW_CONN_FLUSH && nread == UV_EOF && c->writes > 0) {
@@ -509,11 +443,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			gw_debug("client gone while %s request_id=%s",
 				 c->state == GW_CONN_QUEUED ? "queued" : "in flight", c->request_id);
 		}
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	if (c->state == GW_CONN_BODY)
-		gw_conn_arm(c, c->srv->conf->timeouts.body_ms);
+		gw__conn_arm(c, c->srv->conf->timeouts.body_ms);
 	if (c->pending.len == 0 && conn_parsing(c)) {
 		size_t used = conn_parse(c, buf->base, (size_t)nread);
 		if (used < (size_t)nread && c->state != GW_CONN_CLOSING)
@@ -525,7 +459,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
-void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
+void gw__conn_finish_request(struct gw_conn *c, bool keep_alive)
 {
 	if (c->state == GW_CONN_CLOSING)
 		return;
@@ -533,7 +467,7 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 	if (c->writes > 0) {
 		/* answers still on their way: the timer judges progress from here */
 		c->outq_mark = UINT32_MAX;
-		gw_conn_client_progressed(c);
+		gw__conn_client_progressed(c);
 	}
 	keep_alive = keep_alive && c->http.msg.keep_alive && !c->srv->draining;
 	if (!keep_alive) {
@@ -547,7 +481,7 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 		if (c->writes == 0)
 			flushed(c);
 		else
-			gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+			gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);
 		return;
 	}
 	/* An idle connection keeps no buffers: release them unless another
@@ -555,10 +489,10 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 	gw_http_next(&c->http, c->pending.len == 0);
 	c->state = GW_CONN_IDLE;
 	c->request_id[0] = '\0';
-	c->classified = c->capped = false;
-	c->tenant = NULL;
-	gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
-	if (gw_conn_write_queue(c) > GW_WRITE_HIGH) {
+	c->classified = false;
+	c->qi.tenant = NULL;
+	gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);
+	if (gw__conn_write_queue(c) > GW_WRITE_HIGH) {
 		/* The client is not reading its answers: answer nothing more
 		 * (and read nothing more) until it does, or idle_ms passes. */
 		c->write_blocked = true;
@@ -573,56 +507,54 @@ void gw_conn_finish_request(struct gw_conn *c, bool keep_alive)
 			c->reading = true;
 	}
 	if (!c->driving && c->pending.len > 0)
-		conn_resume(c);
+		gw_defer_schedule(&c->srv->defer, &c->resume);
 }
 
-void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms)
+void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms)
 {
 	struct gw_server *srv = c->srv;
 	const struct gw_reason_info *ri = gw_reason_info(r);
 	/* A request that was not read to its end leaves the stream in an
 	 * unknown state: answer, then close. */
 	bool keep = c->http.done && c->http.msg.keep_alive && !srv->draining;
-	const char *tenant = c->classified ? c->tenant->cfg->name : NULL;
-	const char *klass = c->classified ? conf_class_name((enum conf_class)c->klass) : NULL;
+	const char *tenant = c->classified ? c->qi.tenant->cfg->name : NULL;
+	const char *klass = c->classified ? conf_class_name((enum conf_class)c->qi.klass) : NULL;
 	char peer[64];
 	c->rec.status = (uint16_t)ri->status;
 	c->rec.reason = (uint8_t)r;
 	if (c->classified && c->rec.t_dispatch == 0) {
 		/* How the request left (or never entered) its queue. */
 		uint64_t waited = c->rec.t_ready ? uv_hrtime() - c->rec.t_ready : 0;
-		gw_account_queue(&srv->account, (enum conf_class)c->klass,
+		gw_account_queue(&srv->account, (enum conf_class)c->qi.klass,
 				 r == GW_R_QUEUE_TIMEOUT ? GW_QOUT_TIMEOUT : GW_QOUT_REJECTED, waited);
 	}
 	/* 4xx are the client's doing and may come by the thousand: counters and
 	 * the access log keep them; the operator log gets 5xx. */
 	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_DEBUG,
 	       "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status, ri->code,
-	       gw_conn_peer(c, peer, sizeof(peer)), c->request_id[0] ? c->request_id : "-",
+	       gw__conn_peer(c, peer, sizeof(peer)), c->request_id[0] ? c->request_id : "-",
 	       tenant ? tenant : "-", klass ? klass : "-", detail);
 
-	struct gw_buf hdr = GW_BUF_INIT;
-	if (c->request_id[0])
-		gw_buf_appendf(&hdr, "x-request-id: %s\r\n", c->request_id);
-	if (c->classified) {
-		gw_buf_appendf(&hdr, "x-sluice-class: %s\r\n", klass);
-		gw_dispatch_ratelimit_headers(c, &hdr);
-	}
-	gw_buf_append(&hdr, "", 1);
-	struct gw_reject rj = { detail, tenant, klass, retry_ms, hdr.data };
+	struct gw_buf limits = GW_BUF_INIT;
+	int rc = 0;
+	if (c->classified)
+		rc |= gw_openai_ratelimit_headers(c->qi.tenant, gw_now_ms(srv), &limits);
+	rc |= gw_buf_append(&limits, "", 1);
+	struct gw_reject rj = { detail, c->request_id, tenant, klass, retry_ms, limits.data };
 	struct gw_buf out = GW_BUF_INIT;
-	int rc = gw_error_render(&out, r, &rj, keep);
-	gw_buf_finish(&hdr);
+	if (rc == 0)
+		rc = gw_error_render(&out, r, &rj, keep);
+	gw_buf_finish(&limits);
 	if (rc < 0) {
 		gw_buf_finish(&out);
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
-	gw_conn_write(c, &out);
-	gw_conn_finish_request(c, keep);
+	gw__conn_write(c, &out);
+	gw__conn_finish_request(c, keep);
 }
 
-void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
+void gw__conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
 {
 	struct gw_conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -636,6 +568,7 @@ void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
 	uv_timer_init(srv->loop, &c->timer);
 	c->tcp.data = c->timer.data = c;
 	c->handles = 2;
+	gw_defer_init(&c->resume, resumed);
 	gw_http_init(&c->http, HTTP_REQUEST, &srv->req_limits, NULL, NULL);
 	c->next = srv->conns;
 	if (srv->conns != NULL)
@@ -646,7 +579,7 @@ void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
 	int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
 	if (rc < 0) {
 		gw_warn("accept: %s", uv_strerror(rc));
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	srv->metrics.connections++;
@@ -654,7 +587,7 @@ void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
 		srv->metrics.connections_refused++;
 		gw_warn("connection refused: %u open, limits.max_connections is %u",
 			srv->nconns - 1, srv->conf->limits.max_connections);
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	int namelen = sizeof(c->peer);
@@ -662,9 +595,9 @@ void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
 	uv_tcp_nodelay(&c->tcp, 1);
 	rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 	if (rc < 0) {
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	c->reading = true;
-	gw_conn_arm(c, srv->conf->timeouts.header_ms);
+	gw__conn_arm(c, srv->conf->timeouts.header_ms);
 }

@@ -29,6 +29,14 @@
  * (which aborts generation on the inference server).  Bytes of a next,
  * pipelined request are kept in `pending` (bounded; reading pauses beyond).
  *
+ * Finishing a request never parses the next one on the caller's stack: the
+ * caller may be another request's admission (an eviction), a slot's
+ * release, or the queue kick.  The connection schedules its own resume
+ * (defer.h), which parses what is pending from the loop.  The one exception
+ * is the parse loop itself: a request answered while its own connection's
+ * read callback is parsing (a rejection, an admin answer) lets that loop go
+ * on to the next pipelined request, by iteration.
+ *
  * Every read lands in the server's one read buffer and is parsed before the
  * callback returns; what must outlive the callback is copied.  An idle
  * connection therefore owns no buffer at all.
@@ -44,8 +52,10 @@
 
 #include "gateway/account.h"
 #include "gateway/buf.h"
+#include "gateway/defer.h"
 #include "gateway/errors.h"
 #include "gateway/http.h"
+#include "gateway/ids.h"
 #include "queue/queue.h"
 
 #define GW_CONN_MAGIC 0x434f4e4eu	/* "CONN" */
@@ -75,15 +85,13 @@ struct gw_conn {
 	uv_timer_t timer;
 	struct gw_server *srv;
 	struct gw_conn *next, *prev;		/* server's list of connections */
-	struct queue_item qi;			/* in the class queue while QUEUED */
-	struct queue_tenant *tenant;		/* once identified */
+	struct queue_item qi;			/* tenant, class, charge; queued while QUEUED */
 	struct gw_exchange *x;			/* while UPSTREAM */
+	struct gw_defer resume;			/* parse pending bytes from the loop */
 	struct gw_http http;			/* request parser and current request */
 	struct gw_buf pending;			/* read but not parsed yet (pipelining) */
 	enum gw_conn_state state;
-	uint8_t klass;				/* enum conf_class of the request */
-	bool classified;			/* tenant and klass are set */
-	bool capped;				/* asked for a class above max_class */
+	bool classified;			/* qi.tenant and qi.klass are set */
 	uint8_t handles;			/* open uv handles; freed at 0 */
 	bool admin;				/* on the admin listener */
 	bool reading;
@@ -96,17 +104,16 @@ struct gw_conn {
 	uint32_t linger_bytes;
 	uint32_t outq_mark;			/* unsent bytes in the kernel when last checked */
 	uint32_t writes;			/* uv_write requests in flight */
-	double est_tokens;			/* tokens charged now (estimate, then reported) */
 	struct gw_reqrec rec;			/* what the current request costs (account.h) */
-	char request_id[40];			/* NUL-terminated */
+	char request_id[GW_REQUEST_ID_SIZE];	/* NUL-terminated */
 	struct sockaddr_storage peer;
 };
 
 /* Accept a connection from `listener`.  Failures are logged and counted. */
-void gw_conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin);
+void gw__conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin);
 
 /* The connection behind a uv handle (tcp or timer), checked. */
-struct gw_conn *gw_conn_from(void *handle_data);
+struct gw_conn *gw__conn_from(void *handle_data);
 
 /*
  * Write `out` to the client; the connection takes the buffer's storage and
@@ -114,10 +121,10 @@ struct gw_conn *gw_conn_from(void *handle_data);
  * closes the connection synchronously: a failed write marks it doomed and
  * it closes on the next loop iteration.
  */
-void gw_conn_write(struct gw_conn *c, struct gw_buf *out);
+void gw__conn_write(struct gw_conn *c, struct gw_buf *out);
 
 /* Bytes queued in the kernel-side write queue of the client (backpressure). */
-size_t gw_conn_write_queue(const struct gw_conn *c);
+size_t gw__conn_write_queue(const struct gw_conn *c);
 
 /*
  * Has the client read anything since the last call?  The kernel's count of
@@ -125,35 +132,36 @@ size_t gw_conn_write_queue(const struct gw_conn *c);
  * send-buffer space only in large steps, so a slow but steady reader can go
  * seconds without a write completing.  The first call only takes a mark.
  */
-bool gw_conn_client_progressed(struct gw_conn *c);
+bool gw__conn_client_progressed(struct gw_conn *c);
 
 /*
  * The response to the current request has been fully handed to
- * gw_conn_write().  With keep_alive (and a client that allows it) the
- * connection goes back to IDLE and parses a pipelined request, if any;
- * otherwise it closes once its writes are done.
+ * gw__conn_write().  With keep_alive (and a client that allows it) the
+ * connection goes back to IDLE, and a pipelined request, if any, is parsed
+ * from the loop (never before this returns); otherwise it closes once its
+ * writes are done.
  */
-void gw_conn_finish_request(struct gw_conn *c, bool keep_alive);
+void gw__conn_finish_request(struct gw_conn *c, bool keep_alive);
 
 /*
  * Answer the current request with the JSON error of `r`, counted and
  * logged; `detail` is the human message.  A retry_ms above 0 is sent as
  * retry-after / retry-after-ms and in the body; once the tenant is known,
  * its rate-limit headers are sent too.  Ends the request like
- * gw_conn_finish_request() (keep-alive unless the request could not be read
+ * gw__conn_finish_request() (keep-alive unless the request could not be read
  * to its end).
  */
-void gw_conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms);
+void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms);
 
 /* Arm / stop the connection's one timer for the current phase (both leave
  * a doomed connection's closing timer alone). */
-void gw_conn_arm(struct gw_conn *c, uint64_t ms);
-void gw_conn_disarm(struct gw_conn *c);
+void gw__conn_arm(struct gw_conn *c, uint64_t ms);
+void gw__conn_disarm(struct gw_conn *c);
 
 /* Close now (idempotent).  Queued work is withdrawn, an exchange aborted. */
-void gw_conn_close(struct gw_conn *c);
+void gw__conn_close(struct gw_conn *c);
 
 /* Peer address as text ("127.0.0.1"), for logs and x-forwarded-for. */
-const char *gw_conn_peer(const struct gw_conn *c, char *buf, size_t len);
+const char *gw__conn_peer(const struct gw_conn *c, char *buf, size_t len);
 
 #endif

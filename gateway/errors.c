@@ -5,6 +5,7 @@
  * text (a path, a header name) are always escaped correctly.
  */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,49 @@ const char *gw_status_text(int status)
 	}
 }
 
+enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queue_tenant *t, char *msg,
+				size_t len)
+{
+	const char *k = conf_class_name(v->klass);
+	const char *name = t->cfg->name;
+	unsigned long long retry = v->retry_ms;
+	switch (v->reason) {
+	case QUEUE_R_NO_BACKEND:
+		snprintf(msg, len, "no healthy backend in any pool of class '%s'", k);
+		return GW_R_NO_BACKEND;
+	case QUEUE_R_RATE_LIMITED:
+		snprintf(msg, len, "tenant '%s' exceeded %g requests/s (burst %g); retry in %llu ms", name,
+			 t->cfg->requests_per_s, t->cfg->burst, retry);
+		return GW_R_RATE_LIMITED;
+	case QUEUE_R_TOKENS_EXCEEDED:
+		snprintf(msg, len, "tenant '%s' exceeded %g tokens/min (this request: ~%.0f); retry in %llu ms",
+			 name, t->cfg->tokens_per_min, v->tokens, retry);
+		return GW_R_TOKENS_EXCEEDED;
+	case QUEUE_R_QUEUE_FULL:
+		snprintf(msg, len, "class '%s' queue is full (%u requests queued); retry in %llu ms", k, v->queued,
+			 retry);
+		return GW_R_QUEUE_FULL;
+	case QUEUE_R_DEADLINE_UNMEETABLE:
+		snprintf(msg, len, "class '%s' cannot start this request within its deadline (%llu ms; "
+			 "predicted wait %llu ms); retry in %llu ms", k, (unsigned long long)v->budget_ms,
+			 (unsigned long long)v->predicted_ms, retry);
+		return GW_R_DEADLINE_UNMEETABLE;
+	case QUEUE_R_EVICTED:
+		snprintf(msg, len, "class '%s' queue is full and tenant '%s' holds the most of it; retry in %llu ms",
+			 k, name, retry);
+		return GW_R_QUEUE_FULL;
+	case QUEUE_R_QUEUE_TIMEOUT:
+		snprintf(msg, len, "no slot for class '%s' within the deadline (%llu ms)", k,
+			 (unsigned long long)v->budget_ms);
+		return GW_R_QUEUE_TIMEOUT;
+	case QUEUE_R_NONE:
+	case QUEUE_R_NO_MEMORY:
+		break;
+	}
+	snprintf(msg, len, "out of memory");
+	return GW_R_INTERNAL;
+}
+
 int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive)
 {
 	const struct gw_reason_info *ri = &reasons[r];
@@ -90,6 +134,10 @@ int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject
 				     (unsigned long long)rj->retry_ms);
 	if (ri->status == 401)
 		rc |= gw_buf_appends(out, "www-authenticate: Bearer\r\n");
+	if (rj->request_id != NULL && rj->request_id[0] != '\0')
+		rc |= gw_buf_appendf(out, "x-request-id: %s\r\n", rj->request_id);
+	if (rj->klass != NULL)
+		rc |= gw_buf_appendf(out, "x-sluice-class: %s\r\n", rj->klass);
 	rc |= gw_buf_appendf(out, "%s%s\r\n%s\n", keep_alive ? "" : "connection: close\r\n",
 			     rj->extra_headers ? rj->extra_headers : "", text);
 	free(text);

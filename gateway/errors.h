@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "gateway/buf.h"
+#include "queue/admit.h"
 
 enum gw_reason {
 	GW_R_BAD_REQUEST = 0,		/* 400 malformed HTTP */
@@ -51,19 +52,29 @@ const struct gw_reason_info *gw_reason_info(enum gw_reason r);
 /* "Too Many Requests" etc.; "Unknown" for codes it does not know. */
 const char *gw_status_text(int status);
 
+/*
+ * The reason and the message (into msg, NUL-terminated) for a request the
+ * admission policy refused, or the queues let go of unserved (v->reason:
+ * evicted, timed out).  t is the request's tenant.
+ */
+enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queue_tenant *t, char *msg,
+				size_t len);
+
 /* What a rejection tells the client besides its reason. */
 struct gw_reject {
 	const char *message;
+	const char *request_id;		/* "" before the request is read */
 	const char *tenant;		/* NULL before the tenant is known */
 	const char *klass;		/* NULL before the class is known */
 	uint64_t retry_ms;		/* 0: no hint */
-	const char *extra_headers;	/* CRLF-terminated lines, or NULL */
+	const char *extra_headers;	/* CRLF-terminated lines (x-ratelimit-*), or NULL */
 };
 
 /*
  * Append a complete HTTP/1.1 response for `r` to `out`: status line,
  * x-sluice-reject-reason, retry-after and retry-after-ms when there is a
- * hint, the extra headers, and the JSON body.
+ * hint, x-request-id and x-sluice-class when known, the extra headers, and
+ * the JSON body.
  */
 int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive);
 

@@ -7,9 +7,22 @@
 #ifndef SLUICE_GATEWAY_METRICS_H
 #define SLUICE_GATEWAY_METRICS_H
 
+#include <stdint.h>
+
 #include "gateway/buf.h"
 
 struct gw_server;
+
+/* Counters for /metrics; all monotonic except where noted. */
+struct gw_metrics {
+	uint64_t connections;		/* client connections accepted */
+	uint64_t connections_refused;	/* over limits.max_connections */
+	uint64_t client_aborts;		/* clients gone while queued or in flight */
+	uint64_t upstream_reused;	/* requests sent on a pooled connection */
+	uint64_t upstream_retries;	/* resent after a pooled connection was found dead */
+	uint64_t upstream_truncated;	/* responses cut short by the backend */
+	uint64_t reloads_ok, reloads_failed;
+};
 
 /* Append the exposition of srv's metrics to out; returns 0 or -ENOMEM. */
 int gw_metrics_render(const struct gw_server *srv, struct gw_buf *out);

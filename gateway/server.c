@@ -10,6 +10,7 @@
 #include "gateway/dispatch.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/slot.h"
 
 /* Upstream responses: heads are small; anything larger is a broken backend. */
 #define RESP_MAX_HEADER_BYTES (64 * 1024)
@@ -31,7 +32,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		gw_warn("accept: %s", uv_strerror(status));
 		return;
 	}
-	gw_conn_accept(srv, listener, listener == (uv_stream_t *)&srv->admin_listener);
+	gw__conn_accept(srv, listener, listener == (uv_stream_t *)&srv->admin_listener);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -50,7 +51,8 @@ static void stop(struct gw_server *srv)
 	gw_info("drained; exiting");
 	backend_set_close_idle(&srv->backends, 0, 0);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
-	uv_close((uv_handle_t *)&srv->queue_timer, NULL);
+	gw__dispatch_close(srv);
+	gw_defer_list_close(&srv->defer);
 	uv_close((uv_handle_t *)&srv->drain_timer, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -68,10 +70,10 @@ static void on_drain_timeout(uv_timer_t *t)
 	struct gw_server *srv = server_from(t->data);
 	gw_warn("drain timeout (%llu ms): closing %u connections still open",
 		(unsigned long long)srv->conf->timeouts.drain_ms, srv->nconns);
-	gw_dispatch_flush(srv);
+	gw__dispatch_flush(srv);
 	for (struct gw_conn *c = srv->conns, *next; c != NULL; c = next) {
 		next = c->next;
-		gw_conn_close(c);
+		gw__conn_close(c);
 	}
 	if (srv->nconns == 0)
 		stop(srv);
@@ -90,7 +92,7 @@ void gw_server_drain(struct gw_server *srv)
 	for (struct gw_conn *c = srv->conns, *next; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == GW_CONN_IDLE)
-			gw_conn_close(c);
+			gw__conn_close(c);
 	}
 	uv_timer_start(&srv->drain_timer, on_drain_timeout, srv->conf->timeouts.drain_ms, 0);
 	if (srv->nconns == 0)
@@ -166,6 +168,7 @@ int gw_server_reload(struct gw_server *srv)
 	gw_account_commit(&srv->account, fresh, &log, reopen);
 	backend_set_reconfigure(&srv->backends, fresh);
 	queue_reconfigure(&srv->queue, fresh);
+	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = fresh->limits.max_body_bytes,
 		.max_header_bytes = fresh->limits.max_header_bytes,
@@ -177,7 +180,7 @@ int gw_server_reload(struct gw_server *srv)
 	srv->generation++;
 	srv->metrics.reloads_ok++;
 	gw_info("reloaded %s: generation %llu", fresh->path, (unsigned long long)srv->generation);
-	gw_dispatch_kick(srv);	/* slots may have grown */
+	gw__dispatch_kick(srv);	/* slots may have grown */
 	return 0;
 }
 
@@ -222,6 +225,40 @@ static int listen_on(struct gw_server *srv, uv_tcp_t *t, const struct conf_addr 
 	return 0;
 }
 
+/* What the server owns besides handles: pools, tenants, queues, accounts. */
+static int server_build(struct gw_server *srv)
+{
+	const struct conf *conf = srv->conf;
+	size_t np = conf->npools ? conf->npools : 1;
+	int rc = backend_set_init(&srv->backends, conf);
+	if (rc == 0)
+		rc = queue_tenants_init(&srv->tenants, conf, uv_now(srv->loop));
+	if (rc == 0)
+		rc = queue_init(&srv->queue, conf, srv->tenants.n);
+	if (rc == 0)
+		rc = gw_account_init(&srv->account, conf, srv->tenants.n, srv->loop);
+	if (rc < 0)
+		return rc;
+	srv->pool_view = calloc(np, sizeof(*srv->pool_view));
+	srv->pool_pick = calloc(np, sizeof(*srv->pool_pick));
+	if (srv->pool_view == NULL || srv->pool_pick == NULL)
+		return -ENOMEM;
+	gw__slot_sync_pools(srv);
+	return 0;
+}
+
+static void server_free(struct gw_server *srv)
+{
+	gw_account_finish(&srv->account);
+	queue_finish(&srv->queue);
+	queue_tenants_finish(&srv->tenants);
+	backend_set_finish(&srv->backends);
+	free(srv->pool_view);
+	free(srv->pool_pick);
+	srv->pool_view = NULL;
+	srv->pool_pick = NULL;
+}
+
 int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 {
 	memset(srv, 0, sizeof(*srv));
@@ -238,22 +275,12 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		.max_header_bytes = RESP_MAX_HEADER_BYTES,
 		.max_headers = RESP_MAX_HEADERS,
 	};
-	uv_random(NULL, NULL, &srv->request_salt, sizeof(srv->request_salt), 0, NULL);
-	int rc = backend_set_init(&srv->backends, conf);
-	if (rc == 0)
-		rc = queue_tenants_init(&srv->tenants, conf, uv_now(loop));
-	if (rc == 0)
-		rc = queue_init(&srv->queue, conf, srv->tenants.n);
-	if (rc == 0)
-		rc = gw_account_init(&srv->account, conf, srv->tenants.n, loop);
+	gw_ids_init(&srv->ids);
+	int rc = server_build(srv);
 	if (rc < 0) {
-		gw_account_finish(&srv->account);
-		queue_finish(&srv->queue);
-		queue_tenants_finish(&srv->tenants);
-		backend_set_finish(&srv->backends);
+		server_free(srv);
 		return rc;
 	}
-
 	rc = listen_on(srv, &srv->listener, &conf->listen, "proxy");
 	if (rc == 0)
 		rc = listen_on(srv, &srv->admin_listener, &conf->admin_listen, "admin");
@@ -263,16 +290,14 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		    srv->admin_listener.loop == loop)
 			uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 		uv_run(loop, UV_RUN_DEFAULT);
-		gw_account_finish(&srv->account);
-		queue_finish(&srv->queue);
-		queue_tenants_finish(&srv->tenants);
-		backend_set_finish(&srv->backends);
+		server_free(srv);
 		return rc;
 	}
+	gw_defer_list_init(&srv->defer, loop);
+	gw__dispatch_init(srv);
 	uv_timer_init(loop, &srv->tick);
 	uv_timer_init(loop, &srv->drain_timer);
-	uv_timer_init(loop, &srv->queue_timer);
-	srv->tick.data = srv->drain_timer.data = srv->queue_timer.data = srv;
+	srv->tick.data = srv->drain_timer.data = srv;
 	uv_timer_start(&srv->tick, on_tick, 1000, 1000);
 	uv_unref((uv_handle_t *)&srv->tick);
 	uv_signal_init(loop, &srv->sig_term);
@@ -288,10 +313,7 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 
 void gw_server_finish(struct gw_server *srv)
 {
-	gw_account_finish(&srv->account);
-	queue_finish(&srv->queue);
-	queue_tenants_finish(&srv->tenants);
-	backend_set_finish(&srv->backends);
+	server_free(srv);
 	conf_destroy(srv->conf);
 	srv->conf = NULL;
 	srv->magic = 0;

@@ -18,10 +18,12 @@
 #include <uv.h>
 
 #include "backends/backend.h"
-#include "gateway/account.h"
 #include "conf/conf.h"
-#include "gateway/errors.h"
+#include "gateway/account.h"
+#include "gateway/defer.h"
 #include "gateway/http.h"
+#include "gateway/ids.h"
+#include "gateway/metrics.h"
 #include "queue/queue.h"
 #include "queue/tenant.h"
 
@@ -29,17 +31,6 @@
 #define GW_READ_BUF_SIZE (64 * 1024)
 
 struct gw_conn;
-
-/* Counters for /metrics; all monotonic except where noted. */
-struct gw_metrics {
-	uint64_t connections;		/* client connections accepted */
-	uint64_t connections_refused;	/* over limits.max_connections */
-	uint64_t client_aborts;		/* clients gone while queued or in flight */
-	uint64_t upstream_reused;	/* requests sent on a pooled connection */
-	uint64_t upstream_retries;	/* resent after a pooled connection was found dead */
-	uint64_t upstream_truncated;	/* responses cut short by the backend */
-	uint64_t reloads_ok, reloads_failed;
-};
 
 struct gw_server {
 	uint32_t magic;
@@ -49,6 +40,10 @@ struct gw_server {
 	struct queue_tenants tenants;
 	struct queue queue;			/* class queues (queue/) */
 	uv_timer_t queue_timer;			/* fires at the earliest queue deadline */
+	struct gw_defer_list defer;		/* work run from the loop (defer.h) */
+	struct gw_defer kick;			/* start queued requests on free slots */
+	uint8_t *pool_view;			/* [npools] QUEUE_POOL_* bits, per admission */
+	struct backend **pool_pick;		/* [npools] the backend a start would take */
 	struct gw_http_limits req_limits;	/* client requests (from conf.limits) */
 	struct gw_http_limits resp_limits;	/* upstream responses */
 	uv_tcp_t listener;
@@ -61,9 +56,7 @@ struct gw_server {
 	unsigned nconns;
 	bool draining;
 	bool stopped;
-	uint64_t request_seq;
-	uint64_t request_salt;
-	uint64_t trace_seq;
+	struct gw_ids ids;
 	struct gw_account account;
 	struct gw_metrics metrics;
 	char readbuf[GW_READ_BUF_SIZE];		/* every read lands here; see conn.c */

@@ -30,9 +30,6 @@ int queue_init(struct queue *q, const struct conf *c, size_t ntenants)
 	q->pools = calloc(c->npools ? c->npools : 1, sizeof(*q->pools));
 	if (q->pools == NULL)
 		return -ENOMEM;
-	for (size_t p = 0; p < c->npools; p++)
-		for (size_t b = 0; b < c->pools[p].nbackends; b++)
-			q->pools[p].slots += c->pools[p].backends[b].max_inflight;
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		struct queue_class *qc = &q->classes[k];
 		qc->cfg = &c->classes[k];
@@ -52,12 +49,8 @@ int queue_init(struct queue *q, const struct conf *c, size_t ntenants)
 void queue_reconfigure(struct queue *q, const struct conf *c)
 {
 	q->conf = c;
-	for (size_t p = 0; p < q->npools; p++) {
-		q->pools[p].slots = 0;
-		for (size_t b = 0; b < c->pools[p].nbackends; b++)
-			q->pools[p].slots += c->pools[p].backends[b].max_inflight;
+	for (size_t p = 0; p < q->npools; p++)
 		memset(q->pools[p].serves, 0, sizeof(q->pools[p].serves));
-	}
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		q->classes[k].cfg = &c->classes[k];
 		if (!c->classes[k].defined)
@@ -65,6 +58,11 @@ void queue_reconfigure(struct queue *q, const struct conf *c)
 		for (size_t i = 0; i < c->classes[k].npools; i++)
 			q->pools[c->classes[k].pools[i]].serves[k] = true;
 	}
+}
+
+void queue_set_pool_slots(struct queue *q, size_t p, unsigned slots)
+{
+	q->pools[p].slots = slots;
 }
 
 void queue_finish(struct queue *q)
@@ -115,7 +113,7 @@ static void heap_down(struct queue *q, size_t i)
 	heap_set(q, i, it);
 }
 
-static int heap_reserve(struct queue *q)
+int queue_reserve(struct queue *q)
 {
 	if (q->heap_len < q->heap_cap)
 		return 0;
@@ -258,6 +256,12 @@ static uint64_t clamp_retry(double ms)
 	return ms > RETRY_MAX_MS ? RETRY_MAX_MS : (uint64_t)ceil(ms);
 }
 
+uint64_t queue_retry_hint(const struct queue *q, enum conf_class k, const struct queue_tenant *t)
+{
+	uint64_t wait = queue_predicted_wait(q, k, t);
+	return wait > 0 ? clamp_retry((double)wait) : 1000;
+}
+
 /* The flow of class k holding the most items, if it holds more than `than`. */
 static struct queue_flow *fattest(const struct queue_class *qc, unsigned than)
 {
@@ -268,7 +272,7 @@ static struct queue_flow *fattest(const struct queue_class *qc, unsigned than)
 	return fat;
 }
 
-enum queue_verdict queue_check(const struct queue *q, enum conf_class k, const struct queue_tenant *t,
+enum queue_check queue_check(const struct queue *q, enum conf_class k, const struct queue_tenant *t,
 			       uint64_t bytes, uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms,
 			       struct queue_item **victim)
 {
@@ -288,7 +292,7 @@ enum queue_verdict queue_check(const struct queue *q, enum conf_class k, const s
 		} else {
 			/* Room appears when the work ahead has moved on by one slot. */
 			*retry_ms = clamp_retry(rate > 0 ? 1.0 / rate : 1000);
-			return QUEUE_FULL;
+			return QUEUE_CHECK_FULL;
 		}
 	}
 	if (rate > 0) {
@@ -298,10 +302,10 @@ enum queue_verdict queue_check(const struct queue *q, enum conf_class k, const s
 			/* By then the queue ahead will have drained enough. */
 			*retry_ms = clamp_retry(wait - budget);
 			*victim = NULL;
-			return QUEUE_UNMEETABLE;
+			return QUEUE_CHECK_UNMEETABLE;
 		}
 	}
-	return QUEUE_OK;
+	return QUEUE_CHECK_OK;
 }
 
 /* --- queues ------------------------------------------------------------- */
@@ -310,7 +314,7 @@ int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
 {
 	struct queue_class *qc = &q->classes[it->klass];
 	struct queue_flow *f = &qc->flows[it->tenant->index];
-	if (heap_reserve(q) < 0)
+	if (queue_reserve(q) < 0)
 		return -ENOMEM;
 	if (f->count == 0) {
 		if (f->vtime < qc->vclock)

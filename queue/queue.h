@@ -20,9 +20,16 @@
  * removal (a client that left) cost O(log n).
  *
  * queue/ knows nothing of sockets or pools' backends: the gateway tells it
- * about slots (queue_on_dispatch/queue_on_release) and owns the items'
- * memory (a queue_item is embedded in the client connection).  Time is
- * passed in, in milliseconds, so tests drive it by hand.
+ * how many slots each pool has (queue_set_pool_slots), which slots are
+ * taken and given back (queue_on_dispatch/queue_on_release, called only by
+ * the gateway's slot ledger), and owns the items' memory (a queue_item is
+ * embedded in the client connection).  Time is passed in, in milliseconds,
+ * so tests drive it by hand.  Nothing here calls back: every function
+ * returns what the caller must do (answer an evicted item, start a popped
+ * one), and the caller does it.
+ *
+ * Admission (whether a request starts, waits or is refused, and what it is
+ * charged) is the policy in queue/admit.h, built on these primitives.
  */
 #ifndef SLUICE_QUEUE_QUEUE_H
 #define SLUICE_QUEUE_QUEUE_H
@@ -35,9 +42,16 @@
 
 struct queue_tenant;
 
+/* What a request took from its tenant's buckets (queue/admit.h): given back
+ * when it is never served, corrected when its response reports usage. */
+struct queue_charge {
+	double requests;
+	double tokens;
+};
+
 struct queue_item {
 	struct queue_item *next, *prev;	/* in the flow */
-	const struct queue_tenant *tenant;
+	struct queue_tenant *tenant;
 	uint32_t heap_idx;		/* position in the deadline heap */
 	uint8_t klass;
 	bool queued;
@@ -45,6 +59,7 @@ struct queue_item {
 	uint64_t deadline_ms;
 	double cost;			/* estimated tokens */
 	uint64_t bytes;			/* body bytes held while queued */
+	struct queue_charge charge;	/* held from admission to the end of the request */
 };
 
 struct queue_flow {
@@ -64,7 +79,7 @@ struct queue_class {
 };
 
 struct queue_pool {
-	unsigned slots;				/* sum of the backends' max_inflight */
+	unsigned slots;				/* as told by queue_set_pool_slots() */
 	bool serves[CONF_CLASS_COUNT];		/* the class lists this pool */
 	unsigned by_class[CONF_CLASS_COUNT];	/* slots held now, per class */
 	double dispatched[CONF_CLASS_COUNT];	/* recent dispatches (decaying) */
@@ -97,6 +112,11 @@ void queue_finish(struct queue *q);
  */
 void queue_reconfigure(struct queue *q, const struct conf *c);
 
+/* Pool p has `slots` slots in all (backends/ counts them; the gateway tells
+ * the queues whenever the number changes).  Shares and predicted waits are
+ * fractions of this number. */
+void queue_set_pool_slots(struct queue *q, size_t p, unsigned slots);
+
 /* May class k take one more slot of pool p (max_slot_share)? */
 bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k);
 
@@ -105,27 +125,35 @@ bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k);
 void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k);
 void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t held_ms);
 
-enum queue_verdict { QUEUE_OK = 0, QUEUE_FULL, QUEUE_UNMEETABLE };
+enum queue_check { QUEUE_CHECK_OK = 0, QUEUE_CHECK_FULL, QUEUE_CHECK_UNMEETABLE };
 
 /*
  * May an item of tenant t and class k with `bytes` of body and
- * `deadline_ms` (absolute) wait?  QUEUE_FULL when the class or global
- * bounds are reached; QUEUE_UNMEETABLE when the predicted wait (the work
+ * `deadline_ms` (absolute) wait?  QUEUE_CHECK_FULL when the class or global
+ * bounds are reached; QUEUE_CHECK_UNMEETABLE when the predicted wait (the work
  * fair order puts ahead of it, over the recent completion rate of its
  * pools) already passes the deadline.  For both, *retry_ms says when trying
- * again is likely to succeed.  QUEUE_OK with *victim set: the class is full,
+ * again is likely to succeed.  QUEUE_CHECK_OK with *victim set: the class is full,
  * but t holds fewer queued items than the fattest flow, whose newest item
  * (*victim) must be removed and answered queue_full to make room.
  */
-enum queue_verdict queue_check(const struct queue *q, enum conf_class k, const struct queue_tenant *t,
+enum queue_check queue_check(const struct queue *q, enum conf_class k, const struct queue_tenant *t,
 			       uint64_t bytes, uint64_t now_ms, uint64_t deadline_ms, uint64_t *retry_ms,
 			       struct queue_item **victim);
 
 /* Predicted wait for a new item of tenant t in class k, in ms (0 when unknown). */
 uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k, const struct queue_tenant *t);
 
+/* When a request of t that left class k's queue unserved (timed out,
+ * evicted) should try again: its predicted wait, 1 s when unknown, always
+ * under the 60 s that SDKs honour. */
+uint64_t queue_retry_hint(const struct queue *q, enum conf_class k, const struct queue_tenant *t);
+
+/* Make sure the next queue_push() cannot fail.  Returns 0 or -ENOMEM. */
+int queue_reserve(struct queue *q);
+
 /* Enqueue: the caller filled tenant, klass, deadline_ms, cost and bytes.
- * Returns 0, or -ENOMEM (nothing changed). */
+ * Returns 0, or -ENOMEM (nothing changed; never after queue_reserve()). */
 int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms);
 
 /* Remove a queued item (its client left, or it expired); a no-op for an

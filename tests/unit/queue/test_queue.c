@@ -42,6 +42,8 @@ static void setup(struct fixture *f, const char *classes)
 	cr_assert_eq(rc, 0, "%s", diag.count ? diag.msg[0] : "");
 	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
 	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+	queue_set_pool_slots(&f->q, 0, 4);	/* gold */
+	queue_set_pool_slots(&f->q, 1, 8);	/* spot */
 }
 
 static void teardown(struct fixture *f)
@@ -287,14 +289,14 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	uint64_t retry = 0;
 	struct queue_item *victim;
 	/* No completion seen yet: the wait cannot be predicted, so it is allowed. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
 	/* gold: 4 slots, each held 200 ms -> 20 requests/s. */
 	for (int i = 0; i < 50; i++) {
 		queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
 		queue_on_release(&f.q, 0, CONF_CLASS_INTERACTIVE, 200);
 	}
 	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0]), 50, "1 item at 20/s: 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
 	struct queue_item *its[3];
 	for (int i = 0; i < 3; i++) {
 		its[i] = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100);
@@ -302,12 +304,12 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	}
 	/* 3 ahead + itself at 20/s = 200 ms > 100 ms deadline... but the
 	 * queue is also full (max_queue 3): full is reported first. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_FULL);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_FULL);
 	cr_assert_eq(retry, 50, "a slot turns over every 50 ms");
 	queue_remove(&f.q, its[2]);
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_UNMEETABLE);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_UNMEETABLE);
 	cr_assert_eq(retry, 50, "3 x 50 ms = 150 ms predicted, 100 ms budget: retry in 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_OK,
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_CHECK_OK,
 		     "a longer deadline can wait");
 	queue_remove(&f.q, its[0]);
 	queue_remove(&f.q, its[1]);
@@ -340,14 +342,14 @@ Test(queue, predicted_wait_follows_fair_order_and_full_queue_evicts_the_fattest,
 	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, a), 200);
 	uint64_t retry;
 	struct queue_item *victim;
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, a, 10, 0, 100000, &retry, &victim), QUEUE_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, a, 10, 0, 100000, &retry, &victim), QUEUE_CHECK_OK);
 	cr_assert_eq(victim, its[9], "the full class pushes out b's newest request for a");
 	queue_remove(&f.q, victim);
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, b, 10, 0, 100000, &retry, &victim), QUEUE_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, b, 10, 0, 100000, &retry, &victim), QUEUE_CHECK_OK);
 	cr_assert_null(victim, "room left by the eviction");
 	struct queue_item *mine = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100000);
 	cr_assert_eq(queue_push(&f.q, mine, 0), 0);
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, b, 10, 0, 100000, &retry, &victim), QUEUE_FULL,
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, b, 10, 0, 100000, &retry, &victim), QUEUE_CHECK_FULL,
 		     "b, the fattest, is refused when full");
 	while (queue_pop(&f.q, 0) != NULL)
 		;

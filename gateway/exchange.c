@@ -1,5 +1,5 @@
 /*
- * proxy.c - one request's exchange with a backend; see proxy.h.
+ * exchange.c - one request's exchange with a backend; see exchange.h.
  *
  * Ownership.  The exchange is owned by its client connection (c->x) and
  * freed by exchange_end().  It holds the upstream connection while in use
@@ -29,9 +29,11 @@
 #include "backends/upstream.h"
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
+#include "gateway/exchange.h"
 #include "gateway/log.h"
-#include "gateway/proxy.h"
+#include "gateway/openai.h"
 #include "gateway/server.h"
+#include "gateway/slot.h"
 
 #define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
 /* The end of a response body is kept to read its `usage` block, which
@@ -53,7 +55,8 @@ struct gw_exchange {
 	uint32_t magic;
 	enum phase phase;
 	struct gw_conn *conn;
-	struct backend *backend;
+	struct gw_slot *slot;		/* held until exchange_end() */
+	struct backend *backend;	/* the slot's */
 	struct backend_conn *up;
 	struct upstream_op *op;		/* connect or write in flight */
 	struct gw_http resp;
@@ -67,7 +70,6 @@ struct gw_exchange {
 	bool close_client;		/* the client response ends with the connection */
 	bool paused;			/* upstream reads stopped for backpressure */
 	bool reusable;			/* upstream connection may go back to the pool */
-	uint64_t t_dispatch_ms;
 	size_t tail_len;
 	char tail[TAIL_MAX];		/* last bytes of the response body */
 };
@@ -86,15 +88,14 @@ static void connect_new(struct gw_exchange *x);
 
 /*
  * The exchange is over: hand the upstream connection back or close it,
- * give the slot back, free the exchange, and let waiting requests have the
- * slot.  The connection's own fate is decided by the caller.
+ * give the slot back (which schedules the queue kick: waiting requests get
+ * the slot from the loop, not from here), and free the exchange.  The
+ * connection's own fate is decided by the caller.
  */
 static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 {
 	struct gw_conn *c = x->conn;
 	struct gw_server *srv = c->srv;
-	struct backend *b = x->backend;
-	uint64_t held = gw_now_ms(srv) - x->t_dispatch_ms;
 	c->rec.t_upstream_end = uv_hrtime();
 	if (x->op != NULL)
 		x->op->x = NULL;
@@ -108,34 +109,10 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 	gw_http_finish(&x->resp);
 	gw_buf_finish(&x->head);
 	gw_buf_finish(&x->out);
+	gw__slot_give(srv, &x->slot);
 	x->magic = 0;
 	free(x);
 	c->x = NULL;
-	gw_dispatch_release(c, b, held);
-}
-
-/* Tokens the response reports in its `usage` block, or -1. */
-static double reported_tokens(const struct gw_exchange *x)
-{
-	static const char key[] = "\"usage\"";
-	const char *end = x->tail + x->tail_len;
-	const char *u = NULL;
-	for (const char *p = x->tail; (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL; p++)
-		u = p;
-	if (u == NULL)
-		return -1;
-	u += sizeof(key) - 1;
-	while (u < end && (*u == ' ' || *u == ':' || *u == '\t' || *u == '\n'))
-		u++;
-	if (u == end || *u != '{')
-		return -1;
-	json_t *usage = json_loadb(u, (size_t)(end - u), JSON_DISABLE_EOF_CHECK, NULL);
-	double used = -1;
-	json_t *total = json_object_get(usage, "total_tokens");
-	if (json_is_integer(total))
-		used = (double)json_integer_value(total);
-	json_decref(usage);
-	return used;
 }
 
 static void flush_out(struct gw_exchange *x)
@@ -143,14 +120,14 @@ static void flush_out(struct gw_exchange *x)
 	struct gw_conn *c = x->conn;
 	if (x->out.len == 0)
 		return;
-	gw_conn_write(c, &x->out);
-	if (c->x == x && !x->paused && x->up != NULL && gw_conn_write_queue(c) > GW_WRITE_HIGH) {
+	gw__conn_write(c, &x->out);
+	if (c->x == x && !x->paused && x->up != NULL && gw__conn_write_queue(c) > GW_WRITE_HIGH) {
 		/* The backend waits for the client now: the timer watches the
 		 * client, so that one that never reads cannot hold a slot. */
 		backend_conn_pause(x->up);
-		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);
+		gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);
 		c->outq_mark = UINT32_MAX;
-		gw_conn_client_progressed(c);
+		gw__conn_client_progressed(c);
 		x->paused = true;
 	}
 }
@@ -183,7 +160,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->backend->cfg->addr.text,
 			 x->backend->pool->cfg->name, detail);
 		exchange_end(x, false);
-		gw_conn_reject(c, r, msg, 0);
+		gw__conn_reject(c, r, msg, 0);
 		return;
 	}
 	srv->metrics.upstream_truncated++;
@@ -193,7 +170,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 	flush_out(x);
 	exchange_end(x, false);
 	c->reset_on_close = true;
-	gw_conn_finish_request(c, false);
+	gw__conn_finish_request(c, false);
 }
 
 static void exchange_complete(struct gw_exchange *x)
@@ -203,15 +180,15 @@ static void exchange_complete(struct gw_exchange *x)
 		gw_buf_appends(&x->out, "0\r\n\r\n");
 	flush_out(x);
 	int status = x->resp.msg.status;
-	double used = status == 200 ? reported_tokens(x) : -1;
+	double used = status == 200 ? gw_openai_usage_tokens(x->tail, x->tail_len) : -1;
 	if (used >= 0)
-		gw_dispatch_reconcile(c, used);
+		gw__dispatch_settle(c, used);
 	/* An early answer (a 413 while the body uploads) leaves part of our
 	 * request unsent: that connection cannot carry another one. */
 	bool reuse = x->reusable && x->resp.msg.keep_alive && x->op == NULL;
 	bool keep_client = !x->close_client;
 	exchange_end(x, reuse);
-	gw_conn_finish_request(c, keep_client);
+	gw__conn_finish_request(c, keep_client);
 }
 
 /* Append the client's response head, rewritten: hop-by-hop fields dropped,
@@ -256,13 +233,13 @@ static void write_head(struct gw_exchange *x)
 	gw_buf_appends(o, "x-request-id: ");
 	gw_buf_appends(o, c->request_id);
 	gw_buf_appends(o, "\r\nx-sluice-class: ");
-	gw_buf_appends(o, conf_class_name(c->klass));
+	gw_buf_appends(o, conf_class_name(c->qi.klass));
 	gw_buf_appends(o, "\r\nx-sluice-pool: ");
 	gw_buf_appends(o, x->backend->pool->cfg->name);
 	gw_buf_appends(o, "\r\nx-sluice-queue-ms: ");
 	gw_buf_append_u64(o, (c->rec.t_dispatch - c->rec.t_ready) / 1000000);
 	gw_buf_append(o, "\r\n", 2);
-	gw_dispatch_ratelimit_headers(c, o);
+	gw_openai_ratelimit_headers(c->qi.tenant, gw_now_ms(c->srv), o);
 	if (x->close_client || !req->keep_alive || c->srv->draining)
 		gw_buf_appends(o, "connection: close\r\n");
 	gw_buf_appends(o, "\r\n");
@@ -326,7 +303,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	x->got_bytes = true;
-	gw_conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+	gw__conn_arm(c, c->srv->conf->timeouts.upstream_ms);
 	size_t off = 0;
 	for (;;) {
 		size_t used;
@@ -378,7 +355,7 @@ static void send_request(struct gw_exchange *x)
 {
 	struct gw_conn *c = x->conn;
 	x->phase = PHASE_WAIT;
-	gw_conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+	gw__conn_arm(c, c->srv->conf->timeouts.upstream_ms);
 	struct upstream_op *op = malloc(sizeof(*op));
 	if (op == NULL) {
 		upstream_failed(x, GW_R_INTERNAL, "out of memory");
@@ -447,7 +424,7 @@ static void connect_new(struct gw_exchange *x)
 		return;
 	}
 	x->op = op;
-	gw_conn_arm(c, srv->conf->timeouts.connect_ms);
+	gw__conn_arm(c, srv->conf->timeouts.connect_ms);
 }
 
 /* The request head for the backend: hop-by-hop fields dropped, body
@@ -484,7 +461,7 @@ static int build_head(struct gw_exchange *x)
 	}
 	if (!has_host)
 		rc |= gw_buf_appendf(o, "host: %s\r\n", x->backend->cfg->addr.text);
-	gw_conn_peer(c, peer, sizeof(peer));
+	gw__conn_peer(c, peer, sizeof(peer));
 	rc |= gw_buf_appends(o, "x-forwarded-for: ");
 	if (xff != NULL) {
 		rc |= gw_buf_append(o, gw_field_value(m, xff), xff->value_len);
@@ -505,19 +482,21 @@ static int build_head(struct gw_exchange *x)
 	return rc;
 }
 
-void gw_exchange_start(struct gw_conn *c, struct backend *b)
+void gw__exchange_start(struct gw_conn *c, struct gw_slot **slot)
 {
 	struct gw_server *srv = c->srv;
 	struct gw_exchange *x = calloc(1, sizeof(*x));
 	if (x == NULL) {
-		gw_dispatch_release(c, b, 0);
-		gw_conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
+		gw__slot_give(srv, slot);
+		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;
 	}
 	x->magic = GW_EXCHANGE_MAGIC;
 	x->conn = c;
-	x->backend = b;
-	x->t_dispatch_ms = gw_now_ms(srv);
+	x->slot = *slot;
+	*slot = NULL;
+	x->backend = x->slot->backend;
+	struct backend *b = x->backend;
 	c->x = x;
 	c->state = GW_CONN_UPSTREAM;
 	gw_http_init(&x->resp, HTTP_RESPONSE, &srv->resp_limits, on_resp_body, x);
@@ -538,24 +517,24 @@ void gw_exchange_start(struct gw_conn *c, struct backend *b)
 	send_request(x);
 }
 
-void gw_exchange_abort(struct gw_conn *c)
+void gw__exchange_abort(struct gw_conn *c)
 {
 	struct gw_exchange *x = c->x;
 	exchange_end(x, false);
 }
 
-void gw_exchange_timeout(struct gw_conn *c)
+void gw__exchange_timeout(struct gw_conn *c)
 {
 	struct gw_exchange *x = c->x;
 	char msg[96];
-	if (x->paused && gw_conn_client_progressed(c)) {
-		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* slow, but reading */
+	if (x->paused && gw__conn_client_progressed(c)) {
+		gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* slow, but reading */
 		return;
 	}
 	if (x->paused) {
 		gw_warn("client did not read its response for %llu ms; closing it and its upstream request_id=%s",
 			(unsigned long long)c->srv->conf->timeouts.idle_ms, c->request_id);
-		gw_conn_close(c);
+		gw__conn_close(c);
 		return;
 	}
 	if (x->phase == PHASE_CONNECT) {
@@ -570,13 +549,13 @@ void gw_exchange_timeout(struct gw_conn *c)
 	}
 }
 
-void gw_exchange_client_drained(struct gw_conn *c)
+void gw__exchange_client_drained(struct gw_conn *c)
 {
 	struct gw_exchange *x = c->x;
 	if (!x->paused)
 		return;
-	if (gw_conn_write_queue(c) > GW_WRITE_LOW) {
-		gw_conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* the client makes progress */
+	if (gw__conn_write_queue(c) > GW_WRITE_LOW) {
+		gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);	/* the client makes progress */
 		return;
 	}
 	x->paused = false;
@@ -584,5 +563,5 @@ void gw_exchange_client_drained(struct gw_conn *c)
 		upstream_failed(x, GW_R_UPSTREAM_ERROR, "cannot resume reading");
 		return;
 	}
-	gw_conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+	gw__conn_arm(c, c->srv->conf->timeouts.upstream_ms);
 }

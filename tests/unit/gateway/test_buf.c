@@ -1,10 +1,9 @@
-/* test_account.c - escaping for the exposition format and the access log,
- * and the fast number appenders the request path uses. */
+/* test_buf.c - the byte buffer: escaping for the exposition format and the
+ * access log, and the fast number appenders the request path uses. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
 
-#include "gateway/account.h"
 #include "gateway/buf.h"
 
 static char *take_str(struct gw_buf *b)
@@ -13,7 +12,7 @@ static char *take_str(struct gw_buf *b)
 	return b->data;
 }
 
-Test(account, prometheus_label_values_are_escaped, .timeout = 5)
+Test(buf, prometheus_label_values_are_escaped, .timeout = 5)
 {
 	struct gw_buf b = GW_BUF_INIT;
 	gw_buf_append_label(&b, "a\"b\\c\nd");
@@ -24,7 +23,7 @@ Test(account, prometheus_label_values_are_escaped, .timeout = 5)
 	gw_buf_finish(&b);
 }
 
-Test(account, json_strings_round_trip_through_a_parser, .timeout = 5)
+Test(buf, json_strings_round_trip_through_a_parser, .timeout = 5)
 {
 	static const char nasty[] = "/v1/\"x\"\\\x01\t\n\x7f\xc3\xa9 end";
 	struct gw_buf b = GW_BUF_INIT;
@@ -42,7 +41,7 @@ Test(account, json_strings_round_trip_through_a_parser, .timeout = 5)
 	gw_buf_finish(&b);
 }
 
-Test(account, number_appenders, .timeout = 5)
+Test(buf, number_appenders, .timeout = 5)
 {
 	struct gw_buf b = GW_BUF_INIT;
 	gw_buf_append_u64(&b, 0);

@@ -1,8 +1,8 @@
 /*
- * proxy.h - one request's exchange with a backend.
+ * exchange.h - one request's exchange with a backend.
  *
  * An exchange starts when dispatch has taken a slot of a backend for the
- * connection's request.  It sends the request over a pooled keep-alive
+ * connection's request, and owns that slot until it ends.  It sends the request over a pooled keep-alive
  * connection (or a new one), and streams the response to the client as it
  * arrives: each upstream read becomes at most one client write, with chunked
  * framing when the backend's response has no length, so that server-sent
@@ -21,26 +21,25 @@
  *     connection is closed at once, which makes an inference server abort
  *     the generation and free its slot.
  */
-#ifndef SLUICE_GATEWAY_PROXY_H
-#define SLUICE_GATEWAY_PROXY_H
-
-#include "backends/backend.h"
+#ifndef SLUICE_GATEWAY_EXCHANGE_H
+#define SLUICE_GATEWAY_EXCHANGE_H
 
 struct gw_conn;
+struct gw_slot;
 
-/* Start the exchange of c's current request on backend `b`, whose slot the
- * caller has acquired; the exchange gives it back through
- * gw_dispatch_release() whichever way it ends.  b's pool is reported to the
+/* Start the exchange of c's current request on the slot *slot, which it
+ * takes (*slot becomes NULL) and gives back whichever way it ends, even
+ * when it fails before returning.  The slot's pool is reported to the
  * client in x-sluice-pool. */
-void gw_exchange_start(struct gw_conn *c, struct backend *b);
+void gw__exchange_start(struct gw_conn *c, struct gw_slot **slot);
 
 /* The client is gone: close the upstream connection, give back the slot. */
-void gw_exchange_abort(struct gw_conn *c);
+void gw__exchange_abort(struct gw_conn *c);
 
 /* The connection's timer fired during the exchange (connect or silence). */
-void gw_exchange_timeout(struct gw_conn *c);
+void gw__exchange_timeout(struct gw_conn *c);
 
 /* The client's write queue shrank: resume reading the backend if paused. */
-void gw_exchange_client_drained(struct gw_conn *c);
+void gw__exchange_client_drained(struct gw_conn *c);
 
 #endif

@@ -1,0 +1,44 @@
+/*
+ * slot.c - the slot ledger; see slot.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "gateway/dispatch.h"
+#include "gateway/server.h"
+#include "gateway/slot.h"
+
+int gw__slot_take(struct gw_server *srv, struct backend *b, enum conf_class k, struct gw_slot **out)
+{
+	struct gw_slot *s = malloc(sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	*s = (struct gw_slot){ .magic = GW_SLOT_MAGIC, .klass = (uint8_t)k, .backend = b,
+			       .taken_ms = gw_now_ms(srv) };
+	backend_acquire(b);
+	queue_on_dispatch(&srv->queue, b->pool->index, k);
+	*out = s;
+	return 0;
+}
+
+void gw__slot_give(struct gw_server *srv, struct gw_slot **sp)
+{
+	struct gw_slot *s = *sp;
+	if (s == NULL)
+		return;
+	*sp = NULL;
+	if (s->magic != GW_SLOT_MAGIC)
+		abort();
+	backend_release(s->backend);
+	queue_on_release(&srv->queue, s->backend->pool->index, (enum conf_class)s->klass,
+			 gw_now_ms(srv) - s->taken_ms);
+	s->magic = 0;
+	free(s);
+	gw__dispatch_kick(srv);
+}
+
+void gw__slot_sync_pools(struct gw_server *srv)
+{
+	for (size_t p = 0; p < srv->backends.npools; p++)
+		queue_set_pool_slots(&srv->queue, p, srv->backends.pools[p].slots);
+}

@@ -1,0 +1,44 @@
+/*
+ * slot.h - the slot ledger: one object per slot taken, given back once.
+ *
+ * A request in flight holds one slot of one backend.  Taking it counts it
+ * in backends/ (the backend's and its pool's inflight: the ledger) and
+ * tells queue/ which class holds it (for max_slot_share and min_share, and
+ * how long it was held, for predicted waits).  Giving it back undoes both,
+ * exactly once: gw__slot_give() takes the caller's pointer and sets it to
+ * NULL, so a second give is a NULL no-op instead of a double count.
+ *
+ * Giving a slot back never starts the request that will use it: it
+ * schedules the server's queue kick (defer.h), which runs from the loop.
+ */
+#ifndef SLUICE_GATEWAY_SLOT_H
+#define SLUICE_GATEWAY_SLOT_H
+
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "conf/conf.h"
+
+#define GW_SLOT_MAGIC 0x534c4f54u	/* "SLOT" */
+
+struct gw_server;
+
+struct gw_slot {
+	uint32_t magic;
+	uint8_t klass;			/* enum conf_class of the holder */
+	struct backend *backend;
+	uint64_t taken_ms;
+};
+
+/* Take a free slot of `b` (backend_pool_pick() chose it) for class k.
+ * Returns 0 and sets *out, or -ENOMEM (nothing taken). */
+int gw__slot_take(struct gw_server *srv, struct backend *b, enum conf_class k, struct gw_slot **out);
+
+/* Give the slot back and schedule the queue kick; *sp becomes NULL.  NULL
+ * *sp is a no-op. */
+void gw__slot_give(struct gw_server *srv, struct gw_slot **sp);
+
+/* Tell the queues how many slots each pool has (after init and reloads). */
+void gw__slot_sync_pools(struct gw_server *srv);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * admit.c - the admission policy; see admit.h.
+ *
+ * In this order, cheapest refusal first, and before anything is charged
+ * that a refusal would have to give back:
+ *   1. classify (x-sluice-class, service_tier, tenant default; never above
+ *      the tenant's max_class; a class the config does not define falls
+ *      back to the tenant's default);
+ *   2. refuse no_backend when no pool of the class has a healthy backend
+ *      (nothing could serve it, so it must not cost quota);
+ *   3. charge one request, then the token estimate (prompt from the body
+ *      size, plus max_tokens or limits.default_max_tokens); a bucket that
+ *      cannot pay refuses with its wait as the hint;
+ *   4. START on the first pool of the class (preference order) with a free
+ *      slot within the class's max_slot_share, when nobody of the class is
+ *      waiting already (a newcomer never overtakes the queue);
+ *   5. otherwise WAIT: the deadline is the class's max_wait_ms, shortened
+ *      (never lengthened) by the client's; queue_check() refuses a full
+ *      class or an unmeetable deadline, or names the victim whose place a
+ *      lighter tenant takes.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "queue/admit.h"
+
+static bool class_has_backend(const struct conf_class_cfg *cc, const struct queue_facts *f)
+{
+	for (size_t i = 0; i < cc->npools; i++)
+		if (f->pools[cc->pools[i]] & QUEUE_POOL_UP)
+			return true;
+	return false;
+}
+
+/* The first pool of class k, in preference order, with a slot it may take. */
+static bool place(const struct queue *q, enum conf_class k, const struct queue_facts *f, size_t *pool)
+{
+	const struct conf_class_cfg *cc = q->classes[k].cfg;
+	for (size_t i = 0; i < cc->npools; i++) {
+		size_t p = cc->pools[i];
+		if ((f->pools[p] & QUEUE_POOL_FREE) && queue_share_allows(q, p, k)) {
+			*pool = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void reject(struct queue_verdict *v, enum queue_reason r, uint64_t retry_ms)
+{
+	v->action = QUEUE_REJECT;
+	v->reason = r;
+	v->retry_ms = retry_ms;
+}
+
+/* Charge t for one request of `tokens`; false (nothing charged) when a
+ * bucket cannot pay, with the refusal in v. */
+static bool charge(struct queue_tenant *t, double tokens, uint64_t now_ms, struct queue_item *it,
+		   struct queue_verdict *v)
+{
+	uint64_t wait = 0;
+	if (!queue_bucket_take(&t->requests, 1, now_ms, &wait)) {
+		reject(v, QUEUE_R_RATE_LIMITED, wait);
+		return false;
+	}
+	if (!queue_bucket_take(&t->tokens, tokens, now_ms, &wait)) {
+		queue_bucket_adjust(&t->requests, 1, now_ms);
+		reject(v, QUEUE_R_TOKENS_EXCEEDED, wait);
+		return false;
+	}
+	it->charge = (struct queue_charge){ .requests = 1, .tokens = tokens };
+	return true;
+}
+
+/* Queue it, evicting the victim queue_check() named, or refuse it. */
+static void wait_or_refuse(struct queue *q, const struct queue_facts *f, uint64_t now_ms,
+			   struct queue_item *it, struct queue_verdict *v)
+{
+	const struct queue_class *qc = &q->classes[it->klass];
+	enum conf_class k = (enum conf_class)it->klass;
+	uint64_t deadline = now_ms + qc->cfg->max_wait_ms;
+	if (f->deadline_ms < qc->cfg->max_wait_ms)
+		deadline = now_ms + f->deadline_ms;
+	uint64_t retry = 0;
+	struct queue_item *victim = NULL;
+	enum queue_check check = queue_check(q, k, it->tenant, f->body_bytes, now_ms, deadline, &retry, &victim);
+	if (check != QUEUE_CHECK_OK || queue_reserve(q) < 0) {
+		queue_refund(it, now_ms);
+		if (check == QUEUE_CHECK_FULL) {
+			v->queued = qc->count;
+			reject(v, QUEUE_R_QUEUE_FULL, retry);
+		} else if (check == QUEUE_CHECK_UNMEETABLE) {
+			v->budget_ms = deadline - now_ms;
+			v->predicted_ms = queue_predicted_wait(q, k, it->tenant);
+			reject(v, QUEUE_R_DEADLINE_UNMEETABLE, retry);
+		} else {
+			reject(v, QUEUE_R_NO_MEMORY, 0);
+		}
+		return;
+	}
+	if (victim != NULL)
+		queue_withdraw(q, victim, now_ms);
+	/* The bound holds whatever answering the victim leads to: room was
+	 * made, and this item takes it, before anyone else can run. */
+	assert(qc->count < qc->cfg->max_queue);
+	it->deadline_ms = deadline;
+	it->bytes = f->body_bytes;
+	queue_push(q, it, now_ms);
+	v->action = QUEUE_WAIT;
+	v->victim = victim;
+}
+
+void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_facts *f, uint64_t now_ms,
+		 struct queue_item *it, struct queue_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	bool capped;
+	enum conf_class k = queue_classify(t, f->class_header, f->class_header_len, f->tier, f->tier_len, &capped);
+	if (!q->classes[k].cfg->defined)
+		k = t->cfg->default_class;
+	v->klass = k;
+	it->tenant = t;
+	it->klass = (uint8_t)k;
+	it->charge = (struct queue_charge){ 0 };
+	if (!class_has_backend(q->classes[k].cfg, f)) {
+		reject(v, QUEUE_R_NO_BACKEND, 0);
+		return;
+	}
+	double out = f->max_tokens >= 0 ? (double)f->max_tokens : q->conf->limits.default_max_tokens;
+	v->tokens = (double)f->body_bytes / QUEUE_BYTES_PER_TOKEN + out;
+	if (!charge(t, v->tokens, now_ms, it, v))
+		return;
+	it->cost = v->tokens;
+	if (q->classes[k].count == 0 && place(q, k, f, &v->pool)) {
+		v->action = QUEUE_START;
+		return;
+	}
+	wait_or_refuse(q, f, now_ms, it, v);
+}
+
+void queue_refund(struct queue_item *it, uint64_t now_ms)
+{
+	if (it->charge.requests != 0)
+		queue_bucket_adjust(&it->tenant->requests, it->charge.requests, now_ms);
+	if (it->charge.tokens != 0)
+		queue_bucket_adjust(&it->tenant->tokens, it->charge.tokens, now_ms);
+	it->charge = (struct queue_charge){ 0 };
+}
+
+void queue_settle(struct queue_item *it, double used, uint64_t now_ms)
+{
+	queue_bucket_adjust(&it->tenant->tokens, it->charge.tokens - used, now_ms);
+	it->charge.tokens = used;
+}
+
+void queue_withdraw(struct queue *q, struct queue_item *it, uint64_t now_ms)
+{
+	if (!it->queued)
+		return;
+	queue_remove(q, it);
+	queue_refund(it, now_ms);
+}
+
+struct queue_item *queue_expire(struct queue *q, uint64_t now_ms)
+{
+	struct queue_item *it = queue_expired(q, now_ms);
+	if (it != NULL)
+		queue_withdraw(q, it, now_ms);
+	return it;
+}
