@@ -69,8 +69,9 @@ void backend_set_finish(struct backend_set *s)
 
 struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 {
-	if (p->inflight >= p->slots)
-		return NULL;	/* also after a reload shrank max_inflight below inflight */
+	/* No shortcut on the pool's totals: after a reload shrank one
+	 * backend below its inflight, its excess would hide the others'
+	 * free slots. */
 	struct backend *best = NULL;
 	for (size_t i = 0; i < p->nbackends; i++) {
 		struct backend *b = &p->backends[i];

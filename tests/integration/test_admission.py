@@ -261,5 +261,53 @@ class Reload(ClusterTest):
         self.assertEqual(r.json()["usage"]["completion_tokens"], 40)
 
 
+
+class EvictionBound(ClusterTest):
+    """A full class evicts the fattest tenant's newest request.  The evicted
+    request's connection had its next request pipelined behind it; that
+    request must not take the place the eviction made for someone else."""
+
+    def test_a_full_class_never_holds_more_than_max_queue(self):
+        classes = """
+classes:
+  standard: { max_queue: 2, max_wait_ms: 20000, pools: [spot] }
+"""
+        tenants = f"""
+tenants:
+  fat:  {{ keys: [ {{ sha256: "{h('sk-fat')}" }} ], default_class: standard, max_class: standard }}
+  thin: {{ keys: [ {{ sha256: "{h('sk-thin')}" }} ], default_class: standard, max_class: standard }}
+"""
+        gold, spot, s = self.pair(spot_args=("--time-scale", "20"), spot_inflight=1, classes=classes,
+                                  extra=tenants)
+        depth = lambda: metric(s.admin_port, "sluice_queue_depth", 'class="standard"')
+        busy = Client(s.port, timeout=30)
+        busy.send(render("POST", "/v1/completions", dict(BODY, max_tokens=200), bearer("sk-thin")))
+        wait_for(lambda: get_json(spot.port, "/stats")["active"] == 1, what="the one slot busy")
+        fat1 = Client(s.port, timeout=30)
+        fat1.send(render("POST", "/v1/completions", BODY, bearer("sk-fat")))
+        wait_for(lambda: depth() == 1, what="fat's first request queued")
+        # fat's second connection: one request, and the next pipelined behind it.
+        fat2 = Client(s.port, timeout=30)
+        fat2.send(render("POST", "/v1/completions", BODY, dict(bearer("sk-fat"), **{"x-request-id": "fat-a"}))
+                  + render("POST", "/v1/completions", BODY, dict(bearer("sk-fat"), **{"x-request-id": "fat-b"})))
+        wait_for(lambda: depth() == 2, what="the class full")
+        thin = Client(s.port, timeout=30)
+        thin.send(render("POST", "/v1/completions", BODY, bearer("sk-thin")))
+
+        evicted = fat2.read_response()
+        self.assertEqual(evicted.status, 429)
+        self.assertEqual(evicted.headers["x-request-id"], "fat-a")
+        self.assertIn("holds the most of it", evicted.json()["error"]["message"])
+        pipelined = fat2.read_response()
+        self.assertEqual(pipelined.headers["x-request-id"], "fat-b")
+        self.assertEqual(pipelined.status, 429, pipelined.body)
+        self.assertEqual(pipelined.json()["error"]["code"], "queue_full")
+        self.assertIn("(2 requests queued)", pipelined.json()["error"]["message"])
+        self.assertEqual(depth(), 2, "fat's first and thin's: max_queue, not one more")
+        self.assertEqual(get_json(s.admin_port, "/status")["classes"]["standard"]["queue_depth"], 2)
+        for c in (busy, fat1, fat2, thin):
+            c.close()
+        wait_for(lambda: depth() == 0, what="queue empty once the clients left")
+
 if __name__ == "__main__":
     unittest.main(warnings="ignore")

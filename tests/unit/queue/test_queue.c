@@ -72,29 +72,6 @@ static const char all_classes[] =
 	"  standard: { max_queue: 100000, max_wait_ms: 5000, pools: [spot] }\n"
 	"  opportunistic: { max_queue: 100000, max_wait_ms: 60000, pools: [spot], min_share: 0.1, max_slot_share: 0.75 }\n";
 
-Test(tenant, keys_and_classification, .timeout = 5)
-{
-	struct fixture f;
-	setup(&f, all_classes);
-	cr_assert_eq(queue_tenant_by_key(&f.tenants, "sk-a", 4), &f.tenants.v[0]);
-	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-b", 4));
-	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-", 3));
-	bool capped;
-	const struct queue_tenant *c = &f.tenants.v[2];
-	cr_assert_eq(queue_classify(c, NULL, 0, NULL, 0, &capped), CONF_CLASS_OPPORTUNISTIC);
-	cr_assert_not(capped);
-	cr_assert_eq(queue_classify(c, "standard", 8, NULL, 0, &capped), CONF_CLASS_STANDARD);
-	cr_assert_eq(queue_classify(c, "interactive", 11, NULL, 0, &capped), CONF_CLASS_STANDARD);
-	cr_assert(capped, "asking above max_class is capped and says so");
-	cr_assert_eq(queue_classify(c, NULL, 0, "priority", 8, &capped), CONF_CLASS_STANDARD);
-	cr_assert(capped);
-	cr_assert_eq(queue_classify(c, NULL, 0, "flex", 4, &capped), CONF_CLASS_OPPORTUNISTIC);
-	cr_assert_eq(queue_classify(c, NULL, 0, "default", 7, &capped), CONF_CLASS_STANDARD);
-	cr_assert_eq(queue_classify(c, "bogus", 5, "auto", 4, &capped), CONF_CLASS_STANDARD,
-		     "an invalid header falls through to service_tier");
-	teardown(&f);
-}
-
 Test(queue, strict_class_order_then_fifo_within_a_tenant, .timeout = 5)
 {
 	struct fixture f;

@@ -1,0 +1,358 @@
+/*
+ * test_pool.c - pools, slots and the choice of a backend.
+ *
+ * Configs are parsed from YAML as operators write them; time is a plain
+ * now_ms argument, so passive health is driven by hand instead of sleeping.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "conf/conf.h"
+
+/*
+ * Under ASan, LeakSanitizer's report at exit does not fail a Criterion
+ * test (the verdict is sent before the worker exits), so teardown asks for
+ * a leak check itself: a connection or pool that is never freed fails the
+ * test that leaked it.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define assert_no_leaks() cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "memory leaked (see the report above)")
+#else
+#define assert_no_leaks() ((void)0)
+#endif
+
+/*
+ * gold: A (%u slots), B (%u slots); spot: C (1 slot).  The %u are filled
+ * in by each test so that a reload can change max_inflight and nothing else.
+ */
+static const char shape[] =
+	"listen: 127.0.0.1:0\n"
+	"admin_listen: 127.0.0.1:1\n"
+	"pools:\n"
+	"  gold:\n"
+	"    slice: reserved\n"
+	"    backends:\n"
+	"      - { address: 127.0.0.1:9001, max_inflight: %u }\n"
+	"      - { address: 127.0.0.1:9002, max_inflight: %u }\n"
+	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9003, max_inflight: 1 } ] }\n"
+	"classes:\n"
+	"  interactive: { pools: [gold, spot] }\n"
+	"  standard: { pools: [spot] }\n";
+
+static struct conf *conf_with(unsigned a_slots, unsigned b_slots)
+{
+	char text[2048];
+	snprintf(text, sizeof(text), shape, a_slots, b_slots);
+	struct conf *c = NULL;
+	struct conf_diag diag = { 0 };
+	int rc = conf_parse("test.yaml", text, strlen(text), &c, &diag);
+	cr_assert_eq(rc, 0, "%s", diag.count ? diag.msg[0] : "");
+	cr_assert_not_null(c);
+	return c;
+}
+
+struct fixture {
+	struct conf *conf;
+	struct backend_set set;
+	struct backend_pool *gold, *spot;
+	struct backend *a, *b, *c;
+};
+
+static void setup(struct fixture *f, unsigned a_slots, unsigned b_slots)
+{
+	f->conf = conf_with(a_slots, b_slots);
+	cr_assert_eq(backend_set_init(&f->set, f->conf), 0);
+	cr_assert_eq(f->set.npools, 2);
+	f->gold = &f->set.pools[0];
+	f->spot = &f->set.pools[1];
+	f->a = &f->gold->backends[0];
+	f->b = &f->gold->backends[1];
+	f->c = &f->spot->backends[0];
+}
+
+static void teardown(struct fixture *f)
+{
+	backend_set_finish(&f->set);
+	cr_assert_null(f->set.pools);
+	cr_assert_eq(f->set.npools, 0);
+	conf_destroy(f->conf);
+	assert_no_leaks();
+}
+
+/* Pick a backend of p and take a slot on it, as the dispatcher does. */
+static struct backend *dispatch(struct backend_pool *p, uint64_t now_ms)
+{
+	struct backend *b = backend_pool_pick(p, now_ms);
+	if (b != NULL)
+		backend_acquire(b);
+	return b;
+}
+
+Test(pool, init_mirrors_the_config, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 2, 4);
+	cr_assert_str_eq(f.gold->cfg->name, "gold");
+	cr_assert_str_eq(f.spot->cfg->name, "spot");
+	cr_assert_eq(f.gold->index, 0);
+	cr_assert_eq(f.spot->index, 1);
+	cr_assert_eq(f.gold->nbackends, 2);
+	cr_assert_eq(f.spot->nbackends, 1);
+	cr_assert_eq(f.gold->slots, 6, "a pool's slots are the sum of its backends' max_inflight");
+	cr_assert_eq(f.spot->slots, 1);
+	cr_assert_eq(f.gold->inflight, 0);
+	cr_assert_str_eq(f.a->cfg->addr.text, "127.0.0.1:9001");
+	cr_assert_str_eq(f.b->cfg->addr.text, "127.0.0.1:9002");
+	cr_assert_str_eq(f.c->cfg->addr.text, "127.0.0.1:9003");
+	cr_assert_eq(f.a->max_inflight, 2);
+	cr_assert_eq(f.b->max_inflight, 4);
+	cr_assert_eq(f.a->pool, f.gold);
+	cr_assert_eq(f.c->pool, f.spot);
+	for (size_t i = 0; i < 2; i++) {
+		struct backend *b = &f.gold->backends[i];
+		cr_assert_eq(b->inflight, 0);
+		cr_assert_eq(b->requests, 0);
+		cr_assert_null(b->idle);
+		cr_assert_eq(b->nidle, 0);
+		cr_assert(backend_is_up(b, 0), "a new backend is up");
+	}
+	teardown(&f);
+}
+
+Test(pool, finish_twice_is_harmless, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	backend_set_finish(&f.set);
+	teardown(&f);	/* finishes again */
+}
+
+Test(pool, pick_is_least_loaded_relative_to_slots, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 2, 4);
+	/* Fill the pool one dispatch at a time; at every step the chosen
+	 * backend must carry no more load, as a share of its slots, than any
+	 * other backend that still has a free one. */
+	for (unsigned n = 0; n < 6; n++) {
+		struct backend *got = backend_pool_pick(f.gold, 0);
+		cr_assert_not_null(got, "dispatch %u: the pool has free slots", n);
+		for (size_t i = 0; i < f.gold->nbackends; i++) {
+			struct backend *o = &f.gold->backends[i];
+			if (o->inflight >= o->max_inflight)
+				continue;
+			cr_assert_leq((uint64_t)got->inflight * o->max_inflight,
+				      (uint64_t)o->inflight * got->max_inflight,
+				      "dispatch %u: picked %s at %u/%u over %s at %u/%u", n,
+				      got->cfg->addr.text, got->inflight, got->max_inflight,
+				      o->cfg->addr.text, o->inflight, o->max_inflight);
+		}
+		backend_acquire(got);
+		/* Halfway, the backend with twice the slots holds twice the requests. */
+		if (n == 2) {
+			cr_assert_eq(f.a->inflight, 1);
+			cr_assert_eq(f.b->inflight, 2);
+		}
+	}
+	cr_assert_eq(f.a->inflight, 2);
+	cr_assert_eq(f.b->inflight, 4);
+	cr_assert_eq(f.gold->inflight, f.gold->slots);
+	cr_assert_null(backend_pool_pick(f.gold, 0), "a full pool has no backend to offer");
+	cr_assert_eq(f.spot->inflight, 0, "pools count their own slots");
+	for (unsigned n = 0; n < 6; n++)
+		backend_release(n < 2 ? f.a : f.b);
+	teardown(&f);
+}
+
+Test(pool, pick_never_returns_a_full_backend, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 4);
+	backend_acquire(f.a);	/* A is full at 1/1; B is idle at 0/4 */
+	backend_mark_failed(f.b, 0);
+	cr_assert_null(backend_pool_pick(f.gold, 0),
+		       "the pool has free slots, but only on a down backend: a full one is no fallback");
+	backend_mark_ok(f.b);
+	for (unsigned n = 0; n < 4; n++)
+		cr_assert_eq(dispatch(f.gold, 0), f.b, "dispatch %u must avoid the full backend", n);
+	cr_assert_null(backend_pool_pick(f.gold, 0));
+	backend_release(f.b);
+	cr_assert_eq(backend_pool_pick(f.gold, 0), f.b, "the only free slot is on B");
+	backend_release(f.a);
+	cr_assert_eq(backend_pool_pick(f.gold, 0), f.a, "A at 0/1 is less loaded than B at 3/4");
+	for (unsigned n = 0; n < 3; n++)
+		backend_release(f.b);
+	teardown(&f);
+}
+
+Test(pool, pick_skips_a_backend_marked_down, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 4, 4);
+	backend_mark_failed(f.a, 10000);	/* down until 11000 */
+	cr_assert_not(backend_is_up(f.a, 10000));
+	for (unsigned n = 0; n < 4; n++)
+		cr_assert_eq(dispatch(f.gold, 10000 + 100 * n), f.b,
+			     "dispatch %u: A is down, idle or not", n);
+	cr_assert_null(backend_pool_pick(f.gold, 10999), "B is full and A is still down");
+	cr_assert_eq(backend_pool_pick(f.gold, 11000), f.a, "the hold is over at down_until");
+	for (unsigned n = 0; n < 4; n++)
+		backend_release(f.b);
+	backend_mark_failed(f.b, 10500);
+	cr_assert_null(backend_pool_pick(f.gold, 10500), "every backend down: none to offer despite free slots");
+	cr_assert_eq(f.gold->inflight, 0);
+	teardown(&f);
+}
+
+Test(pool, acquire_and_release_count_per_backend_and_pool, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 2, 4);
+	backend_acquire(f.a);
+	backend_acquire(f.b);
+	backend_acquire(f.b);
+	backend_acquire(f.c);
+	cr_assert_eq(f.a->inflight, 1);
+	cr_assert_eq(f.b->inflight, 2);
+	cr_assert_eq(f.gold->inflight, 3);
+	cr_assert_eq(f.spot->inflight, 1);
+	cr_assert_null(backend_pool_pick(f.spot, 0), "spot's one slot is held");
+	backend_release(f.b);
+	backend_release(f.c);
+	cr_assert_eq(f.b->inflight, 1);
+	cr_assert_eq(f.gold->inflight, 2);
+	cr_assert_eq(f.spot->inflight, 0);
+	cr_assert_eq(backend_pool_pick(f.spot, 0), f.c, "a released slot can be taken again");
+	cr_assert_eq(f.a->requests, 1);
+	cr_assert_eq(f.b->requests, 2, "requests count every acquire and survive a release");
+	cr_assert_eq(f.c->requests, 1);
+	cr_assert_eq(f.gold->slots, 6, "slots do not move with load");
+	backend_release(f.a);
+	backend_release(f.b);
+	cr_assert_eq(f.gold->inflight, 0);
+	teardown(&f);
+}
+
+Test(pool, mark_failed_holds_down_1s_doubling_to_30s, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	const uint64_t holds[] = { 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000 };
+	uint64_t now = 1000000;
+	for (size_t i = 0; i < sizeof(holds) / sizeof(holds[0]); i++) {
+		backend_mark_failed(f.a, now);
+		cr_assert_eq(f.a->down_until_ms, now + holds[i], "failure %zu: held %llu ms, want %llu",
+			     i + 1, (unsigned long long)(f.a->down_until_ms - now), (unsigned long long)holds[i]);
+		cr_assert_not(backend_is_up(f.a, now + holds[i] - 1));
+		cr_assert(backend_is_up(f.a, now + holds[i]));
+		cr_assert_eq(f.a->connect_failures, i + 1);
+		now += holds[i];	/* the next connect attempt comes when the hold ends */
+	}
+	cr_assert(backend_is_up(f.b, 0), "one backend's failures do not touch another");
+
+	backend_mark_failed(f.a, now);
+	cr_assert_not(backend_is_up(f.a, now));
+	backend_mark_ok(f.a);
+	cr_assert(backend_is_up(f.a, now), "a successful connect marks it up at once");
+	cr_assert_eq(backend_pool_pick(f.gold, now), f.a);
+	backend_mark_failed(f.a, now);
+	cr_assert_eq(f.a->down_until_ms, now + 1000, "after a success the backoff starts again at 1 s");
+	cr_assert_eq(f.a->connect_failures, 10, "the metric keeps counting across recoveries");
+	teardown(&f);
+}
+
+Test(pool, has_up_counts_busy_backends_but_not_down_ones, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	cr_assert(backend_pool_has_up(f.gold, 0));
+	backend_acquire(f.a);
+	backend_acquire(f.b);
+	cr_assert_null(backend_pool_pick(f.gold, 0));
+	cr_assert(backend_pool_has_up(f.gold, 0), "a full pool is still up");
+	backend_release(f.a);
+	backend_release(f.b);
+
+	backend_mark_failed(f.a, 5000);		/* down until 6000 */
+	cr_assert(backend_pool_has_up(f.gold, 5000), "B is still up");
+	backend_mark_failed(f.b, 5500);		/* down until 6500 */
+	cr_assert_not(backend_pool_has_up(f.gold, 5500));
+	cr_assert_not(backend_pool_has_up(f.gold, 5999));
+	cr_assert(backend_pool_has_up(f.gold, 6000), "A's hold ended");
+	cr_assert(backend_pool_has_up(f.spot, 5500), "pools are independent");
+	backend_mark_ok(f.b);
+	cr_assert(backend_pool_has_up(f.gold, 5500));
+	teardown(&f);
+}
+
+Test(pool, reconfigure_shrink_below_inflight_takes_none_until_released, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 4, 1);
+	for (unsigned n = 0; n < 4; n++)
+		backend_acquire(f.a);
+	backend_acquire(f.b);		/* gold full: A 4/4, B 1/1 */
+
+	struct conf *next = conf_with(2, 1);
+	backend_set_reconfigure(&f.set, next);
+	/* The old snapshot may go as soon as the set points at the new one. */
+	conf_destroy(f.conf);
+	f.conf = next;
+
+	cr_assert_eq(f.a->max_inflight, 2);
+	cr_assert_eq(f.a->inflight, 4, "requests in flight keep their slots");
+	cr_assert_eq(f.gold->slots, 3);
+	cr_assert_eq(f.gold->inflight, 5);
+	cr_assert_eq(f.a->cfg, &next->pools[0].backends[0]);
+	cr_assert_str_eq(f.a->cfg->addr.text, "127.0.0.1:9001");
+	cr_assert_str_eq(f.gold->cfg->name, "gold");
+	cr_assert_eq(f.spot->slots, 1);
+
+	cr_assert_null(backend_pool_pick(f.gold, 0));
+	backend_release(f.a);		/* A at 3/2 */
+	cr_assert_null(backend_pool_pick(f.gold, 0), "A over its new limit takes no more");
+	backend_release(f.a);		/* A at 2/2: full, not over */
+	cr_assert_null(backend_pool_pick(f.gold, 0), "A takes no more until below its new limit");
+	backend_release(f.a);		/* A at 1/2 */
+	cr_assert_eq(backend_pool_pick(f.gold, 0), f.a, "enough released: A takes work again");
+
+	/* Growing works too. */
+	struct conf *grown = conf_with(3, 2);
+	backend_set_reconfigure(&f.set, grown);
+	conf_destroy(f.conf);
+	f.conf = grown;
+	cr_assert_eq(f.gold->slots, 5);
+	cr_assert_eq(backend_pool_pick(f.gold, 0), f.a, "A at 1/3 is less loaded than B at 1/2");
+	backend_release(f.a);
+	backend_release(f.b);
+	cr_assert_eq(f.gold->inflight, 0);
+	teardown(&f);
+}
+
+/*
+ * BUG (backends/pool.c, backend_pool_pick): the early return compares the
+ * pool's summed inflight with its summed slots, so one backend held over
+ * its (shrunk) limit hides the free slots of the others.  Here A holds 4
+ * under a new limit of 1 while B has 1 free slot: pool inflight 4 >= slots
+ * 2, and the pick answers NULL although B could take the request.  Enable
+ * once fixed.
+ */
+Test(pool, reconfigure_shrink_of_one_backend_leaves_others_usable, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 4, 1);
+	for (unsigned n = 0; n < 4; n++)
+		backend_acquire(f.a);
+	struct conf *next = conf_with(1, 1);
+	backend_set_reconfigure(&f.set, next);
+	conf_destroy(f.conf);
+	f.conf = next;
+	cr_expect_eq(backend_pool_pick(f.gold, 0), f.b, "B has a free slot and is up");
+	for (unsigned n = 0; n < 4; n++)
+		backend_release(f.a);
+	teardown(&f);
+}

@@ -1,0 +1,228 @@
+/*
+ * test_admit.c - the admission policy on a hand-driven clock: class
+ * capping, charges and refunds, start / wait / refuse, the deadline clamp,
+ * eviction, and the bound a full class keeps when the evicted tenant's
+ * next (pipelined) request arrives at once.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "queue/admit.h"
+
+static const char yaml[] =
+	"listen: 127.0.0.1:0\n"
+	"admin_listen: 127.0.0.1:1\n"
+	"limits: { default_max_tokens: 100 }\n"
+	"classes:\n"
+	"  interactive: { max_queue: 100, max_wait_ms: 1000, pools: [gold, spot], max_slot_share: 0.5 }\n"
+	"  standard: { max_queue: 2, max_wait_ms: 5000, pools: [spot] }\n"
+	"  opportunistic: { max_queue: 100, max_wait_ms: 60000, pools: [spot] }\n"
+	"pools:\n"
+	"  gold: { slice: reserved, backends: [ { address: 127.0.0.1:9001, max_inflight: 2 } ] }\n"
+	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
+	"tenants:\n"
+	"  a: { default_class: standard, max_class: interactive, requests_per_s: 10, burst: 10, tokens_per_min: 6000 }\n"
+	"  b: { default_class: standard, max_class: interactive, requests_per_s: 1, burst: 1 }\n"
+	"  c: { default_class: opportunistic, max_class: standard }\n";
+
+enum { GOLD = 0, SPOT = 1 };
+
+struct fixture {
+	struct conf *conf;
+	struct queue_tenants tenants;
+	struct queue q;
+	uint8_t pools[2];
+	struct queue_facts facts;
+};
+
+static void setup(struct fixture *f)
+{
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", yaml, strlen(yaml), &f->conf, &diag), 0, "%s",
+		     diag.count ? diag.msg[0] : "");
+	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+	queue_set_pool_slots(&f->q, GOLD, 2);
+	queue_set_pool_slots(&f->q, SPOT, 8);
+	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	f->facts = (struct queue_facts){ .body_bytes = 400, .max_tokens = -1, .deadline_ms = UINT64_MAX,
+					 .pools = f->pools };
+}
+
+static void teardown(struct fixture *f)
+{
+	cr_assert_eq(f->q.count, 0, "items left queued");
+	queue_finish(&f->q);
+	queue_tenants_finish(&f->tenants);
+	conf_destroy(f->conf);
+}
+
+static struct queue_tenant *tenant(struct fixture *f, int i)
+{
+	return &f->tenants.v[i];
+}
+
+static double level(struct queue_bucket *b, uint64_t now)
+{
+	return queue_bucket_level(b, now);
+}
+
+Test(admit, classifies_caps_charges_and_starts_on_the_first_pool_with_a_slot, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	f.facts.class_header = "interactive";
+	f.facts.class_header_len = 11;
+	queue_admit(&f.q, tenant(&f, 2), &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	cr_assert_eq(v.klass, CONF_CLASS_STANDARD, "c may not rise above standard");
+	cr_assert_eq(v.pool, SPOT);
+
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &it, &v);
+	cr_assert_eq(v.klass, CONF_CLASS_INTERACTIVE);
+	cr_assert_eq(v.pool, GOLD, "the class's first pool");
+	cr_assert_float_eq(it.charge.tokens, 400 / QUEUE_BYTES_PER_TOKEN + 100, 1e-9,
+			   "prompt from the body size plus default_max_tokens");
+	cr_assert_float_eq(level(&tenant(&f, 0)->tokens, 0), 6000 - 200, 1e-9);
+	cr_assert_float_eq(level(&tenant(&f, 0)->requests, 0), 9, 1e-9);
+
+	/* interactive may hold 1 of gold's 2 slots (max_slot_share 0.5). */
+	queue_on_dispatch(&f.q, GOLD, CONF_CLASS_INTERACTIVE);
+	f.facts.max_tokens = 50;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &it, &v);
+	cr_assert_eq(v.pool, SPOT, "gold is at the class's share: spill to spot");
+	cr_assert_float_eq(it.charge.tokens, 150, 1e-9, "max_tokens replaces the default");
+	f.pools[SPOT] = QUEUE_POOL_UP;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT, "no slot it may take: it waits");
+	queue_withdraw(&f.q, &it, 0);
+	teardown(&f);
+}
+
+Test(admit, refusals_cost_nothing, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = tenant(&f, 0), *b = tenant(&f, 1);
+
+	f.pools[SPOT] = 0;
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_REJECT);
+	cr_assert_eq(v.reason, QUEUE_R_NO_BACKEND, "standard lists only spot, which has no healthy backend");
+	cr_assert_float_eq(level(&a->requests, 0), 10, 1e-9, "nothing charged for what nobody could serve");
+	f.pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+
+	queue_admit(&f.q, b, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	queue_admit(&f.q, b, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.reason, QUEUE_R_RATE_LIMITED);
+	cr_assert_eq(v.retry_ms, 1000, "1 request/s, burst 1: the next in 1 s");
+
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START, "a spends 200 of its 6000 tokens");
+	f.facts.max_tokens = 6000;	/* 6100: more than a holds */
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.reason, QUEUE_R_TOKENS_EXCEEDED);
+	cr_assert_float_eq(v.tokens, 6100, 1e-9);
+	cr_assert_float_eq(level(&a->requests, 0), 9, 1e-9, "the request taken before the tokens comes back");
+	cr_assert_float_eq(level(&a->tokens, 0), 5800, 1e-9);
+	teardown(&f);
+}
+
+Test(admit, a_newcomer_never_overtakes_the_queue_and_deadlines_only_shorten, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item first = { 0 }, second = { 0 }, third = { 0 };
+	struct queue_verdict v;
+	f.pools[SPOT] = QUEUE_POOL_UP;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 100, &first, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT);
+	cr_assert_eq(first.deadline_ms, 100 + 5000, "the class's max_wait_ms");
+
+	f.pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	f.facts.deadline_ms = 300;
+	f.facts.class_header = "standard";
+	f.facts.class_header_len = 8;
+	queue_admit(&f.q, tenant(&f, 2), &f.facts, 100, &second, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT, "a slot is free, but standard has a request waiting");
+	cr_assert_eq(second.deadline_ms, 400, "the client's deadline is shorter: it wins");
+	queue_withdraw(&f.q, &first, 100);
+	f.facts.deadline_ms = 60000;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 100, &third, &v);
+	cr_assert_eq(third.deadline_ms, 100 + 5000, "a client deadline never lengthens the class's");
+	queue_withdraw(&f.q, &second, 100);
+	queue_withdraw(&f.q, &third, 100);
+	teardown(&f);
+}
+
+Test(admit, a_full_class_evicts_the_fattest_and_keeps_its_bound_under_pipelining, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item b1 = { 0 }, b2 = { 0 }, b3 = { 0 }, a1 = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = tenant(&f, 0), *c = tenant(&f, 2);
+	f.pools[SPOT] = QUEUE_POOL_UP;		/* every slot busy: standard queues */
+	f.facts.class_header = "standard";
+	f.facts.class_header_len = 8;
+	queue_admit(&f.q, c, &f.facts, 0, &b1, &v);
+	queue_admit(&f.q, c, &f.facts, 0, &b2, &v);
+	cr_assert_eq(f.q.classes[CONF_CLASS_STANDARD].count, 2, "max_queue reached by c alone");
+
+	queue_admit(&f.q, a, &f.facts, 0, &a1, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT, "a holds nothing queued: it takes the fattest tenant's place");
+	cr_assert_eq(v.victim, &b2, "c's newest request leaves");
+	cr_assert_not(b2.queued);
+	cr_assert_float_eq(b2.charge.requests + b2.charge.tokens, 0, 1e-9, "the victim got its charges back");
+	cr_assert_eq(f.q.classes[CONF_CLASS_STANDARD].count, 2, "the evicting request is already in");
+
+	/* The victim's connection had its next request pipelined; it is
+	 * parsed as soon as the victim is answered.  The place is taken. */
+	queue_admit(&f.q, c, &f.facts, 0, &b3, &v);
+	cr_assert_eq(v.action, QUEUE_REJECT);
+	cr_assert_eq(v.reason, QUEUE_R_QUEUE_FULL);
+	cr_assert_eq(v.queued, 2);
+	cr_assert_gt(v.retry_ms, 0);
+	cr_assert_eq(f.q.classes[CONF_CLASS_STANDARD].count, 2, "never more than max_queue");
+	queue_withdraw(&f.q, &b1, 0);
+	queue_withdraw(&f.q, &a1, 0);
+	teardown(&f);
+}
+
+Test(admit, charges_come_back_once_and_usage_settles_them, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 }, late = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = tenant(&f, 0);
+	f.pools[SPOT] = QUEUE_POOL_UP;
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_float_eq(level(&a->tokens, 0), 5800, 1e-9);
+	queue_withdraw(&f.q, &it, 0);
+	queue_withdraw(&f.q, &it, 0);
+	queue_refund(&it, 0);
+	cr_assert_float_eq(level(&a->tokens, 0), 6000, 1e-9, "given back once, however often asked");
+	cr_assert_float_eq(level(&a->requests, 0), 10, 1e-9);
+
+	queue_admit(&f.q, a, &f.facts, 0, &late, &v);
+	cr_assert_null(queue_expire(&f.q, 4999));
+	cr_assert_eq(queue_expire(&f.q, 5000), &late, "expired at its deadline");
+	cr_assert_float_eq(level(&a->tokens, 5000), 6000, 1e-9, "an expired request costs nothing");
+
+	f.pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	queue_admit(&f.q, a, &f.facts, 6000, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	queue_settle(&it, 30, 6000);
+	cr_assert_float_eq(level(&a->tokens, 6000), 6000 - 30, 1e-9, "estimate 200, used 30");
+	cr_assert_float_eq(it.charge.tokens, 30, 1e-9);
+	teardown(&f);
+}
