@@ -20,7 +20,6 @@
  * release or answer of another.
  */
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +27,6 @@
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
 #include "gateway/exchange.h"
-#include "gateway/log.h"
 #include "gateway/openai.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"

@@ -20,7 +20,6 @@
  * thus holds a bounded amount of memory and slows its backend down, as TCP
  * would end to end.
  */
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,14 +338,22 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	flush_out(x);
 }
 
-static void on_sent(uv_write_t *req, int status)
+/* A connect or write completed: free its op.  Returns its exchange, or
+ * NULL when the exchange ended meanwhile. */
+static struct gw_exchange *op_completed(struct upstream_op *op)
 {
-	struct upstream_op *op = (struct upstream_op *)req;
 	struct gw_exchange *x = op->x;
 	free(op);
+	if (x != NULL)
+		x->op = NULL;
+	return x;
+}
+
+static void on_sent(uv_write_t *req, int status)
+{
+	struct gw_exchange *x = op_completed((struct upstream_op *)req);
 	if (x == NULL)
 		return;
-	x->op = NULL;
 	if (status < 0)
 		upstream_failed(x, GW_R_UPSTREAM_ERROR, uv_strerror(status));
 }
@@ -380,12 +387,9 @@ static void send_request(struct gw_exchange *x)
 
 static void on_connected(uv_connect_t *req, int status)
 {
-	struct upstream_op *op = (struct upstream_op *)req;
-	struct gw_exchange *x = op->x;
-	free(op);
+	struct gw_exchange *x = op_completed((struct upstream_op *)req);
 	if (x == NULL)
 		return;
-	x->op = NULL;
 	if (status < 0) {
 		backend_mark_failed(x->backend, gw_now_ms(x->conn->srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(status));

@@ -1,5 +1,5 @@
 /*
- * queue.h - class queues and the dispatch order (DESIGN.md, "Dispatch order").
+ * queue.h - class queues and the dispatch order (docs/DESIGN.md, "The dispatch order").
  *
  * Requests that cannot start at once wait here.  Per class, each tenant has
  * a flow: a FIFO of its requests.  Flows of one class are served in
