@@ -97,7 +97,7 @@
 #define BODY_MAX ((size_t)64 << 20)          /* request body; 413 beyond */
 #define URL_MAX 2048                         /* request target; 414 beyond */
 #define HEADERS_MAX ((size_t)64 << 10)       /* all header bytes; 431 beyond */
-#define PENDING_MAX ((size_t)1 << 20)        /* bytes read ahead of the parser */
+#define READAHEAD_MAX ((size_t)1 << 20)      /* bytes read ahead of the parser */
 #define WRITE_BACKLOG_MAX ((size_t)4 << 20)  /* unsent bytes before we give up */
 #define BODY_KEEP_MAX ((size_t)1 << 20)      /* body buffer kept between requests */
 #define READ_BUF_SIZE ((size_t)64 << 10)
@@ -1319,7 +1319,7 @@ static void conn_drive(struct conn *c)
 			c->pending_off = 0;
 	}
 	c->driving = false;
-	if (!conn_dead(c) && c->read_stopped && c->pending_len < PENDING_MAX) {
+	if (!conn_dead(c) && c->read_stopped && c->pending_len < READAHEAD_MAX) {
 		c->read_stopped = false;
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
 			conn_close(c);
@@ -1372,7 +1372,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	if (len > 0 && !conn_dead(c))
 		pending_append(c, data, len);
 	conn_drive(c);
-	if (!conn_dead(c) && c->pending_len >= PENDING_MAX && !c->read_stopped) {
+	if (!conn_dead(c) && c->pending_len >= READAHEAD_MAX && !c->read_stopped) {
 		/* Backpressure: stop reading until the requests ahead are answered. */
 		c->read_stopped = true;
 		uv_read_stop((uv_stream_t *)&c->tcp);

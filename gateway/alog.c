@@ -14,7 +14,7 @@
 #include "gateway/log.h"
 
 #define FLUSH_AT (64 * 1024)
-#define PENDING_MAX (4 * 1024 * 1024)
+#define UNWRITTEN_MAX (4 * 1024 * 1024)	/* lines waiting for the writer; dropped beyond */
 
 int gw_alog_open(struct gw_alog *al, uv_loop_t *loop, const char *path)
 {
@@ -93,7 +93,7 @@ void gw_alog_append(struct gw_alog *al, const char *line, size_t len)
 {
 	if (al->fd < 0)
 		return;
-	if (al->buf.len + len > PENDING_MAX || gw_buf_append(&al->buf, line, len) < 0) {
+	if (al->buf.len + len > UNWRITTEN_MAX || gw_buf_append(&al->buf, line, len) < 0) {
 		al->dropped++;
 		return;
 	}

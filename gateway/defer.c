@@ -35,8 +35,19 @@ void gw_defer_cancel(struct gw_defer *d)
 
 static void on_idle(uv_idle_t *h)
 {
+	(void)h;	/* its being active is the point: the poll does not block */
+}
+
+static void on_check(uv_check_t *h)
+{
 	struct gw_defer_list *l = h->data;
 	struct gw_defer batch;
+	if (l->head.next == &l->head) {
+		/* everything scheduled was cancelled meanwhile */
+		uv_idle_stop(&l->idle);
+		uv_check_stop(&l->check);
+		return;
+	}
 	batch.next = l->head.next;
 	batch.prev = l->head.prev;
 	batch.next->prev = &batch;
@@ -47,16 +58,20 @@ static void on_idle(uv_idle_t *h)
 		gw_defer_cancel(d);
 		d->fn(d);
 	}
-	if (l->head.next == &l->head)
+	if (l->head.next == &l->head) {
 		uv_idle_stop(&l->idle);
+		uv_check_stop(&l->check);
+	}
 }
 
 void gw_defer_schedule(struct gw_defer_list *l, struct gw_defer *d)
 {
 	if (d->next != NULL)
 		return;
-	if (l->head.next == &l->head)
+	if (l->head.next == &l->head) {
 		uv_idle_start(&l->idle, on_idle);
+		uv_check_start(&l->check, on_check);
+	}
 	link_tail(&l->head, d);
 }
 
@@ -65,7 +80,9 @@ int gw_defer_list_init(struct gw_defer_list *l, uv_loop_t *loop)
 	l->head.next = l->head.prev = &l->head;
 	l->head.fn = NULL;
 	int rc = uv_idle_init(loop, &l->idle);
-	l->idle.data = l;
+	if (rc == 0)
+		rc = uv_check_init(loop, &l->check);
+	l->idle.data = l->check.data = l;
 	return rc;
 }
 
@@ -74,4 +91,5 @@ void gw_defer_list_close(struct gw_defer_list *l)
 	while (l->head.next != &l->head)
 		gw_defer_cancel(l->head.next);
 	uv_close((uv_handle_t *)&l->idle, NULL);
+	uv_close((uv_handle_t *)&l->check, NULL);
 }

@@ -15,9 +15,12 @@
  * before it is freed.  Work scheduled while the list runs waits for the
  * next turn, so a step that schedules itself cannot starve the loop.
  *
- * The list is drained by a uv_idle handle that is active only while work is
- * scheduled: the loop then polls for I/O without blocking, so deferred work
- * runs within the same turn's latency as the callback that scheduled it.
+ * The list is drained by a uv_check handle, right after the loop turn's I/O
+ * callbacks, so work scheduled by a read or a write runs in the same turn,
+ * once, after every callback of that poll.  While work is scheduled a
+ * uv_idle handle is active too; it does nothing but keep the next poll from
+ * blocking, so work scheduled from a timer, or by deferred work itself,
+ * runs at once in the next turn.  Both are stopped while the list is empty.
  */
 #ifndef SLUICE_GATEWAY_DEFER_H
 #define SLUICE_GATEWAY_DEFER_H
@@ -31,7 +34,8 @@ struct gw_defer {
 };
 
 struct gw_defer_list {
-	uv_idle_t idle;
+	uv_check_t check;		/* drains the list after each poll */
+	uv_idle_t idle;			/* keeps the poll from blocking meanwhile */
 	struct gw_defer head;		/* sentinel of a circular list */
 };
 
@@ -50,8 +54,8 @@ static inline bool gw_defer_scheduled(const struct gw_defer *d) { return d->next
 /* Set up the list on `loop`.  Returns 0 or a negative uv error. */
 int gw_defer_list_init(struct gw_defer_list *l, uv_loop_t *loop);
 
-/* Close the list's handle (work still scheduled is dropped; its owners are
- * gone by then).  The handle is closed asynchronously, like any uv handle. */
+/* Close the list's handles (work still scheduled is dropped; its owners are
+ * gone by then).  Handles close asynchronously, like any uv handle. */
 void gw_defer_list_close(struct gw_defer_list *l);
 
 #endif
