@@ -6,7 +6,9 @@
  * `max_inflight` concurrent requests: each request in flight holds one slot,
  * taken with backend_acquire() and given back with backend_release().  The
  * queue therefore lives in the gateway, where priority applies, and not
- * inside the inference server.
+ * inside the inference server.  These counts are the slot ledger; the
+ * gateway calls them only through its slot object (gateway/slot.h), which
+ * also tells queue/ which class holds each slot.
  *
  * This folder knows nothing of tenants or classes: it answers "which backend
  * of pool P should take the next request" and keeps the counts.  The

@@ -20,7 +20,7 @@ const char *const gw_qout_names[GW_QOUT_COUNT] = { "dispatched", "timeout", "can
 
 #define NSTATUS 500	/* codes 100..599 */
 
-int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop)
+int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop)
 {
 	memset(a, 0, sizeof(*a));
 	a->conf = c;
@@ -34,7 +34,7 @@ int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants,
 	a->codes = calloc((CONF_CLASS_COUNT + 1) * (a->npools + 1) * NSTATUS, sizeof(*a->codes));
 	a->tenants = calloc(ntenants ? ntenants : 1, sizeof(*a->tenants));
 	if (!a->ttfb || !a->upstream || !a->request || !a->codes || !a->tenants) {
-		gw_account_finish(a);
+		gw__account_finish(a);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cp; i++) {
@@ -52,13 +52,13 @@ int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants,
 		struct gw_tenant_acct *ta = &a->tenants[t];
 		ta->gpu_ns = calloc(a->npools ? a->npools : 1, sizeof(*ta->gpu_ns));
 		if (ta->gpu_ns == NULL) {
-			gw_account_finish(a);
+			gw__account_finish(a);
 			return -ENOMEM;
 		}
 		if (c->metrics.tenant_histograms) {
 			ta->duration = calloc(CONF_CLASS_COUNT, sizeof(*ta->duration));
 			if (ta->duration == NULL) {
-				gw_account_finish(a);
+				gw__account_finish(a);
 				return -ENOMEM;
 			}
 			for (int k = 0; k < CONF_CLASS_COUNT; k++)
@@ -66,7 +66,7 @@ int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants,
 		}
 	}
 	a->window_start_ms = uv_now(loop);
-	return gw_alog_open(&a->alog, loop, c->access_log);
+	return gw__alog_open(&a->alog, loop, c->access_log);
 }
 
 static bool same_path(const char *a, const char *b)
@@ -74,28 +74,28 @@ static bool same_path(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-int gw_account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *loop,
+int gw__account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *loop,
 		       struct gw_alog *fresh, bool *reopen)
 {
 	*reopen = !a->alog.writing;
 	if (!*reopen)
 		return same_path(a->conf->access_log, c->access_log) ? 0 : -EBUSY;
-	return gw_alog_open(fresh, loop, c->access_log);
+	return gw__alog_open(fresh, loop, c->access_log);
 }
 
-void gw_account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen)
+void gw__account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen)
 {
 	if (reopen) {
-		gw_alog_close(&a->alog);	/* what is buffered goes to the old file */
+		gw__alog_close(&a->alog);	/* what is buffered goes to the old file */
 		a->alog = *fresh;
 	}
 	a->conf = c;
 	a->histograms = c->metrics.histograms;
 }
 
-void gw_account_finish(struct gw_account *a)
+void gw__account_finish(struct gw_account *a)
 {
-	gw_alog_close(&a->alog);
+	gw__alog_close(&a->alog);
 	gw_buf_finish(&a->line);
 	for (size_t t = 0; a->tenants != NULL && t < a->ntenants; t++) {
 		free(a->tenants[t].gpu_ns);
@@ -110,7 +110,7 @@ void gw_account_finish(struct gw_account *a)
 	a->alog.fd = -1;
 }
 
-void gw_account_tick(struct gw_account *a, uint64_t now_ms)
+void gw__account_tick(struct gw_account *a, uint64_t now_ms)
 {
 	if (now_ms - a->window_start_ms >= GW_ACCOUNT_WINDOW_MS) {
 		a->window_cur ^= 1;
@@ -118,10 +118,10 @@ void gw_account_tick(struct gw_account *a, uint64_t now_ms)
 			gw_hist_reset(&a->window[k][a->window_cur]);
 		a->window_start_ms = now_ms;
 	}
-	gw_alog_flush(&a->alog);
+	gw__alog_flush(&a->alog);
 }
 
-void gw_account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns)
+void gw__account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns)
 {
 	if (a->histograms)
 		gw_hist_record(&a->queue_wait[k][out], wait_ns);
@@ -215,10 +215,10 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 		a->alog.dropped++;
 		return;
 	}
-	gw_alog_append(&a->alog, b->data, b->len);
+	gw__alog_append(&a->alog, b->data, b->len);
 }
 
-void gw_account_end(struct gw_account *a, struct gw_conn *c)
+void gw__account_end(struct gw_account *a, struct gw_conn *c)
 {
 	struct gw_reqrec *r = &c->rec;
 	if (!r->active)
@@ -240,7 +240,7 @@ void gw_account_end(struct gw_account *a, struct gw_conn *c)
 		if (r->backend && r->t_upstream_end > r->t_dispatch)
 			ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
 		if (a->histograms) {
-			size_t cp = gw_account_cp(a, k, pool);
+			size_t cp = gw__account_cp(a, k, pool);
 			uint64_t total = t_end - r->t_start;
 			if (r->t_first_byte)
 				gw_hist_record(&a->ttfb[cp], r->t_first_byte - r->t_start);

@@ -3,7 +3,7 @@
  *
  * A client connection carries one `struct gw_reqrec` for its current
  * request.  The request path only stamps it (monotonic nanoseconds from
- * uv_hrtime(), byte counts, the backend, the status); gw_account_end()
+ * uv_hrtime(), byte counts, the backend, the status); gw__account_end()
  * turns it into histogram samples, counters and one access-log line, once,
  * whichever way the request ended (response, rejection, client gone).
  *
@@ -90,7 +90,7 @@ struct gw_account {
 
 /* Allocate for `c` (which must outlive it) and open the access log.
  * Returns 0 or a negative errno (logged). */
-int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop);
+int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop);
 
 /*
  * A reload of the same shape, in two steps so that a refused reload
@@ -98,26 +98,26 @@ int gw_account_init(struct gw_account *a, const struct conf *c, size_t ntenants,
  * reopened, which is what log rotation needs; *reopen is false when a write
  * is in flight and the path is the same, then the old file stays); it
  * returns 0 or a negative errno.  Commit switches to `c` and cannot fail.
- * A prepared log that is not committed must be closed with gw_alog_close().
+ * A prepared log that is not committed must be closed with gw__alog_close().
  */
-int gw_account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *loop,
+int gw__account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *loop,
 		       struct gw_alog *fresh, bool *reopen);
-void gw_account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen);
+void gw__account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen);
 
 /* Flush the access log synchronously and free everything. */
-void gw_account_finish(struct gw_account *a);
+void gw__account_finish(struct gw_account *a);
 
 /* Once a second: rotate the live windows, flush the access log. */
-void gw_account_tick(struct gw_account *a, uint64_t now_ms);
+void gw__account_tick(struct gw_account *a, uint64_t now_ms);
 
 /* A request of class k left the queue (or never entered it) this way. */
-void gw_account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns);
+void gw__account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns);
 
 /* The request of c is over: record it everywhere, once. */
-void gw_account_end(struct gw_account *a, struct gw_conn *c);
+void gw__account_end(struct gw_account *a, struct gw_conn *c);
 
 /* Index helpers for the [class][pool] arrays. */
-static inline size_t gw_account_cp(const struct gw_account *a, int k, size_t pool)
+static inline size_t gw__account_cp(const struct gw_account *a, int k, size_t pool)
 {
 	return (size_t)k * (a->npools + 1) + pool;
 }

@@ -50,7 +50,7 @@ static json_t *class_status(const struct gw_server *srv, int k)
 	gw_hist_init(&all);
 	gw_hist_init(&minute);
 	for (size_t p = 0; p <= a->npools; p++)
-		gw_hist_merge(&all, &a->request[gw_account_cp(a, k, p)]);
+		gw_hist_merge(&all, &a->request[gw__account_cp(a, k, p)]);
 	gw_hist_merge(&minute, &a->window[k][0]);
 	gw_hist_merge(&minute, &a->window[k][1]);
 	/* Cumulative counts at the metric bounds: `sluice top` draws the
@@ -166,7 +166,7 @@ void gw__admin_handle(struct gw_conn *c)
 		gw_buf_appends(&body, srv->draining ? "draining\n" : "ready\n");
 		respond(c, srv->draining ? 503 : 200, "text/plain", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/metrics")) {
-		if (gw_metrics_render(srv, &body) < 0) {
+		if (gw__metrics_render(srv, &body) < 0) {
 			gw_buf_finish(&body);
 			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;

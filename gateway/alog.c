@@ -16,7 +16,7 @@
 #define FLUSH_AT (64 * 1024)
 #define UNWRITTEN_MAX (4 * 1024 * 1024)	/* lines waiting for the writer; dropped beyond */
 
-int gw_alog_open(struct gw_alog *al, uv_loop_t *loop, const char *path)
+int gw__alog_open(struct gw_alog *al, uv_loop_t *loop, const char *path)
 {
 	*al = (struct gw_alog){ .loop = loop, .fd = -1 };
 	if (path == NULL)
@@ -61,7 +61,7 @@ static void on_written(uv_fs_t *req)
 	al->out.len = 0;
 	al->out_done = 0;
 	if (al->buf.len >= FLUSH_AT)
-		gw_alog_flush(al);
+		gw__alog_flush(al);
 }
 
 static void start_write(struct gw_alog *al)
@@ -77,7 +77,7 @@ static void start_write(struct gw_alog *al)
 	}
 }
 
-void gw_alog_flush(struct gw_alog *al)
+void gw__alog_flush(struct gw_alog *al)
 {
 	if (al->fd < 0 || al->writing || al->buf.len == 0)
 		return;
@@ -89,7 +89,7 @@ void gw_alog_flush(struct gw_alog *al)
 	start_write(al);
 }
 
-void gw_alog_append(struct gw_alog *al, const char *line, size_t len)
+void gw__alog_append(struct gw_alog *al, const char *line, size_t len)
 {
 	if (al->fd < 0)
 		return;
@@ -99,10 +99,10 @@ void gw_alog_append(struct gw_alog *al, const char *line, size_t len)
 	}
 	al->lines++;
 	if (al->buf.len >= FLUSH_AT)
-		gw_alog_flush(al);
+		gw__alog_flush(al);
 }
 
-void gw_alog_close(struct gw_alog *al)
+void gw__alog_close(struct gw_alog *al)
 {
 	if (al->fd < 0)
 		return;

@@ -29,15 +29,15 @@ struct gw_alog {
 };
 
 /* "-" is stdout; NULL disables the log.  Returns 0 or a negative errno. */
-int gw_alog_open(struct gw_alog *al, uv_loop_t *loop, const char *path);
+int gw__alog_open(struct gw_alog *al, uv_loop_t *loop, const char *path);
 
 /* Take one complete line (ending in '\n'). */
-void gw_alog_append(struct gw_alog *al, const char *line, size_t len);
+void gw__alog_append(struct gw_alog *al, const char *line, size_t len);
 
 /* Start writing what is buffered, if nothing is being written. */
-void gw_alog_flush(struct gw_alog *al);
+void gw__alog_flush(struct gw_alog *al);
 
 /* Write what is left synchronously and close.  After the loop has ended. */
-void gw_alog_close(struct gw_alog *al);
+void gw__alog_close(struct gw_alog *al);
 
 #endif

@@ -96,7 +96,7 @@ void gw__conn_close(struct gw_conn *c)
 	if (mid_request && c->rec.active) {
 		/* nginx's convention: 499, the client closed the connection first. */
 		c->rec.status = 499;
-		gw_account_end(&c->srv->account, c);
+		gw__account_end(&c->srv->account, c);
 	}
 	c->state = GW_CONN_CLOSING;
 	/* A reset tells the client a response was cut short even where only
@@ -463,7 +463,7 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive)
 {
 	if (c->state == GW_CONN_CLOSING)
 		return;
-	gw_account_end(&c->srv->account, c);
+	gw__account_end(&c->srv->account, c);
 	if (c->writes > 0) {
 		/* answers still on their way: the timer judges progress from here */
 		c->outq_mark = UINT32_MAX;
@@ -525,7 +525,7 @@ void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, ui
 	if (c->classified && c->rec.t_dispatch == 0) {
 		/* How the request left (or never entered) its queue. */
 		uint64_t waited = c->rec.t_ready ? uv_hrtime() - c->rec.t_ready : 0;
-		gw_account_queue(&srv->account, (enum conf_class)c->qi.klass,
+		gw__account_queue(&srv->account, (enum conf_class)c->qi.klass,
 				 r == GW_R_QUEUE_TIMEOUT ? GW_QOUT_TIMEOUT : GW_QOUT_REJECTED, waited);
 	}
 	/* 4xx are the client's doing and may come by the thousand: counters and

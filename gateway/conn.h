@@ -11,7 +11,7 @@
  *   QUEUED    request admitted, waiting in its class queue for a slot.
  *             Its deadline is kept by the queue (one server timer for the
  *             earliest deadline); 429 queue_timeout.  Timer: none.
- *   UPSTREAM  an exchange with a backend is under way (proxy.c); its
+ *   UPSTREAM  an exchange with a backend is under way (exchange.c); its
  *             response streams to the client.  Timer: connect_ms, then
  *             upstream_ms of backend silence; while the client is not
  *             reading (backpressure), idle_ms before it is closed.

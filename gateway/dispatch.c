@@ -87,7 +87,7 @@ static void start(struct gw_conn *c, struct backend *b)
 	}
 	c->rec.t_dispatch = uv_hrtime();
 	c->rec.backend = b;
-	gw_account_queue(&srv->account, (enum conf_class)c->qi.klass, GW_QOUT_DISPATCHED,
+	gw__account_queue(&srv->account, (enum conf_class)c->qi.klass, GW_QOUT_DISPATCHED,
 			 c->rec.t_dispatch - c->rec.t_ready);
 	gw__exchange_start(c, &slot);
 }
@@ -206,7 +206,7 @@ void gw__dispatch_request(struct gw_conn *c)
 void gw__dispatch_withdraw(struct gw_conn *c)
 {
 	queue_withdraw(&c->srv->queue, &c->qi, gw_now_ms(c->srv));
-	gw_account_queue(&c->srv->account, (enum conf_class)c->qi.klass, GW_QOUT_CANCELLED,
+	gw__account_queue(&c->srv->account, (enum conf_class)c->qi.klass, GW_QOUT_CANCELLED,
 			 uv_hrtime() - c->rec.t_ready);
 }
 

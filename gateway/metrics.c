@@ -106,7 +106,7 @@ static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
 		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 			for (size_t p = 0; p <= a->npools; p++) {
 				const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
-				rc |= histogram(o, fam[f].name, kv, &arrays[f][gw_account_cp(a, k, p)], m);
+				rc |= histogram(o, fam[f].name, kv, &arrays[f][gw__account_cp(a, k, p)], m);
 			}
 		}
 	}
@@ -245,7 +245,7 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 	return rc;
 }
 
-int gw_metrics_render(const struct gw_server *srv, struct gw_buf *o)
+int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 {
 	const struct gw_metrics *m = &srv->metrics;
 	int rc = request_counters(srv, o);

@@ -25,6 +25,6 @@ struct gw_metrics {
 };
 
 /* Append the exposition of srv's metrics to out; returns 0 or -ENOMEM. */
-int gw_metrics_render(const struct gw_server *srv, struct gw_buf *out);
+int gw__metrics_render(const struct gw_server *srv, struct gw_buf *out);
 
 #endif

@@ -39,7 +39,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct gw_server *srv = server_from(t->data);
 	backend_set_close_idle(&srv->backends, gw_now_ms(srv), srv->conf->timeouts.upstream_idle_ms);
-	gw_account_tick(&srv->account, gw_now_ms(srv));
+	gw__account_tick(&srv->account, gw_now_ms(srv));
 }
 
 /* Everything is closed but the loop's own handles: stop. */
@@ -153,11 +153,11 @@ int gw_server_reload(struct gw_server *srv)
 	 * commit of the access log on, nothing can fail. */
 	struct gw_alog log;
 	bool reopen;
-	rc = gw_account_prepare(&srv->account, fresh, srv->loop, &log, &reopen);
+	rc = gw__account_prepare(&srv->account, fresh, srv->loop, &log, &reopen);
 	if (rc == 0) {
 		rc = queue_tenants_reconfigure(&srv->tenants, fresh, gw_now_ms(srv));
 		if (rc < 0 && reopen)
-			gw_alog_close(&log);
+			gw__alog_close(&log);
 	}
 	if (rc < 0) {
 		gw_warn("reload refused: %s; the running config stays", strerror(-rc));
@@ -165,7 +165,7 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return rc;
 	}
-	gw_account_commit(&srv->account, fresh, &log, reopen);
+	gw__account_commit(&srv->account, fresh, &log, reopen);
 	backend_set_reconfigure(&srv->backends, fresh);
 	queue_reconfigure(&srv->queue, fresh);
 	gw__slot_sync_pools(srv);
@@ -236,7 +236,7 @@ static int server_build(struct gw_server *srv)
 	if (rc == 0)
 		rc = queue_init(&srv->queue, conf, srv->tenants.n);
 	if (rc == 0)
-		rc = gw_account_init(&srv->account, conf, srv->tenants.n, srv->loop);
+		rc = gw__account_init(&srv->account, conf, srv->tenants.n, srv->loop);
 	if (rc < 0)
 		return rc;
 	srv->pool_view = calloc(np, sizeof(*srv->pool_view));
@@ -249,7 +249,7 @@ static int server_build(struct gw_server *srv)
 
 static void server_free(struct gw_server *srv)
 {
-	gw_account_finish(&srv->account);
+	gw__account_finish(&srv->account);
 	queue_finish(&srv->queue);
 	queue_tenants_finish(&srv->tenants);
 	backend_set_finish(&srv->backends);

@@ -2,7 +2,7 @@
  * fuzz_http.c - libFuzzer target for the request/response parsing layer.
  *
  * Feeds the input as a request stream and as a response stream, in pieces
- * whose sizes come from the input itself, exactly as conn.c and proxy.c
+ * whose sizes come from the input itself, exactly as conn.c and exchange.c
  * drive the parser (HEAD, DONE and next message; stop at an error).  Under
  * ASan/UBSan any out-of-bounds access, leak or undefined behaviour aborts.
  * Also checks the invariant that the parser never reports consuming more
