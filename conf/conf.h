@@ -7,7 +7,7 @@
  * and swaps it in; nothing ever edits a live one.
  *
  * Validation happens entirely at load time and refuses configurations that
- * would break a promise sluice makes to its users (see DESIGN.md): an
+ * would break a promise sluice makes to its users (see docs/DESIGN.md): an
  * opportunistic class that lists a reserved pool, a class with no pool, a
  * tenant whose default class is above its max class, duplicate keys, and so
  * on.  Every error names the file and line it comes from.

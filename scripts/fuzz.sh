@@ -13,7 +13,7 @@ flags="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sa
 clang $flags tests/fuzz/fuzz_http.c gateway/http.c gateway/buf.c gateway/errors.c \
 	/usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c -ljansson -o "$out/fuzz_http"
 # shellcheck disable=SC2086
-clang $flags tests/fuzz/fuzz_conf.c conf/conf.c -lyaml -o "$out/fuzz_conf"
+clang $flags tests/fuzz/fuzz_conf.c conf/*.c -lyaml -o "$out/fuzz_conf"
 for t in http conf; do
 	mkdir -p "$out/corpus-$t"
 	echo "fuzz: $t for ${secs}s"

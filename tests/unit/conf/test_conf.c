@@ -33,7 +33,7 @@
 	"    slice: elastic\n" \
 	"    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n"
 
-/* The example from DESIGN.md, with its key hash written out in full. */
+/* The example from docs/DESIGN.md, with its key hash written out in full. */
 static const char design_yaml[] =
 	"listen: 0.0.0.0:8080\n"
 	"admin_listen: 127.0.0.1:9090\n"
@@ -909,6 +909,60 @@ Test(conf, empty_optional_sections, .timeout = 10)
 	cr_assert_eq(c->ntenants, 0);
 	cr_assert_eq(c->limits.max_headers, 100);
 	conf_destroy(c);
+}
+
+/* Every kind of table-driven key lands in its own field, at its own width. */
+Test(conf, scalar_table_keys, .timeout = 10)
+{
+	struct conf *c = parse_ok(MINI
+		"limits: { max_connections: 4294967295, default_max_tokens: 0 }\n"
+		"metrics: { histograms: false, tenant_histograms: true, buckets: [0.1, 1, 2.5] }\n");
+
+	cr_assert_eq(c->limits.max_connections, UINT32_MAX);
+	cr_assert_eq(c->limits.default_max_tokens, 0);
+	cr_assert_eq(c->limits.max_body_bytes, 8u << 20, "untouched keys keep their defaults");
+	cr_assert_eq(c->limits.max_queued_bytes, 256u << 20);
+	cr_assert_eq(c->timeouts.connect_ms, 2000);
+	cr_assert_not(c->metrics.histograms);
+	cr_assert(c->metrics.tenant_histograms);
+	cr_assert_eq(c->metrics.nbuckets, 3);
+	cr_assert_float_eq(c->metrics.buckets[2], 2.5, 1e-12);
+	conf_destroy(c);
+
+	c = parse_ok(MINI);
+	cr_assert(c->metrics.histograms);
+	cr_assert_not(c->metrics.tenant_histograms);
+	cr_assert_eq(c->metrics.nbuckets, 18);
+	cr_assert_eq(c->limits.default_max_tokens, 256);
+	conf_destroy(c);
+}
+
+Test(conf, limits_and_metrics_errors, .timeout = 10)
+{
+	static const struct {
+		const char *yaml;	/* line 8, after MINI */
+		const char *msg;
+	} cases[] = {
+		{ "limits: { max_connections: 4294967296 }",
+		  "max_connections in limits must be at most 4294967295, got '4294967296'" },
+		{ "limits: { default_max_tokens: 1k }",
+		  "default_max_tokens in limits: expected an integer, got '1k'" },
+		{ "metrics: { histograms: yes }",
+		  "histograms in metrics: expected true or false, got 'yes'" },
+		{ "metrics: { buckets: [0.1, 0.05] }",
+		  "metrics.buckets must be ascending: 0.05 after 0.1" },
+		{ "metrics: { buckets: [] }",
+		  "metrics.buckets: expected at least one bound" },
+		{ "metrics: { buckets: [0] }",
+		  "bucket in metrics.buckets must be greater than 0 and at most 86400, got '0'" },
+	};
+	char text[512];
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(text, sizeof text, "%s%s\n", MINI, cases[i].yaml);
+		expect_one(text, 8, cases[i].msg);
+	}
 }
 
 /* ---- many errors -------------------------------------------------------- */

@@ -1,0 +1,486 @@
+/*
+ * schema.c - the sections of a sluice config file and the rules between them.
+ *
+ * The walk starts from a snapshot holding every default, then reads the
+ * sections in dependency order, whatever their order in the file: pools
+ * before classes (classes name pools), classes before tenants (tenants name
+ * classes), tenants before anonymous_tenant.  Every function that finds a
+ * problem reports it and carries on with a harmless default, so one run
+ * shows up to CONF_DIAG_MAX problems instead of one per edit; the caller
+ * discards the snapshot if anything was reported.
+ *
+ * Sections made only of named scalars (limits, timeouts, the scalars of a
+ * class, the switches of metrics) are tables: each row gives a key, where it
+ * is stored, its default and its bounds, and conf__scalars_read() reads them
+ * all.  The comments on the tables say why each bound is what it is.  What
+ * is not a plain scalar (addresses, lists of pools, backends, buckets) and
+ * every rule that relates two keys is code, below its table.
+ *
+ * Two rules matter more than the rest, because they are promises sluice
+ * makes to its users: an opportunistic class may not list a reserved pool,
+ * and listen and admin_listen may not be the same address.
+ *
+ * Ownership: everything allocated here hangs off l->c as soon as it is
+ * allocated, so conf_destroy() frees it on any path.
+ */
+#include "conf/schema.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/addr.h"
+#include "conf/tenant.h"
+#include "conf/value.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Far above any inference server's batch size, yet small enough that a
+ * typo cannot make the backends or queues size a table of billions. */
+#define INFLIGHT_MAX (1u << 20)
+#define QUEUE_MAX (1u << 24)
+
+/* Room for the keys of the largest table-driven section. */
+#define SECTION_KEYS_MAX 8
+
+#define LIMIT(m, unit, def, min, max) CONF__UINT(struct conf_limits, m, unit, def, min, max)
+
+/* Where zero would refuse every request or every connection, the least
+ * value is 1. */
+static const struct conf__scalar limits_keys[] = {
+	LIMIT(max_body_bytes, CONF__UNIT_BYTES, 8ull << 20, 0, UINT64_MAX),
+	LIMIT(max_header_bytes, CONF__UNIT_BYTES, 16u << 10, 1, UINT32_MAX),
+	LIMIT(max_headers, CONF__UNIT_NONE, 100, 1, UINT32_MAX),
+	LIMIT(max_queued_bytes, CONF__UNIT_BYTES, 256ull << 20, 1, UINT64_MAX),
+	LIMIT(max_connections, CONF__UNIT_NONE, 100000, 1, UINT32_MAX),
+	LIMIT(default_max_tokens, CONF__UNIT_NONE, 256, 0, UINT32_MAX),
+};
+
+#define TIMEOUT(m, def, min) \
+	CONF__UINT(struct conf_timeouts, m, CONF__UNIT_MS, def, min, CONF__MS_MAX)
+
+/* A zero timer fires at once, so zero would fail every request; only the
+ * drain wait may be zero ("stop now"). */
+static const struct conf__scalar timeouts_keys[] = {
+	TIMEOUT(header_ms, 10000, 1),
+	TIMEOUT(idle_ms, 60000, 1),
+	TIMEOUT(body_ms, 30000, 1),
+	TIMEOUT(connect_ms, 2000, 1),
+	TIMEOUT(upstream_ms, 300000, 1),
+	TIMEOUT(upstream_idle_ms, 60000, 1),
+	TIMEOUT(drain_ms, 30000, 0),
+};
+
+enum { CLASS_MAX_QUEUE, CLASS_MAX_QUEUE_BYTES, CLASS_MAX_WAIT, CLASS_MIN_SHARE,
+       CLASS_MAX_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
+
+/* A queue of zero or a deadline of zero would turn every request of the
+ * class away; that is spelt "leave the class out". */
+static const struct conf__scalar class_keys[NCLASS_KEYS] = {
+	[CLASS_MAX_QUEUE] = CONF__UINT(struct conf_class_cfg, max_queue, CONF__UNIT_NONE,
+				       1024, 1, QUEUE_MAX),
+	[CLASS_MAX_QUEUE_BYTES] = CONF__UINT(struct conf_class_cfg, max_queue_bytes,
+					     CONF__UNIT_BYTES, 64ull << 20, 1, UINT64_MAX),
+	[CLASS_MAX_WAIT] = CONF__UINT(struct conf_class_cfg, max_wait_ms, CONF__UNIT_MS,
+				      30000, 1, CONF__MS_MAX),
+	[CLASS_MIN_SHARE] = CONF__NUM(struct conf_class_cfg, min_share, 0, 0, false, 1),
+	[CLASS_MAX_SLOT_SHARE] = CONF__NUM(struct conf_class_cfg, max_slot_share, 1, 0, true, 1),
+	[CLASS_POOLS] = CONF__OTHER("pools"),
+};
+
+enum { METRICS_HISTOGRAMS, METRICS_TENANT_HISTOGRAMS, METRICS_BUCKETS, NMETRICS_KEYS };
+
+static const struct conf__scalar metrics_keys[NMETRICS_KEYS] = {
+	[METRICS_HISTOGRAMS] = CONF__BOOL(struct conf_metrics, histograms, true),
+	[METRICS_TENANT_HISTOGRAMS] = CONF__BOOL(struct conf_metrics, tenant_histograms, false),
+	[METRICS_BUCKETS] = CONF__OTHER("buckets"),
+};
+
+_Static_assert(ARRAY_SIZE(limits_keys) <= SECTION_KEYS_MAX, "limits_keys is too long");
+_Static_assert(ARRAY_SIZE(timeouts_keys) <= SECTION_KEYS_MAX, "timeouts_keys is too long");
+
+/* A top-level section made only of named scalars, read through table t. */
+static void scalar_section(struct conf__loader *l, const struct conf__field *sec,
+			   const struct conf__scalar *t, size_t n, void *base)
+{
+	struct conf__field f[SECTION_KEYS_MAX];
+	const yaml_node_t *m = conf__section(l, sec, NULL, YAML_MAPPING_NODE);
+
+	if (m)
+		conf__scalars_read(l, m, sec->name, t, n, base, f);
+}
+
+/* Room for the items of sequence seq, which must not be empty: "CTX has no
+ * WHAT".  NULL after reporting either problem. */
+static void *items_alloc(struct conf__loader *l, const yaml_node_t *seq, const char *ctx,
+			 const char *what, size_t size)
+{
+	if (conf__seq_len(seq) == 0) {
+		conf__err(l, seq, "%s has no %s", ctx, what);
+		return NULL;
+	}
+	return conf__calloc(l, conf__seq_len(seq), size);
+}
+
+/* ---- pools -------------------------------------------------------------- */
+
+static void parse_gpu(struct conf__loader *l, struct conf_pool *p, const struct conf__field *sec,
+		      const char *ctx)
+{
+	enum { MODEL, MIG, N };
+	struct conf__field f[N] = {
+		[MODEL] = { .name = "model" },
+		[MIG] = { .name = "mig_profile" },
+	};
+	const yaml_node_t *m = conf__section(l, sec, ctx, YAML_MAPPING_NODE);
+	char gctx[CONF__NAME_MAX + 32];
+
+	if (!m)
+		return;
+	snprintf(gctx, sizeof gctx, "gpu of %s", ctx);
+	conf__fields(l, m, gctx, f, N);
+	conf__value_str(l, &f[MODEL], gctx, &p->gpu_model);
+	conf__value_str(l, &f[MIG], gctx, &p->mig_profile);
+}
+
+static void parse_backend(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *item,
+			  size_t idx)
+{
+	enum { ADDRESS, INFLIGHT, N };
+	struct conf__field f[N] = {
+		[ADDRESS] = { .name = "address" },
+		[INFLIGHT] = { .name = "max_inflight" },
+	};
+	struct conf_backend *b = &p->backends[idx];
+	char ctx[CONF__NAME_MAX + 48];
+	uint64_t v = 0;
+	size_t i;
+
+	b->line = (int)conf__node_line(item);
+	snprintf(ctx, sizeof ctx, "backend %zu of pool '%s'", idx + 1, p->name);
+	if (!conf__node_is(item, YAML_MAPPING_NODE)) {
+		conf__err(l, item, "%s: expected a mapping with address and max_inflight, got %s",
+			  ctx, conf__kind(l, item));
+		return;
+	}
+	conf__fields(l, item, ctx, f, N);
+	if (conf__need(l, &f[ADDRESS], ctx, item, YAML_SCALAR_NODE) &&
+	    conf__addr_read(l, &f[ADDRESS], ctx, false, &b->addr)) {
+		for (i = 0; i < idx; i++)
+			if (p->backends[i].addr.text && conf__addr_same(&p->backends[i].addr, &b->addr)) {
+				conf__err(l, f[ADDRESS].val,
+					  "pool '%s' lists backend '%s' twice (first at line %d)",
+					  p->name, conf__show(l, f[ADDRESS].val), p->backends[i].line);
+				break;
+			}
+	}
+	if (conf__need(l, &f[INFLIGHT], ctx, item, YAML_SCALAR_NODE) &&
+	    conf__value_uint(l, &f[INFLIGHT], ctx, CONF__UNIT_NONE, 1, INFLIGHT_MAX, &v))
+		b->max_inflight = (unsigned)v;
+}
+
+static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
+		       const yaml_node_t *v)
+{
+	enum { SLICE, GPU, BACKENDS, N };
+	struct conf__field f[N] = {
+		[SLICE] = { .name = "slice" },
+		[GPU] = { .name = "gpu" },
+		[BACKENDS] = { .name = "backends" },
+	};
+	char ctx[CONF__NAME_MAX + 16];
+	const yaml_node_t *n;
+	size_t i;
+
+	snprintf(ctx, sizeof ctx, "pool '%s'", p->name);
+	if (!conf__node_is(v, YAML_MAPPING_NODE)) {
+		conf__err(l, v, "%s: expected a mapping, got %s", ctx, conf__kind(l, v));
+		return;
+	}
+	conf__fields(l, v, ctx, f, N);
+
+	if ((n = conf__need(l, &f[SLICE], ctx, k, YAML_SCALAR_NODE))) {
+		if (conf__node_equals(n, "reserved"))
+			p->slice = CONF_SLICE_RESERVED;
+		else if (conf__node_equals(n, "elastic"))
+			p->slice = CONF_SLICE_ELASTIC;
+		else
+			conf__err(l, n, "slice in %s must be reserved or elastic, got '%s'", ctx,
+				  conf__show(l, n));
+	}
+	parse_gpu(l, p, &f[GPU], ctx);
+
+	if (!(n = conf__need(l, &f[BACKENDS], ctx, k, YAML_SEQUENCE_NODE)) ||
+	    !(p->backends = items_alloc(l, n, ctx, "backends", sizeof *p->backends)))
+		return;
+	p->nbackends = conf__seq_len(n);
+	for (i = 0; i < p->nbackends; i++)
+		parse_backend(l, p, conf__seq_item(l, n, i), i);
+}
+
+/* A required top-level mapping of named entries: NULL, after reporting it,
+ * when it is absent, not a mapping or empty. */
+static const yaml_node_t *entries_section(struct conf__loader *l, const struct conf__field *sec,
+					  const char *what)
+{
+	const yaml_node_t *m = conf__need(l, sec, NULL, NULL, YAML_MAPPING_NODE);
+
+	if (m && conf__map_len(m) == 0) {
+		conf__err(l, m, "%s must define at least one %s", sec->name, what);
+		return NULL;
+	}
+	return m;
+}
+
+static void parse_pools(struct conf__loader *l, const struct conf__field *sec)
+{
+	struct conf *c = l->c;
+	const yaml_node_t *m = entries_section(l, sec, "pool");
+	struct conf__entry e = { 0 };
+
+	if (!m || !(c->pools = conf__calloc(l, conf__map_len(m), sizeof *c->pools)))
+		return;
+	while (conf__entry_next(l, m, &e)) {
+		struct conf_pool *p = &c->pools[c->npools];
+
+		/* Even a badly named pool is kept, so the classes that list it do
+		 * not add "unknown pool" noise to the one real error. */
+		conf__value_name(l, e.key, "pool");
+		if (!(p->name = conf__node_dup(l, e.key)))
+			return;
+		c->npools++;
+		p->line = (int)conf__node_line(e.key);
+		/* Elastic until proven otherwise: a pool whose slice failed to
+		 * parse must not also trip the opportunistic-reserved rule. */
+		p->slice = CONF_SLICE_ELASTIC;
+		parse_pool(l, p, e.key, e.val);
+	}
+}
+
+/* ---- classes ------------------------------------------------------------ */
+
+/* The index of the pool that scalar n names, or -1. */
+static int pool_index(const struct conf *c, const yaml_node_t *n)
+{
+	size_t j;
+
+	for (j = 0; j < c->npools; j++)
+		if (conf__node_equals(n, c->pools[j].name))
+			return (int)j;
+	return -1;
+}
+
+static void parse_class_pools(struct conf__loader *l, struct conf_class_cfg *cc,
+			      enum conf_class cls, const yaml_node_t *seq, const char *ctx)
+{
+	const struct conf *c = l->c;
+	size_t i, j;
+
+	if (!(cc->pools = items_alloc(l, seq, ctx, "pools", sizeof *cc->pools)))
+		return;
+	for (i = 0; i < conf__seq_len(seq); i++) {
+		const yaml_node_t *n = conf__seq_item(l, seq, i);
+		int pi;
+
+		if (!conf__node_is(n, YAML_SCALAR_NODE) || conf__node_is_null(n)) {
+			conf__err(l, n, "pools in %s: expected a pool name, got %s", ctx,
+				  conf__kind(l, n));
+			continue;
+		}
+		if ((pi = pool_index(c, n)) < 0) {
+			conf__err(l, n, "%s lists unknown pool '%s'", ctx, conf__show(l, n));
+			continue;
+		}
+		for (j = 0; j < cc->npools && cc->pools[j] != (size_t)pi; j++)
+			;
+		if (j < cc->npools) {
+			conf__err(l, n, "%s lists pool '%s' twice", ctx, conf__show(l, n));
+			continue;
+		}
+		/* The promise at the heart of sluice: batch work never holds a
+		 * reserved slice, so interactive work never waits behind it. */
+		if (cls == CONF_CLASS_OPPORTUNISTIC && c->pools[pi].slice == CONF_SLICE_RESERVED) {
+			conf__err(l, n, "class 'opportunistic' may not use reserved pool '%s': "
+					"batch can never claim a reserved slice", conf__show(l, n));
+			continue;
+		}
+		cc->pools[cc->npools++] = (size_t)pi;
+	}
+}
+
+static void parse_class(struct conf__loader *l, enum conf_class cls, const yaml_node_t *k,
+			const yaml_node_t *v)
+{
+	struct conf__field f[NCLASS_KEYS];
+	struct conf_class_cfg *cc = &l->c->classes[cls];
+	char ctx[32];
+	const yaml_node_t *n;
+
+	cc->defined = true;
+	cc->line = (int)conf__node_line(k);
+	conf__scalars_init(class_keys, NCLASS_KEYS, cc);
+	snprintf(ctx, sizeof ctx, "class '%s'", conf_class_name(cls));
+	if (!conf__node_is(v, YAML_MAPPING_NODE)) {
+		conf__err(l, v, "%s: expected a mapping, got %s", ctx, conf__kind(l, v));
+		return;
+	}
+	conf__scalars_read(l, v, ctx, class_keys, NCLASS_KEYS, cc, f);
+	if ((n = conf__need(l, &f[CLASS_POOLS], ctx, k, YAML_SEQUENCE_NODE)))
+		parse_class_pools(l, cc, cls, n, ctx);
+}
+
+static void parse_classes(struct conf__loader *l, const struct conf__field *sec)
+{
+	const yaml_node_t *m = entries_section(l, sec, "class");
+	struct conf__entry e = { 0 };
+	enum conf_class cls;
+
+	if (!m)
+		return;
+	while (conf__entry_next(l, m, &e)) {
+		if (conf_class_parse(conf__node_text(e.key), e.key->data.scalar.length, &cls) < 0) {
+			conf__err(l, e.key, "unknown class '%s' (expected interactive, standard or opportunistic)",
+				  conf__show(l, e.key));
+			continue;
+		}
+		if (l->c->classes[cls].defined)
+			continue;	/* a duplicate that conf__dups_check() could not record */
+		parse_class(l, cls, e.key, e.val);
+	}
+}
+
+/* ---- metrics and the access log ----------------------------------------- */
+
+/* Prometheus `le` bounds: at most CONF_BUCKETS_MAX, each in (0, 1 day], and
+ * strictly ascending as Prometheus needs.  The first error ends the list. */
+static void parse_buckets(struct conf__loader *l, const struct conf__field *f,
+			  const yaml_node_t *seq)
+{
+	struct conf_metrics *m = &l->c->metrics;
+	yaml_node_item_t *it;
+	size_t n = 0;
+
+	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+		struct conf__field item = { "bucket", f->key, conf__node(l, *it) };
+		double v;
+
+		if (n == CONF_BUCKETS_MAX) {
+			conf__err(l, item.val, "metrics: at most %d buckets", CONF_BUCKETS_MAX);
+			return;
+		}
+		if (!conf__value_num(l, &item, "metrics.buckets", 0, true, 86400, &v))
+			return;
+		if (n > 0 && v <= m->buckets[n - 1]) {
+			conf__err(l, item.val, "metrics.buckets must be ascending: %g after %g", v,
+				  m->buckets[n - 1]);
+			return;
+		}
+		m->buckets[n++] = v;
+	}
+	if (n == 0) {
+		conf__err(l, f->val, "metrics.buckets: expected at least one bound");
+		return;
+	}
+	m->nbuckets = n;
+}
+
+static void parse_metrics(struct conf__loader *l, const struct conf__field *sec)
+{
+	struct conf__field f[NMETRICS_KEYS];
+	const yaml_node_t *map = conf__section(l, sec, NULL, YAML_MAPPING_NODE);
+	const yaml_node_t *seq;
+
+	if (!map)
+		return;
+	conf__scalars_read(l, map, "metrics", metrics_keys, NMETRICS_KEYS, &l->c->metrics, f);
+	if (f[METRICS_BUCKETS].key &&
+	    (seq = conf__want(l, &f[METRICS_BUCKETS], "metrics", YAML_SEQUENCE_NODE)))
+		parse_buckets(l, &f[METRICS_BUCKETS], seq);
+}
+
+/* "off" and "" both mean no access log. */
+static void parse_access_log(struct conf__loader *l, const struct conf__field *f)
+{
+	struct conf *c = l->c;
+
+	if (!conf__value_str(l, f, NULL, &c->access_log))
+		return;
+	if (c->access_log != NULL && (strcmp(c->access_log, "off") == 0 || c->access_log[0] == '\0')) {
+		free(c->access_log);
+		c->access_log = NULL;
+	}
+}
+
+/* ---- the top level ------------------------------------------------------ */
+
+static void set_defaults(struct conf__loader *l)
+{
+	/* Log-spaced from 1 ms to 10 min: interactive TTFB at the low end,
+	 * batch generations at the high end. */
+	static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+					  1, 2.5, 5, 10, 25, 60, 120, 300, 600 };
+	static const char admin[] = "127.0.0.1:9090";
+	struct conf *c = l->c;
+	char why[160];
+
+	conf__scalars_init(limits_keys, ARRAY_SIZE(limits_keys), &c->limits);
+	conf__scalars_init(timeouts_keys, ARRAY_SIZE(timeouts_keys), &c->timeouts);
+	conf__scalars_init(metrics_keys, NMETRICS_KEYS, &c->metrics);
+	c->metrics.nbuckets = ARRAY_SIZE(buckets);
+	memcpy(c->metrics.buckets, buckets, sizeof buckets);
+	if (conf__addr_resolve(admin, strlen(admin), true, &c->admin_listen, why, sizeof why) < 0)
+		conf__nomem(l);	/* a numeric address only fails to be copied */
+}
+
+/* listen is required; admin_listen has a default.  Two sockets on one
+ * address are caught here rather than as a bind error at start-up, or
+ * worse, after a reload. */
+static void parse_listen(struct conf__loader *l, const struct conf__field *listen,
+			 const struct conf__field *admin)
+{
+	struct conf *c = l->c;
+	bool lok = false, aok;
+
+	if (conf__need(l, listen, NULL, NULL, YAML_SCALAR_NODE))
+		lok = conf__addr_read(l, listen, NULL, true, &c->listen);
+	aok = conf__addr_read(l, admin, NULL, true, &c->admin_listen);
+	if (lok && aok && !conf__addr_port_zero(&c->listen) &&
+	    conf__addr_same(&c->listen, &c->admin_listen))
+		conf__err(l, admin->key ? admin->val : listen->val,
+			  "admin_listen must differ from listen (both are %s)", c->listen.text);
+}
+
+void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
+{
+	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, METRICS,
+	       ACCESS_LOG, N };
+	struct conf__field f[N] = {
+		[LISTEN] = { .name = "listen" },
+		[ADMIN] = { .name = "admin_listen" },
+		[LIMITS] = { .name = "limits" },
+		[TIMEOUTS] = { .name = "timeouts" },
+		[CLASSES] = { .name = "classes" },
+		[POOLS] = { .name = "pools" },
+		[TENANTS] = { .name = "tenants" },
+		[ANON] = { .name = "anonymous_tenant" },
+		[METRICS] = { .name = "metrics" },
+		[ACCESS_LOG] = { .name = "access_log" },
+	};
+
+	set_defaults(l);
+	if (!conf__node_is(root, YAML_MAPPING_NODE)) {
+		conf__err(l, root, "expected a mapping at the top level, got %s", conf__kind(l, root));
+		return;
+	}
+	conf__fields(l, root, NULL, f, N);
+	parse_listen(l, &f[LISTEN], &f[ADMIN]);
+	scalar_section(l, &f[LIMITS], limits_keys, ARRAY_SIZE(limits_keys), &l->c->limits);
+	scalar_section(l, &f[TIMEOUTS], timeouts_keys, ARRAY_SIZE(timeouts_keys), &l->c->timeouts);
+	parse_pools(l, &f[POOLS]);
+	parse_classes(l, &f[CLASSES]);
+	conf__tenants_read(l, &f[TENANTS]);
+	conf__anonymous_read(l, &f[ANON]);
+	parse_metrics(l, &f[METRICS]);
+	parse_access_log(l, &f[ACCESS_LOG]);
+}
