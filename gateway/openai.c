@@ -71,16 +71,34 @@ double gw_openai_usage_tokens(const char *tail, size_t len)
 	return used;
 }
 
-/* One bucket's three headers; `limit` is what the tenant was promised. */
+/* A bucket figure as a whole number (levels in debt show as 0). */
+static uint64_t whole(double v)
+{
+	return v > 0 ? (uint64_t)floor(v + 0.5) : 0;
+}
+
+/* One bucket's three headers; `limit` is what the tenant was promised.
+ * Sent on every response, so formatted without printf. */
 static int bucket_headers(struct gw_buf *out, const char *what, double limit, struct queue_bucket *b,
 			  uint64_t now_ms)
 {
 	if (queue_bucket_unlimited(b))
 		return 0;
 	double level = queue_bucket_level(b, now_ms);
-	return gw_buf_appendf(out, "x-ratelimit-limit-%s: %.0f\r\nx-ratelimit-remaining-%s: %.0f\r\n"
-			      "x-ratelimit-reset-%s: %llums\r\n", what, limit, what, level > 0 ? floor(level) : 0,
-			      what, (unsigned long long)queue_bucket_full_in(b, now_ms));
+	int rc = gw_buf_appends(out, "x-ratelimit-limit-");
+	rc |= gw_buf_appends(out, what);
+	rc |= gw_buf_append(out, ": ", 2);
+	rc |= gw_buf_append_u64(out, whole(limit));
+	rc |= gw_buf_appends(out, "\r\nx-ratelimit-remaining-");
+	rc |= gw_buf_appends(out, what);
+	rc |= gw_buf_append(out, ": ", 2);
+	rc |= gw_buf_append_u64(out, level > 0 ? (uint64_t)floor(level) : 0);
+	rc |= gw_buf_appends(out, "\r\nx-ratelimit-reset-");
+	rc |= gw_buf_appends(out, what);
+	rc |= gw_buf_append(out, ": ", 2);
+	rc |= gw_buf_append_u64(out, queue_bucket_full_in(b, now_ms));
+	rc |= gw_buf_appends(out, "ms\r\n");
+	return rc;
 }
 
 int gw_openai_ratelimit_headers(struct queue_tenant *t, uint64_t now_ms, struct gw_buf *out)

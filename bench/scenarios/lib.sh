@@ -14,7 +14,7 @@ cleanup() {
 	# shellcheck disable=SC2086 # a list of pids
 	[ -z "$PIDS" ] || kill $PIDS 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$WORK"
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 

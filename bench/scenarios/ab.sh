@@ -1,0 +1,113 @@
+#!/bin/bash
+# shellcheck disable=SC2154 # *_port and *_pid are set by start_* through eval
+# ab: is a change to the request path cheaper or dearer?  Two sluice
+# binaries (A, the baseline; B, the candidate) run the same config (a tenant
+# key, classification, histograms on, no access log) in front of the same
+# zero-latency gpusim, and are measured two ways in one run:
+#   - wrk, alternating A and B for ROUNDS rounds (this machine is noisy;
+#     alternation spreads the noise over both);
+#   - instructions per request under callgrind for a fixed sequence of
+#     requests, which is repeatable whatever else the machine does.
+#
+#   bench/scenarios/ab.sh A_SLUICE B_SLUICE [SECONDS_PER_ROUND=5] [ROUNDS=3] [CONNECTIONS=64]
+#
+# Exits non-zero only when it cannot run.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+[ $# -ge 2 ] || die "usage: $0 A_SLUICE B_SLUICE [SECONDS] [ROUNDS] [CONNECTIONS]"
+A=$1 B=$2 DUR=${3:-5} ROUNDS=${4:-3} CONNS=${5:-64}
+"$ROOT/scripts/setup.sh" --bench >/dev/null
+need wrk
+need valgrind
+
+start_gpusim sim --zero
+cat >"$WORK/sluice.yaml" <<YAML
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+classes:
+  interactive: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
+  standard: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
+pools:
+  sim:
+    slice: elastic
+    backends: [ { address: 127.0.0.1:$sim_port, max_inflight: 1024 } ]
+tenants:
+  bench:
+    keys: [ { sha256: "$(printf %s sk-bench | sha256sum | cut -d' ' -f1)" } ]
+    default_class: standard
+    max_class: interactive
+    requests_per_s: 1000000
+    tokens_per_min: 1000000000
+YAML
+cat >"$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"m","prompt":"hello world","max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["x-sluice-class"] = "interactive"
+LUA
+
+# start NAME BINARY [WRAPPER...]: sluice from BINARY on the config
+start() {
+	name=$1 bin=$2; shift 2
+	"$@" "$bin" -c "$WORK/sluice.yaml" >"$WORK/$name.log" 2>&1 &
+	eval "${name}_pid=$!"
+	PIDS="$PIDS $!"
+	eval "${name}_port=\$(wait_port \"\$WORK/$name.log\" 'proxy listening on')"
+}
+
+rps() {
+	wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$WORK/post.lua" "http://127.0.0.1:$1/v1/completions" 2>&1 |
+		awk '/Non-2xx/ { bad = 1 } /Requests\/sec/ { r = $2 } END { if (bad) print "errors"; else printf "%.0f\n", r }'
+}
+
+start a "$A"
+start b "$B"
+for p in "$a_port" "$b_port"; do rps "$p" >/dev/null; done
+ra="" rb=""
+for _ in $(seq "$ROUNDS"); do
+	ra="$ra $(rps "$a_port")"
+	rb="$rb $(rps "$b_port")"
+done
+kill "$a_pid" "$b_pid"
+
+# Instructions per request: 2,000 requests on 8 keep-alive connections.
+count() {
+	name=$1 bin=$2
+	start "$name" "$bin" valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.cg"
+	port_var="${name}_port"
+	python3 - "${!port_var}" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+req = (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-bench\r\n"
+       b"x-sluice-class: interactive\r\ncontent-type: application/json\r\ncontent-length: 52\r\n\r\n"
+       b'{"model":"m","prompt":"hello world","max_tokens":16}')
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+for _ in range(250):
+    for s in socks:
+        s.sendall(req)
+    for s in socks:
+        buf = b""
+        while b"\r\n\r\n" not in buf or len(buf.split(b"\r\n\r\n", 1)[1]) < int(
+                [l for l in buf.split(b"\r\n\r\n")[0].split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1]):
+            buf += s.recv(65536)
+PY
+	pid_var="${name}_pid"
+	kill -TERM "${!pid_var}"
+	wait "${!pid_var}" 2>/dev/null || true
+	callgrind_annotate "$WORK/$name.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
+}
+ia=$(count ca "$A")
+ib=$(count cb "$B")
+
+echo "ab: A=$A  B=$B"
+echo "wrk -t1 -c$CONNS -d${DUR}s x $ROUNDS rounds, alternating (req/s): A:$ra  B:$rb"
+awk -v a="$ra" -v b="$rb" -v ia="$ia" -v ib="$ib" 'BEGIN {
+	na = split(a, x); nb = split(b, y); sa = sb = 0
+	for (i = 1; i <= na; i++) sa += x[i]
+	for (i = 1; i <= nb; i++) sb += y[i]
+	printf "mean req/s: A %.0f  B %.0f  B/A %.3f\n", sa / na, sb / nb, (sb / nb) / (sa / na)
+	printf "instructions per request (callgrind, 2000 requests incl. start-up): A %.0f  B %.0f  B/A %.3f\n",
+		ia / 2000, ib / 2000, ib / ia
+}'
