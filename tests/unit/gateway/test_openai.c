@@ -1,12 +1,11 @@
 /*
- * test_openai.c - the OpenAI fields sluice reads and writes, and the
- * request's identity (ids.c): what a client's SDK sends, parsed for real.
+ * test_openai.c - the OpenAI fields sluice reads and writes: what a
+ * client's SDK sends, parsed for real.
  */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "gateway/http.h"
-#include "gateway/ids.h"
 #include "gateway/openai.h"
 
 static const struct gw_http_limits limits = { .max_body_bytes = 4096, .max_header_bytes = 4096, .max_headers = 16 };
@@ -81,41 +80,4 @@ Test(openai, usage_from_the_end_of_a_response, .timeout = 5)
 	cr_assert_float_eq(gw_openai_usage_tokens(sse, strlen(sse)), 30, 1e-9, "the last usage block counts");
 	const char *none = "{\"choices\":[]}";
 	cr_assert_float_eq(gw_openai_usage_tokens(none, strlen(none)), -1, 1e-9);
-}
-
-Test(ids, request_id_kept_when_printable_and_made_otherwise, .timeout = 5)
-{
-	struct gw_ids g;
-	struct gw_http h;
-	char a[GW_REQUEST_ID_SIZE], b[GW_REQUEST_ID_SIZE];
-	gw_ids_init(&g);
-	parse(&h, "GET / HTTP/1.1\r\nx-request-id: abc-123\r\n\r\n");
-	gw_ids_request_id(&g, &h.msg, a);
-	cr_assert_str_eq(a, "abc-123");
-	gw_http_finish(&h);
-	parse(&h, "GET / HTTP/1.1\r\nx-request-id: has space\r\n\r\n");
-	gw_ids_request_id(&g, &h.msg, a);
-	gw_ids_request_id(&g, &h.msg, b);
-	cr_assert_eq(strlen(a), 24);
-	cr_assert_str_neq(a, b, "made ids are unique");
-	gw_http_finish(&h);
-}
-
-Test(ids, traceparent_joins_a_valid_trace_and_starts_one_otherwise, .timeout = 5)
-{
-	struct gw_ids g;
-	struct gw_http h;
-	char tp[GW_TRACEPARENT_SIZE];
-	gw_ids_init(&g);
-	parse(&h, "GET / HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
-	gw_ids_traceparent(&g, &h.msg, tp);
-	cr_assert_eq(strncmp(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36), 0, "%s: the client's trace", tp);
-	cr_assert_neq(strncmp(tp + 36, "00f067aa0ba902b7", 16), 0, "%s: our hop has its own parent id", tp);
-	cr_assert_str_eq(tp + 52, "-01");
-	gw_http_finish(&h);
-	parse(&h, "GET / HTTP/1.1\r\ntraceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n\r\n");
-	gw_ids_traceparent(&g, &h.msg, tp);
-	cr_assert_eq(strlen(tp), 55);
-	cr_assert_neq(strncmp(tp + 3, "00000000000000000000000000000000", 32), 0, "an all-zero trace id is invalid");
-	gw_http_finish(&h);
 }
