@@ -334,12 +334,9 @@ Test(pool, reconfigure_shrink_below_inflight_takes_none_until_released, .timeout
 }
 
 /*
- * BUG (backends/pool.c, backend_pool_pick): the early return compares the
- * pool's summed inflight with its summed slots, so one backend held over
- * its (shrunk) limit hides the free slots of the others.  Here A holds 4
- * under a new limit of 1 while B has 1 free slot: pool inflight 4 >= slots
- * 2, and the pick answers NULL although B could take the request.  Enable
- * once fixed.
+ * One backend held over its (shrunk) limit must not hide the free slots of
+ * the others: A holds 4 under a new limit of 1 while B has 1 free slot, so
+ * the pool's totals (inflight 4, slots 2) say "full" but B can take work.
  */
 Test(pool, reconfigure_shrink_of_one_backend_leaves_others_usable, .timeout = 5)
 {
