@@ -94,7 +94,7 @@ int main(int argc, char **argv)
 		struct queue_tenant *t = queue_tenant_by_key(&ts, keys[t_], strlen(keys[t_])); \
 		const char *cn = class_names[(i) % 3];					\
 		struct queue_facts f = { .class_header = cn, .class_header_len = strlen(cn), \
-					 .body_bytes = 1200, .max_tokens = 0,		\
+					 .body_bytes = 1200, .prompt_tokens = 300, .output_tokens = 0,		\
 					 .deadline_ms = 600000 + (uint64_t)((i) % 977), .pools = pools }; \
 		struct queue_verdict v;							\
 		queue_admit(&q, t, &f, clock_ms, &items[i], &v);			\

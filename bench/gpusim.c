@@ -1096,6 +1096,18 @@ static void handle_stats(struct conn *c)
 	conn_respond_json(c, 200, o);
 }
 
+/* POST /debug/body: the body's length and FNV-1a 64 hash, so that tests
+ * can check that a proxy delivered it byte for byte. */
+static void handle_body_digest(struct conn *c)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < c->body_len; i++)
+		h = (h ^ (unsigned char)c->body[i]) * 0x100000001b3ull;
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+	conn_respond_json(c, 200, json_pack("{s:I, s:s}", "bytes", (json_int_t)c->body_len, "fnv1a64", hex));
+}
+
 static bool path_is(const char *path, size_t len, const char *want)
 {
 	return len == strlen(want) && memcmp(path, want, len) == 0;
@@ -1127,6 +1139,8 @@ static void conn_dispatch(struct conn *c)
 		else
 			conn_respond_error(c, 405, "invalid_request_error", "method_not_allowed",
 					   "use GET");
+	} else if (path_is(path, len, "/debug/body") && post) {
+		handle_body_digest(c);
 	} else if (path_is(path, len, "/v1/models")) {
 		conn_respond_json(c, 200,
 				  json_pack("{s:s, s:[{s:s, s:s, s:s}]}", "object", "list", "data",

@@ -31,6 +31,21 @@ int gw_buf_reserve(struct gw_buf *b, size_t extra)
 	return 0;
 }
 
+int gw_buf_reserve_exact(struct gw_buf *b, size_t extra)
+{
+	if (b->cap - b->len >= extra)
+		return 0;
+	size_t need = b->len + extra;
+	if (need < b->len)
+		return -ENOMEM;
+	char *p = realloc(b->data, need);
+	if (p == NULL)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = need;
+	return 0;
+}
+
 int gw_buf_append(struct gw_buf *b, const void *p, size_t n)
 {
 	if (n == 0)

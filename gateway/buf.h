@@ -27,6 +27,10 @@ void gw_buf_finish(struct gw_buf *b);
 /* Make room for `extra` more bytes; returns 0 or -ENOMEM. */
 int gw_buf_reserve(struct gw_buf *b, size_t extra);
 
+/* The same, growing to exactly what is asked (a size known in advance, such
+ * as a Content-Length: no copy on the way, no slack after). */
+int gw_buf_reserve_exact(struct gw_buf *b, size_t extra);
+
 /* Append bytes; returns 0 or -ENOMEM (the buffer is unchanged on failure). */
 int gw_buf_append(struct gw_buf *b, const void *p, size_t n);
 int gw_buf_appends(struct gw_buf *b, const char *s);

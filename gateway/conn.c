@@ -63,12 +63,30 @@ const char *gw__conn_peer(const struct gw_conn *c, char *buf, size_t len)
 	return buf;
 }
 
+/* The body inspection is over (read by dispatch, or the request ended). */
+static void scan_drop(struct gw_conn *c)
+{
+	free(c->scan);
+	c->scan = NULL;
+}
+
+void gw__conn_body_fields(struct gw_conn *c, struct gw_openai_body *out)
+{
+	if (c->scan == NULL) {
+		gw_openai_body_absent(out);	/* no body (or no memory to inspect it) */
+		return;
+	}
+	gw_openai_scan_finish(c->scan, out);
+	scan_drop(c);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct gw_conn *c = gw__conn_from(h->data);
 	if (--c->handles > 0)
 		return;
 	struct gw_server *srv = c->srv;
+	scan_drop(c);
 	gw_http_finish(&c->http);
 	gw_buf_finish(&c->pending);
 	if (c->prev != NULL)
@@ -333,6 +351,12 @@ static void on_head(struct gw_conn *c)
 		return;
 	}
 	bool has_body = m->chunked || (m->has_length && m->content_length > 0);
+	if (has_body && !c->admin && c->scan == NULL && (c->scan = malloc(sizeof(*c->scan))) != NULL) {
+		/* The body is inspected read by read as it arrives: admission
+		 * then has its fields at once, with no pass over it. */
+		gw_openai_scan_init(c->scan);
+		gw_http_observe_body(&c->http, gw_openai_scan_observe, c->scan);
+	}
 	if (m->expect_continue && has_body && m->http_minor >= 1) {
 		struct gw_buf out = GW_BUF_INIT;
 		if (gw_buf_appends(&out, "HTTP/1.1 100 Continue\r\n\r\n") == 0)
@@ -463,6 +487,7 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive)
 {
 	if (c->state == GW_CONN_CLOSING)
 		return;
+	scan_drop(c);
 	gw__account_end(&c->srv->account, c);
 	if (c->writes > 0) {
 		/* answers still on their way: the timer judges progress from here */

@@ -68,6 +68,8 @@
 
 struct gw_server;
 struct gw_exchange;
+struct gw_openai_body;
+struct gw_openai_scan;
 
 enum gw_conn_state {
 	GW_CONN_IDLE = 0,
@@ -88,6 +90,7 @@ struct gw_conn {
 	struct queue_item qi;			/* tenant, class, charge; queued while QUEUED */
 	struct gw_exchange *x;			/* while UPSTREAM */
 	struct gw_defer resume;			/* parse pending bytes from the loop */
+	struct gw_openai_scan *scan;		/* the body's inspection, while it arrives */
 	struct gw_http http;			/* request parser and current request */
 	struct gw_buf pending;			/* read but not parsed yet (pipelining) */
 	enum gw_conn_state state;
@@ -152,6 +155,10 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive);
  * to its end).
  */
 void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms);
+
+/* The fields admission reads from the current request's body (openai.h),
+ * inspected as it arrived; the inspection's memory is freed. */
+void gw__conn_body_fields(struct gw_conn *c, struct gw_openai_body *out);
 
 /* Arm / stop the connection's one timer for the current phase (both leave
  * a doomed connection's closing timer alone). */

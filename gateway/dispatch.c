@@ -171,7 +171,7 @@ void gw__dispatch_request(struct gw_conn *c)
 	if (t == NULL)
 		return;
 	struct gw_openai_body body;
-	gw_openai_read_body(m->body.data, m->body.len, &body);
+	gw__conn_body_fields(c, &body);
 	const struct gw_field *cls = gw_msg_field(m, "x-sluice-class");
 	struct queue_facts facts = {
 		.class_header = cls ? gw_field_value(m, cls) : NULL,
@@ -179,7 +179,8 @@ void gw__dispatch_request(struct gw_conn *c)
 		.tier = body.tier_len ? body.tier : NULL,
 		.tier_len = body.tier_len,
 		.body_bytes = m->body.len,
-		.max_tokens = body.max_tokens,
+		.prompt_tokens = gw_openai_prompt_tokens(&body, m->body.len),
+		.output_tokens = gw_openai_output_tokens(&body),
 		.deadline_ms = client_deadline(m),
 		.pools = pool_view(srv, now),
 	};

@@ -134,6 +134,11 @@ static int on_headers_complete(llhttp_t *p)
 		gw_token_eq(gw_field_value(m, expect), expect->value_len, "100-continue");
 	if (h->body_cb == NULL && m->has_length && m->content_length > h->limits->max_body_bytes)
 		return fail(h, GW_R_BODY_TOO_LARGE, "request body is too large");
+	/* A declared length is allocated once: no copies while it grows, and
+	 * no slack held while the request waits in a queue. */
+	if (h->body_cb == NULL && m->has_length && m->content_length > 0 &&
+	    gw_buf_reserve_exact(&m->body, (size_t)m->content_length) < 0)
+		return fail(h, GW_R_INTERNAL, "out of memory");
 	h->head_done = true;
 	/* A response to HEAD has no body whatever its fields say: tell llhttp
 	 * (return 1) instead of pausing; the head event is reported anyway. */
@@ -151,6 +156,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 		return fail(h, GW_R_BODY_TOO_LARGE, "request body is too large");
 	if (gw_buf_append(&h->msg.body, at, len) < 0)
 		return fail(h, GW_R_INTERNAL, "out of memory");
+	if (h->observe_cb != NULL && h->observe_cb(h->observe_ctx, at, len) != 0)
+		return fail(h, GW_R_INTERNAL, "body inspection failed");
 	return 0;
 }
 
@@ -222,6 +229,14 @@ void gw_http_next(struct gw_http *h, bool release)
 	h->head_done = h->head_reported = h->done = h->started = h->skip_body = false;
 	h->error = 0;
 	h->error_detail = NULL;
+	h->observe_cb = NULL;
+	h->observe_ctx = NULL;
+}
+
+void gw_http_observe_body(struct gw_http *h, gw_http_body_cb cb, void *ctx)
+{
+	h->observe_cb = cb;
+	h->observe_ctx = ctx;
 }
 
 void gw_http_expect_no_body(struct gw_http *h)

@@ -73,6 +73,8 @@ struct gw_http {
 	const struct gw_http_limits *limits;
 	gw_http_body_cb body_cb;
 	void *body_ctx;
+	gw_http_body_cb observe_cb;	/* sees a buffered body as it arrives */
+	void *observe_ctx;
 	struct gw_msg msg;
 	uint32_t head_seen;		/* bytes consumed before the head completed */
 	uint8_t in;			/* which token the last data callback appended to */
@@ -112,6 +114,12 @@ enum gw_http_event gw_http_eof(struct gw_http *h);
  * little as possible).
  */
 void gw_http_next(struct gw_http *h, bool release);
+
+/* After GW_HTTP_HEAD: hand the buffered body's bytes to `cb` too, as they
+ * are parsed (so a body can be inspected read by read, with no second
+ * pass).  A non-zero return fails the message with an internal error.  Ends
+ * with the message (gw_http_next()). */
+void gw_http_observe_body(struct gw_http *h, gw_http_body_cb cb, void *ctx);
 
 /* The response to a HEAD request has no body: tell the parser before feeding it. */
 void gw_http_expect_no_body(struct gw_http *h);

@@ -3,6 +3,7 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,29 +24,253 @@ const char *gw_openai_api_key(const struct gw_msg *m, size_t *len)
 	return NULL;
 }
 
-void gw_openai_read_body(const char *body, size_t len, struct gw_openai_body *out)
+/*
+ * The body scan.  What a value means depends on where it is; `field[d]`
+ * records it for the value at depth d (1: a member of the top object), set
+ * when the value starts and read when it (or a value inside it) ends.
+ */
+enum field {
+	F_OTHER = 0,
+	F_MODEL, F_TIER, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS, F_N, F_STREAM,
+	F_PROMPT,		/* prompt or input: a string, or an array of them or of token ids */
+	F_PROMPT_ITEM,		/* an element of that array */
+	F_TOKEN_IDS,		/* an array of token ids inside it */
+	F_MESSAGES,		/* the messages array */
+	F_MESSAGE,		/* one message object */
+	F_CONTENT,		/* its content: a string or an array of parts */
+	F_PART,			/* a content part object */
+	F_PART_TEXT,		/* its text */
+};
+
+/* Values deeper than this mean nothing to admission (a part's text is 5). */
+#define SCAN_DEPTH 5
+
+static bool key_is(const char *key, size_t len, const char *name)
 {
-	out->tier_len = 0;
-	out->max_tokens = -1;
-	size_t i = 0;
-	while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
-		i++;
-	if (i == len || body[i] != '{')
-		return;
-	json_t *root = json_loadb(body, len, 0, NULL);
-	if (root == NULL)
-		return;
-	const char *tier = json_string_value(json_object_get(root, "service_tier"));
-	if (tier != NULL && strlen(tier) < sizeof(out->tier)) {
-		out->tier_len = strlen(tier);
-		memcpy(out->tier, tier, out->tier_len);
+	return key != NULL && len == strlen(name) && memcmp(key, name, len) == 0;
+}
+
+static enum field top_field(const char *key, size_t len)
+{
+	static const struct { const char *name; enum field f; } fields[] = {
+		{ "model", F_MODEL }, { "service_tier", F_TIER }, { "max_tokens", F_MAX_TOKENS },
+		{ "max_completion_tokens", F_MAX_COMPLETION_TOKENS }, { "n", F_N }, { "stream", F_STREAM },
+		{ "prompt", F_PROMPT }, { "input", F_PROMPT }, { "messages", F_MESSAGES },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (key_is(key, len, fields[i].name))
+			return fields[i].f;
+	return F_OTHER;
+}
+
+/* A top-level member starts: forget what an earlier member of the same name
+ * said (the last one wins, as in JSON parsers). */
+static void top_reset(struct gw_openai_scan *sc, enum field f)
+{
+	struct gw_openai_body *b = &sc->body;
+	switch (f) {
+	case F_MODEL: b->model_len = 0; break;
+	case F_TIER: b->tier_len = 0; break;
+	case F_MAX_TOKENS: sc->max_tokens = -1; break;
+	case F_MAX_COMPLETION_TOKENS: sc->max_completion_tokens = -1; break;
+	case F_N: b->n = -1; break;
+	case F_STREAM: b->stream = -1; break;
+	case F_PROMPT: sc->token_ids[sc->which] = 0; sc->prompt_bytes[sc->which] = 0; break;
+	case F_MESSAGES: b->messages = 0; sc->message_bytes = 0; break;
+	default: break;
 	}
-	json_t *mt = json_object_get(root, "max_completion_tokens");
-	if (!json_is_integer(mt))
-		mt = json_object_get(root, "max_tokens");
-	if (json_is_integer(mt) && json_integer_value(mt) >= 0)
-		out->max_tokens = json_integer_value(mt);
-	json_decref(root);
+}
+
+/* What the value at depth d (of `type`, named `key` in an object) is. */
+static enum field classify(struct gw_openai_scan *sc, uint32_t d, const char *key, size_t len,
+			   enum gw_jscan_type type)
+{
+	bool object = type == GW_JSCAN_OBJECT;
+	switch (d == 1 ? F_OTHER : sc->field[d - 1]) {
+	case F_OTHER:
+		return d == 1 ? top_field(key, len) : F_OTHER;
+	case F_PROMPT:
+		return F_PROMPT_ITEM;
+	case F_PROMPT_ITEM:
+		return F_TOKEN_IDS;
+	case F_MESSAGES:
+		return object ? F_MESSAGE : F_OTHER;
+	case F_MESSAGE:
+		return key_is(key, len, "content") ? F_CONTENT : F_OTHER;
+	case F_CONTENT:
+		return object ? F_PART : F_OTHER;
+	case F_PART:
+		return key_is(key, len, "text") ? F_PART_TEXT : F_OTHER;
+	default:
+		return F_OTHER;
+	}
+}
+
+static enum gw_jscan_want on_value(void *ctx, uint32_t d, const char *key, size_t len, enum gw_jscan_type type)
+{
+	struct gw_openai_scan *sc = ctx;
+	enum field f = classify(sc, d, key, len, type);
+	sc->field[d] = (uint8_t)f;
+	/* A value replaces what an earlier one of the same name said, whatever
+	 * its type (the last duplicate wins, as in JSON parsers). */
+	if (d == 1) {
+		sc->which = f == F_PROMPT && key_is(key, len, "input");
+		top_reset(sc, f);
+	} else if (f == F_CONTENT) {
+		sc->content_bytes = 0;
+	} else if (f == F_PART || f == F_PART_TEXT) {
+		sc->part_bytes = 0;
+	} else if (f == F_MESSAGE) {
+		sc->body.messages++;
+		sc->content_bytes = 0;
+	}
+	bool object = type == GW_JSCAN_OBJECT, array = type == GW_JSCAN_ARRAY;
+	if (f == F_OTHER || (object && f != F_MESSAGE && f != F_PART) ||
+	    (array && f != F_PROMPT && f != F_PROMPT_ITEM && f != F_MESSAGES && f != F_CONTENT))
+		return GW_JSCAN_SKIP;	/* containers are followed only where members mean something */
+	if (type == GW_JSCAN_STRING)
+		return f == F_MODEL || f == F_TIER ? GW_JSCAN_CAPTURE : GW_JSCAN_COUNT;
+	if (f == F_PART_TEXT)
+		return GW_JSCAN_SKIP;	/* a text that is not a string is no text */
+	if (f == F_PROMPT_ITEM || f == F_TOKEN_IDS)
+		return GW_JSCAN_COUNT;	/* a token id: its type is all that counts */
+	return GW_JSCAN_CAPTURE;	/* other scalars captured, containers followed */
+}
+
+/* A captured integer's value (it fits: the scanner checked), or -1 when it
+ * is negative. */
+static int64_t whole_number(const char *text, size_t len)
+{
+	char buf[24];
+	if (text == NULL || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	long long v = strtoll(buf, NULL, 10);
+	return v >= 0 ? v : -1;
+}
+
+static void top_end(struct gw_openai_scan *sc, enum field f, enum gw_jscan_type type, const char *text,
+		    size_t len, uint64_t count)
+{
+	struct gw_openai_body *b = &sc->body;
+	bool integer = type == GW_JSCAN_INTEGER;
+	switch (f) {
+	case F_MODEL:
+		if (text != NULL && type == GW_JSCAN_STRING && len < sizeof(b->model)) {
+			memcpy(b->model, text, len);
+			b->model_len = len;
+		}
+		break;
+	case F_TIER:
+		if (text != NULL && type == GW_JSCAN_STRING && len < sizeof(b->tier)) {
+			memcpy(b->tier, text, len);
+			b->tier_len = len;
+		}
+		break;
+	case F_MAX_TOKENS: sc->max_tokens = integer ? whole_number(text, len) : -1; break;
+	case F_MAX_COMPLETION_TOKENS: sc->max_completion_tokens = integer ? whole_number(text, len) : -1; break;
+	case F_N: b->n = integer ? whole_number(text, len) : -1; break;
+	case F_STREAM: b->stream = type == GW_JSCAN_TRUE ? 1 : type == GW_JSCAN_FALSE ? 0 : -1; break;
+	case F_PROMPT: if (type == GW_JSCAN_STRING) sc->prompt_bytes[sc->which] = count; break;
+	default: break;
+	}
+}
+
+static void on_value_end(void *ctx, uint32_t d, enum gw_jscan_type type, const char *text, size_t len,
+			 bool overflow, uint64_t count)
+{
+	struct gw_openai_scan *sc = ctx;
+	enum field f = (enum field)sc->field[d];
+	if (d == 1) {
+		top_end(sc, f, type, text, len, count);
+		return;
+	}
+	switch (f) {
+	case F_PROMPT_ITEM:
+	case F_TOKEN_IDS:
+		if (type == GW_JSCAN_STRING && f == F_PROMPT_ITEM)
+			sc->prompt_bytes[sc->which] += count;
+		else if (type == GW_JSCAN_INTEGER)
+			sc->token_ids[sc->which]++;
+		break;
+	case F_CONTENT:
+		if (type == GW_JSCAN_STRING)
+			sc->content_bytes = count;
+		break;
+	case F_PART_TEXT:
+		sc->part_bytes = count;	/* the last text of a part wins */
+		break;
+	case F_PART:
+		sc->content_bytes += sc->part_bytes;
+		break;
+	case F_MESSAGE:
+		sc->message_bytes += sc->content_bytes;
+		sc->content_bytes = 0;
+		break;
+	default:
+		break;
+	}
+}
+
+static const struct gw_jscan_ops scan_ops = { on_value, on_value_end };
+
+void gw_openai_scan_init(struct gw_openai_scan *sc)
+{
+	memset(&sc->body, 0, sizeof(sc->body));
+	sc->body.n = sc->max_tokens = sc->max_completion_tokens = -1;
+	sc->body.stream = -1;
+	memset(sc->prompt_bytes, 0, sizeof(sc->prompt_bytes));
+	memset(sc->token_ids, 0, sizeof(sc->token_ids));
+	sc->message_bytes = sc->content_bytes = sc->part_bytes = 0;
+	sc->which = 0;
+	gw_jscan_init(&sc->js, &scan_ops, sc, SCAN_DEPTH);
+}
+
+void gw_openai_scan_feed(struct gw_openai_scan *sc, const char *data, size_t len)
+{
+	gw_jscan_feed(&sc->js, data, len);
+}
+
+int gw_openai_scan_observe(void *ctx, const char *data, size_t len)
+{
+	gw_jscan_feed(&((struct gw_openai_scan *)ctx)->js, data, len);
+	return 0;
+}
+
+void gw_openai_body_absent(struct gw_openai_body *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->n = out->max_tokens = -1;
+	out->stream = -1;
+}
+
+void gw_openai_scan_finish(struct gw_openai_scan *sc, struct gw_openai_body *out)
+{
+	if (!gw_jscan_finish(&sc->js) || sc->js.top != GW_JSCAN_OBJECT) {
+		gw_openai_body_absent(out);
+		return;
+	}
+	*out = sc->body;
+	out->valid = true;
+	out->text_bytes = sc->prompt_bytes[0] + sc->prompt_bytes[1] + sc->message_bytes;
+	out->token_ids = sc->token_ids[0] + sc->token_ids[1];
+	out->max_tokens = sc->max_completion_tokens >= 0 ? sc->max_completion_tokens : sc->max_tokens;
+}
+
+double gw_openai_prompt_tokens(const struct gw_openai_body *b, uint64_t body_len)
+{
+	if (!b->valid)
+		return (double)body_len / GW_OPENAI_BYTES_PER_TOKEN;
+	return ceil((double)b->text_bytes / GW_OPENAI_BYTES_PER_TOKEN) + (double)b->token_ids +
+	       (double)b->messages * GW_OPENAI_TOKENS_PER_MESSAGE;
+}
+
+double gw_openai_output_tokens(const struct gw_openai_body *b)
+{
+	if (b->max_tokens < 0)
+		return -1;
+	return (double)b->max_tokens * (b->n > 1 ? (double)b->n : 1);
 }
 
 double gw_openai_usage_tokens(const char *tail, size_t len)

@@ -4,8 +4,12 @@
  * Clients speak the OpenAI HTTP API (official SDKs, vLLM, TGI).  sluice
  * reads a little of it and writes a little of it:
  *   - the API key: `Authorization: Bearer KEY`, or `x-api-key: KEY`;
- *   - from a JSON request body: `service_tier` (the class a request asks
- *     for) and `max_completion_tokens` / `max_tokens` (its output);
+ *   - from a JSON request body, scanned as it arrives (jscan.h), never
+ *     built into a document: `model`, `service_tier` (the class a request
+ *     asks for), `max_completion_tokens` / `max_tokens` and `n` (its
+ *     output), `stream`, and the text the model reads (`prompt` or
+ *     `input`: strings or token ids; `messages[].content`: a string or text
+ *     parts), from which its prompt tokens are estimated;
  *   - from the end of a response: the `usage` block's `total_tokens`,
  *     which OpenAI-compatible servers put last (in the JSON, or in the
  *     final server-sent event before [DONE]);
@@ -20,21 +24,72 @@
 
 #include "gateway/buf.h"
 #include "gateway/http.h"
+#include "gateway/jscan.h"
 #include "queue/tenant.h"
 
 /* The key the request presents, or NULL; *len is its length. */
 const char *gw_openai_api_key(const struct gw_msg *m, size_t *len);
 
-/* What admission reads from a request body. */
+#define GW_OPENAI_MODEL_MAX 256
+#define GW_OPENAI_TIER_MAX 16
+/* Prompt tokens are estimated as one per this many bytes of text, the usual
+ * rule of thumb for English with GPT-style tokenizers, plus a few per chat
+ * message for its role and framing. */
+#define GW_OPENAI_BYTES_PER_TOKEN 4
+#define GW_OPENAI_TOKENS_PER_MESSAGE 4
+
+/* What admission reads from a request body.  Every field is absent unless
+ * the whole body is one valid JSON object; duplicate keys: the last wins. */
 struct gw_openai_body {
-	char tier[16];			/* service_tier, when it fits */
-	size_t tier_len;		/* 0: none */
-	int64_t max_tokens;		/* -1 when absent */
+	bool valid;			/* a valid JSON object */
+	char model[GW_OPENAI_MODEL_MAX];
+	size_t model_len;		/* 0: absent (or longer than the buffer) */
+	char tier[GW_OPENAI_TIER_MAX];
+	size_t tier_len;		/* 0: absent */
+	int64_t max_tokens;		/* max_completion_tokens, else max_tokens; -1: absent */
+	int64_t n;			/* choices asked for; -1: absent */
+	int stream;			/* -1: absent, else 0 or 1 */
+	uint64_t text_bytes;		/* decoded bytes of prompt and message text */
+	uint64_t token_ids;		/* prompt tokens given as ids */
+	uint32_t messages;		/* chat messages */
 };
 
-/* Read the fields above from a JSON body; a body that is not a JSON object
- * leaves them unset (the backend answers it in its own words). */
-void gw_openai_read_body(const char *body, size_t len, struct gw_openai_body *out);
+/* The scan of one body as it arrives (one per request with a body). */
+struct gw_openai_scan {
+	struct gw_jscan js;
+	struct gw_openai_body body;
+	int64_t max_tokens, max_completion_tokens;
+	uint64_t prompt_bytes[2], token_ids[2];	/* of the last prompt [0] and input [1] */
+	uint8_t which;			/* 0: reading prompt, 1: input */
+	uint64_t message_bytes;		/* of the last messages array */
+	uint64_t content_bytes;		/* of the chat message being read */
+	uint64_t part_bytes;		/* of the content part being read */
+	uint8_t field[8];		/* by depth: what the value being read is */
+};
+
+/* Start scanning a body. */
+void gw_openai_scan_init(struct gw_openai_scan *sc);
+
+/* The next bytes of the body, as they arrive. */
+void gw_openai_scan_feed(struct gw_openai_scan *sc, const char *data, size_t len);
+
+/* The same, shaped as a gw_http body observer (http.h); ctx is the scan. */
+int gw_openai_scan_observe(void *ctx, const char *data, size_t len);
+
+/* A body with no fields (no body at all, or not a JSON object). */
+void gw_openai_body_absent(struct gw_openai_body *out);
+
+/* The body is complete: its fields (all absent unless it was a valid JSON
+ * object). */
+void gw_openai_scan_finish(struct gw_openai_scan *sc, struct gw_openai_body *out);
+
+/* Prompt tokens to charge for a body of `body_len` bytes whose scan gave b:
+ * from its text when it is a valid object, else one per
+ * GW_OPENAI_BYTES_PER_TOKEN bytes of the body. */
+double gw_openai_prompt_tokens(const struct gw_openai_body *b, uint64_t body_len);
+
+/* Output tokens it asks for (max_tokens x n), or -1 when it does not say. */
+double gw_openai_output_tokens(const struct gw_openai_body *b);
 
 /* total_tokens of the last `"usage": {...}` in the tail of a response body,
  * or -1 when there is none. */

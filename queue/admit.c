@@ -8,8 +8,8 @@
  *      back to the tenant's default);
  *   2. refuse no_backend when no pool of the class has a healthy backend
  *      (nothing could serve it, so it must not cost quota);
- *   3. charge one request, then the token estimate (prompt from the body
- *      size, plus max_tokens or limits.default_max_tokens); a bucket that
+ *   3. charge one request, then the token estimate (the prompt's, plus the
+ *      output it asks for or limits.default_max_tokens); a bucket that
  *      cannot pay refuses with its wait as the hint;
  *   4. START on the first pool of the class (preference order) with a free
  *      slot within the class's max_slot_share, when nobody of the class is
@@ -126,8 +126,8 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 		reject(v, QUEUE_R_NO_BACKEND, 0);
 		return;
 	}
-	double out = f->max_tokens >= 0 ? (double)f->max_tokens : q->conf->limits.default_max_tokens;
-	v->tokens = (double)f->body_bytes / QUEUE_BYTES_PER_TOKEN + out;
+	double out = f->output_tokens >= 0 ? f->output_tokens : q->conf->limits.default_max_tokens;
+	v->tokens = f->prompt_tokens + out;
 	if (!charge(t, v->tokens, now_ms, it, v))
 		return;
 	it->cost = v->tokens;

@@ -36,9 +36,6 @@
 #include "queue/queue.h"
 #include "queue/tenant.h"
 
-/* Output tokens assumed from the body size: about four bytes a token. */
-#define QUEUE_BYTES_PER_TOKEN 4
-
 /* What the gateway sees of pool p now (backends/ knows; queue/ is told). */
 enum {
 	QUEUE_POOL_UP = 1,		/* some backend is healthy */
@@ -51,8 +48,9 @@ struct queue_facts {
 	size_t class_header_len;
 	const char *tier;		/* OpenAI service_tier, or NULL */
 	size_t tier_len;
-	uint64_t body_bytes;
-	int64_t max_tokens;		/* output asked for; < 0 when not said */
+	uint64_t body_bytes;		/* held while queued */
+	double prompt_tokens;		/* estimated from the body (gateway/openai.c) */
+	double output_tokens;		/* asked for (max_tokens x n); < 0 when not said */
 	uint64_t deadline_ms;		/* x-sluice-deadline-ms; UINT64_MAX when not sent */
 	const uint8_t *pools;		/* [conf.npools]: QUEUE_POOL_* bits */
 };

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Fuzz the HTTP parsing layer and the config loader with libFuzzer under
-# ASan + UBSan (clang from Debian).  Bounded: SECONDS per target (60).
+# Fuzz the HTTP parsing layer, the request body scan (checked against
+# jansson) and the config loader with libFuzzer under ASan + UBSan (clang
+# from Debian).  Bounded: SECONDS per target (60).
 #
 #   scripts/fuzz.sh [SECONDS]
 set -eu
@@ -9,15 +10,22 @@ secs=${1:-60}
 out=build-fuzz
 mkdir -p "$out"
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I/usr/share/include/llhttp"
-# shellcheck disable=SC2086 # $flags is a list of flags
-clang $flags tests/fuzz/fuzz_http.c gateway/http.c gateway/buf.c gateway/errors.c \
-	/usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c -ljansson -o "$out/fuzz_http"
+llhttp="/usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c"
+# shellcheck disable=SC2086 # $flags and $llhttp are lists
+clang $flags tests/fuzz/fuzz_http.c gateway/http.c gateway/buf.c gateway/errors.c conf/*.c $llhttp \
+	-ljansson -lyaml -lcrypto -o "$out/fuzz_http"
+# shellcheck disable=SC2086
+clang $flags tests/fuzz/fuzz_body.c gateway/openai.c gateway/jscan.c gateway/buf.c gateway/http.c \
+	queue/bucket.c $llhttp -ljansson -lm -o "$out/fuzz_body"
 # shellcheck disable=SC2086
 clang $flags tests/fuzz/fuzz_conf.c conf/*.c -lyaml -o "$out/fuzz_conf"
-for t in http conf; do
+for t in http body conf; do
 	mkdir -p "$out/corpus-$t"
 	echo "fuzz: $t for ${secs}s"
-	"$out/fuzz_$t" -max_total_time="$secs" -max_len=4096 -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
+	dict=""
+	[ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
+	# shellcheck disable=SC2086 # $dict is empty or one flag
+	"$out/fuzz_$t" $dict -max_total_time="$secs" -max_len=4096 -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
 		"$out/corpus-$t" "tests/fuzz/corpus/$t" 2>"$out/fuzz_$t.log" || { tail -40 "$out/fuzz_$t.log"; exit 1; }
 	grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/fuzz_$t.log" | sed "s/^/fuzz: $t: /"
 done

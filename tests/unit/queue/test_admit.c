@@ -48,8 +48,8 @@ static void setup(struct fixture *f)
 	queue_set_pool_slots(&f->q, GOLD, 2);
 	queue_set_pool_slots(&f->q, SPOT, 8);
 	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
-	f->facts = (struct queue_facts){ .body_bytes = 400, .max_tokens = -1, .deadline_ms = UINT64_MAX,
-					 .pools = f->pools };
+	f->facts = (struct queue_facts){ .body_bytes = 400, .prompt_tokens = 100, .output_tokens = -1,
+					 .deadline_ms = UINT64_MAX, .pools = f->pools };
 }
 
 static void teardown(struct fixture *f)
@@ -86,14 +86,13 @@ Test(admit, classifies_caps_charges_and_starts_on_the_first_pool_with_a_slot, .t
 	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &it, &v);
 	cr_assert_eq(v.klass, CONF_CLASS_INTERACTIVE);
 	cr_assert_eq(v.pool, GOLD, "the class's first pool");
-	cr_assert_float_eq(it.charge.tokens, 400 / QUEUE_BYTES_PER_TOKEN + 100, 1e-9,
-			   "prompt from the body size plus default_max_tokens");
+	cr_assert_float_eq(it.charge.tokens, 100 + 100, 1e-9, "the prompt's estimate plus default_max_tokens");
 	cr_assert_float_eq(level(&tenant(&f, 0)->tokens, 0), 6000 - 200, 1e-9);
 	cr_assert_float_eq(level(&tenant(&f, 0)->requests, 0), 9, 1e-9);
 
 	/* interactive may hold 1 of gold's 2 slots (max_slot_share 0.5). */
 	queue_on_dispatch(&f.q, GOLD, CONF_CLASS_INTERACTIVE);
-	f.facts.max_tokens = 50;
+	f.facts.output_tokens = 50;
 	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &it, &v);
 	cr_assert_eq(v.pool, SPOT, "gold is at the class's share: spill to spot");
 	cr_assert_float_eq(it.charge.tokens, 150, 1e-9, "max_tokens replaces the default");
@@ -127,7 +126,7 @@ Test(admit, refusals_cost_nothing, .timeout = 5)
 
 	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
 	cr_assert_eq(v.action, QUEUE_START, "a spends 200 of its 6000 tokens");
-	f.facts.max_tokens = 6000;	/* 6100: more than a holds */
+	f.facts.output_tokens = 6000;	/* 6100: more than a holds */
 	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
 	cr_assert_eq(v.reason, QUEUE_R_TOKENS_EXCEEDED);
 	cr_assert_float_eq(v.tokens, 6100, 1e-9);
