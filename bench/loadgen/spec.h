@@ -23,7 +23,7 @@
 #define LG_HEADERS_MAX 16
 #define LG_CONCURRENCY_MAX 100000
 #define LG_MAX_CONNS_DEFAULT 1000
-#define LG_TOKENS_MAX 1000000
+#define LG_TOKENS_MAX 4194304	/* a 16 MiB prompt */
 
 #define LG_STREAM_FIELDS_HELP \
 	"  name=NAME            label in the table and the JSON (stream1, stream2, ...)\n" \
