@@ -432,9 +432,23 @@ static void resumed(struct gw_defer *d)
 		conn_resume(c);
 }
 
+/* Reads land in the server's one read buffer, except the rest of a large
+ * body of known length: that is read straight into the request's body
+ * buffer (allocated whole at the head), with no copy and in as few reads as
+ * the socket allows. */
+#define BODY_DIRECT_MIN (16 * 1024)
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct gw_conn *c = gw__conn_from(h->data);
+	size_t room;
+	char *at;
+	if (c->state == GW_CONN_BODY && c->pending.len == 0 && conn_parsing(c) &&
+	    (at = gw_http_body_room(&c->http, &room)) != NULL && room >= BODY_DIRECT_MIN) {
+		buf->base = at;
+		buf->len = room;
+		return;
+	}
 	buf->base = c->srv->readbuf;
 	buf->len = sizeof(c->srv->readbuf);
 }

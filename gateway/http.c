@@ -154,7 +154,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 		return h->body_cb(h->body_ctx, at, len) == 0 ? 0 : fail(h, GW_R_INTERNAL, "body sink failed");
 	if (h->msg.body.len + len > h->limits->max_body_bytes)
 		return fail(h, GW_R_BODY_TOO_LARGE, "request body is too large");
-	if (gw_buf_append(&h->msg.body, at, len) < 0)
+	if (at == h->msg.body.data + h->msg.body.len && h->msg.body.cap - h->msg.body.len >= len)
+		h->msg.body.len += len;	/* read straight into the body (gw_http_body_room) */
+	else if (gw_buf_append(&h->msg.body, at, len) < 0)
 		return fail(h, GW_R_INTERNAL, "out of memory");
 	if (h->observe_cb != NULL && h->observe_cb(h->observe_ctx, at, len) != 0)
 		return fail(h, GW_R_INTERNAL, "body inspection failed");
@@ -231,6 +233,18 @@ void gw_http_next(struct gw_http *h, bool release)
 	h->error_detail = NULL;
 	h->observe_cb = NULL;
 	h->observe_ctx = NULL;
+}
+
+char *gw_http_body_room(struct gw_http *h, size_t *len)
+{
+	struct gw_msg *m = &h->msg;
+	if (h->body_cb != NULL || !h->head_done || h->done || !m->has_length || m->body.len >= m->content_length)
+		return NULL;
+	size_t left = (size_t)(m->content_length - m->body.len);
+	if (m->body.cap - m->body.len < left)
+		return NULL;
+	*len = left;
+	return m->body.data + m->body.len;
 }
 
 void gw_http_observe_body(struct gw_http *h, gw_http_body_cb cb, void *ctx)

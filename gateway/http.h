@@ -115,6 +115,14 @@ enum gw_http_event gw_http_eof(struct gw_http *h);
  */
 void gw_http_next(struct gw_http *h, bool release);
 
+/*
+ * While a buffered body of declared length arrives: where its remaining
+ * bytes go, and how many are still due (*len), or NULL.  A reader may read
+ * the socket straight into this room and feed the parser from there; the
+ * parser then keeps the bytes where they are instead of copying them.
+ */
+char *gw_http_body_room(struct gw_http *h, size_t *len);
+
 /* After GW_HTTP_HEAD: hand the buffered body's bytes to `cb` too, as they
  * are parsed (so a body can be inspected read by read, with no second
  * pass).  A non-zero return fails the message with an internal error.  Ends
