@@ -163,7 +163,6 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	const struct gw_reqrec *r = &c->rec;
 	const struct gw_msg *m = &c->http.msg;
 	struct gw_buf *b = &a->line;
-	char peer[64];
 	b->len = 0;
 	const char *path = m->head.data ? gw_msg_start(m) : "";
 	size_t plen = m->head.data ? m->start_len : 0;
@@ -209,7 +208,7 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	rc |= APPEND_LIT(b, ",\"traceparent\":\"");
 	rc |= gw_buf_append(b, r->traceparent, strlen(r->traceparent));
 	rc |= APPEND_LIT(b, "\",\"peer\":\"");
-	rc |= gw_buf_appends(b, gw__conn_peer(c, peer, sizeof(peer)));
+	rc |= gw_buf_appends(b, gw__conn_peer(c));
 	rc |= APPEND_LIT(b, "\"}\n");
 	if (rc != 0) {
 		a->alog.dropped++;

@@ -51,16 +51,22 @@ struct gw_conn *gw__conn_from(void *handle_data)
 	return c;
 }
 
-const char *gw__conn_peer(const struct gw_conn *c, char *buf, size_t len)
+/* The peer's address as text, formatted once per connection: it goes into
+ * every request's x-forwarded-for and log line. */
+static void peer_name(struct gw_conn *c)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
 	if (sa->sa_family == AF_INET6)
-		uv_ip6_name((const struct sockaddr_in6 *)sa, buf, len);
+		uv_ip6_name((const struct sockaddr_in6 *)sa, c->peer_text, sizeof(c->peer_text));
 	else if (sa->sa_family == AF_INET)
-		uv_ip4_name((const struct sockaddr_in *)sa, buf, len);
+		uv_ip4_name((const struct sockaddr_in *)sa, c->peer_text, sizeof(c->peer_text));
 	else
-		snprintf(buf, len, "unknown");
-	return buf;
+		snprintf(c->peer_text, sizeof(c->peer_text), "unknown");
+}
+
+const char *gw__conn_peer(const struct gw_conn *c)
+{
+	return c->peer_text;
 }
 
 /* The body inspection is over (read by dispatch, or the request ended). */
@@ -558,7 +564,6 @@ void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, ui
 	bool keep = c->http.done && c->http.msg.keep_alive && !srv->draining;
 	const char *tenant = c->classified ? c->qi.tenant->cfg->name : NULL;
 	const char *klass = c->classified ? conf_class_name((enum conf_class)c->qi.klass) : NULL;
-	char peer[64];
 	c->rec.status = (uint16_t)ri->status;
 	c->rec.reason = (uint8_t)r;
 	if (c->classified && c->rec.t_dispatch == 0) {
@@ -571,7 +576,7 @@ void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, ui
 	 * the access log keep them; the operator log gets 5xx. */
 	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_DEBUG,
 	       "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status, ri->code,
-	       gw__conn_peer(c, peer, sizeof(peer)), c->request_id[0] ? c->request_id : "-",
+	       gw__conn_peer(c), c->request_id[0] ? c->request_id : "-",
 	       tenant ? tenant : "-", klass ? klass : "-", detail);
 
 	struct gw_buf limits = GW_BUF_INIT;
@@ -631,6 +636,7 @@ void gw__conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)
 	}
 	int namelen = sizeof(c->peer);
 	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &namelen);
+	peer_name(c);
 	uv_tcp_nodelay(&c->tcp, 1);
 	rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 	if (rc < 0) {

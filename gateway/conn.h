@@ -110,6 +110,7 @@ struct gw_conn {
 	struct gw_reqrec rec;			/* what the current request costs (account.h) */
 	char request_id[GW_REQUEST_ID_SIZE];	/* NUL-terminated */
 	struct sockaddr_storage peer;
+	char peer_text[48];			/* the peer's address as text */
 };
 
 /* Accept a connection from `listener`.  Failures are logged and counted. */
@@ -169,6 +170,6 @@ void gw__conn_disarm(struct gw_conn *c);
 void gw__conn_close(struct gw_conn *c);
 
 /* Peer address as text ("127.0.0.1"), for logs and x-forwarded-for. */
-const char *gw__conn_peer(const struct gw_conn *c, char *buf, size_t len);
+const char *gw__conn_peer(const struct gw_conn *c);
 
 #endif

@@ -20,6 +20,7 @@
  * thus holds a bounded amount of memory and slows its backend down, as TCP
  * would end to end.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,7 @@ static void write_head(struct gw_exchange *x)
 	bool no_body = req->method == HTTP_HEAD || m->status == 204 || m->status == 304;
 	c->rec.status = m->status;
 
+	gw_buf_reserve(o, m->head.len + 4 * (size_t)m->nfields + 768);	/* one allocation, as above */
 	gw_buf_appends(o, "HTTP/1.1 ");
 	gw_buf_append_u64(o, m->status);
 	gw_buf_append(o, " ", 1);
@@ -440,8 +442,10 @@ static int build_head(struct gw_exchange *x)
 	struct gw_buf *o = &x->head;
 	const struct gw_field *xff = NULL;
 	bool has_host = false;
-	char peer[64];
-	int rc = gw_buf_appends(o, llhttp_method_name(m->method));
+	/* One allocation: the client's head, four bytes of framing a field, and
+	 * room for the fields sluice adds. */
+	int rc = gw_buf_reserve(o, m->head.len + 4 * (size_t)m->nfields + 512);
+	rc |= gw_buf_appends(o, llhttp_method_name(m->method));
 	rc |= gw_buf_append(o, " ", 1);
 	rc |= gw_buf_append(o, gw_msg_start(m), m->start_len);
 	rc |= gw_buf_appends(o, " HTTP/1.1\r\n");
@@ -465,13 +469,12 @@ static int build_head(struct gw_exchange *x)
 	}
 	if (!has_host)
 		rc |= gw_buf_appendf(o, "host: %s\r\n", x->backend->cfg->addr.text);
-	gw__conn_peer(c, peer, sizeof(peer));
 	rc |= gw_buf_appends(o, "x-forwarded-for: ");
 	if (xff != NULL) {
 		rc |= gw_buf_append(o, gw_field_value(m, xff), xff->value_len);
 		rc |= gw_buf_append(o, ", ", 2);
 	}
-	rc |= gw_buf_appends(o, peer);
+	rc |= gw_buf_appends(o, gw__conn_peer(c));
 	rc |= gw_buf_appends(o, "\r\nx-request-id: ");
 	rc |= gw_buf_appends(o, c->request_id);
 	rc |= gw_buf_appends(o, "\r\ntraceparent: ");
@@ -489,7 +492,10 @@ static int build_head(struct gw_exchange *x)
 void gw__exchange_start(struct gw_conn *c, struct gw_slot **slot)
 {
 	struct gw_server *srv = c->srv;
-	struct gw_exchange *x = calloc(1, sizeof(*x));
+	/* Zeroed but for the tail buffer, which is written before it is read. */
+	struct gw_exchange *x = malloc(sizeof(*x));
+	if (x != NULL)
+		memset(x, 0, offsetof(struct gw_exchange, tail));
 	if (x == NULL) {
 		gw__slot_give(srv, slot);
 		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);

@@ -98,6 +98,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 			m->fields_cap = cap;
 		}
 		struct gw_field *f = &m->fields[m->nfields++];
+		f->hop = false;
 		f->name_off = f->value_off = (uint32_t)m->head.len;
 		f->name_len = f->value_len = 0;
 		h->in = IN_NAME;
@@ -118,6 +119,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	return head_append(h, at, len);
 }
 
+static void mark_hops(struct gw_msg *m);
+
 static int on_headers_complete(llhttp_t *p)
 {
 	struct gw_http *h = from_parser(p);
@@ -129,6 +132,7 @@ static int on_headers_complete(llhttp_t *p)
 	m->chunked = (p->flags & F_CHUNKED) != 0;
 	m->has_length = (p->flags & F_CONTENT_LENGTH) != 0;
 	m->content_length = m->has_length ? p->content_length : 0;
+	mark_hops(m);
 	const struct gw_field *expect = gw_msg_field(m, "expect");
 	m->expect_continue = expect != NULL &&
 		gw_token_eq(gw_field_value(m, expect), expect->value_len, "100-continue");
@@ -336,12 +340,6 @@ enum gw_http_event gw_http_eof(struct gw_http *h)
 	return GW_HTTP_ERROR;
 }
 
-bool gw_token_eq(const char *a, size_t alen, const char *lit)
-{
-	size_t n = strlen(lit);
-	return alen == n && strncasecmp(a, lit, n) == 0;
-}
-
 const struct gw_field *gw_msg_field(const struct gw_msg *m, const char *name)
 {
 	for (uint32_t i = 0; i < m->nfields; i++) {
@@ -371,21 +369,29 @@ static bool list_has(const char *list, size_t len, const char *tok, size_t tokle
 	return false;
 }
 
-bool gw_msg_field_is_hop(const struct gw_msg *m, const struct gw_field *f)
+/* Mark the hop-by-hop fields of m (RFC 9110 7.6.1: the fixed ones, and
+ * those a Connection field names), once per message: proxies ask for
+ * every field. */
+static void mark_hops(struct gw_msg *m)
 {
 	static const char *const hop[] = {
 		"connection", "keep-alive", "proxy-connection", "te", "trailer",
 		"transfer-encoding", "upgrade",
 	};
-	const char *name = gw_field_name(m, f);
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (gw_token_eq(name, f->name_len, hop[i]))
-			return true;
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		struct gw_field *f = &m->fields[i];
+		const char *name = gw_field_name(m, f);
+		f->hop = false;
+		for (size_t j = 0; j < sizeof(hop) / sizeof(hop[0]) && !f->hop; j++)
+			f->hop = gw_token_eq(name, f->name_len, hop[j]);
+	}
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct gw_field *c = &m->fields[i];
-		if (gw_token_eq(gw_field_name(m, c), c->name_len, "connection") &&
-		    list_has(gw_field_value(m, c), c->value_len, name, f->name_len))
-			return true;
+		if (!gw_token_eq(gw_field_name(m, c), c->name_len, "connection"))
+			continue;
+		for (uint32_t j = 0; j < m->nfields; j++) {
+			struct gw_field *f = &m->fields[j];
+			f->hop = f->hop || list_has(gw_field_value(m, c), c->value_len, gw_field_name(m, f), f->name_len);
+		}
 	}
-	return false;
 }

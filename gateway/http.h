@@ -32,6 +32,8 @@
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #include "gateway/buf.h"
 
@@ -46,6 +48,7 @@ struct gw_http_limits {
 struct gw_field {
 	uint32_t name_off, name_len;
 	uint32_t value_off, value_len;
+	bool hop;			/* hop-by-hop: set when the head completes */
 };
 
 struct gw_msg {
@@ -143,13 +146,21 @@ static inline const char *gw_field_value(const struct gw_msg *m, const struct gw
 const struct gw_field *gw_msg_field(const struct gw_msg *m, const char *name);
 
 /* Case-insensitive compare of a counted string with a C string. */
-bool gw_token_eq(const char *a, size_t alen, const char *lit);
+static inline bool gw_token_eq(const char *a, size_t alen, const char *lit)
+{
+	size_t n = strlen(lit);	/* inline, so a literal's length is a constant */
+	return alen == n && strncasecmp(a, lit, n) == 0;
+}
 
 /*
  * Hop-by-hop fields (RFC 9110 7.6.1) that a proxy must not forward:
  * Connection and the fields it names, Keep-Alive, Proxy-Connection, TE,
  * Trailer, Transfer-Encoding, Upgrade.
  */
-bool gw_msg_field_is_hop(const struct gw_msg *m, const struct gw_field *f);
+static inline bool gw_msg_field_is_hop(const struct gw_msg *m, const struct gw_field *f)
+{
+	(void)m;
+	return f->hop;
+}
 
 #endif

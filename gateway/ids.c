@@ -28,8 +28,15 @@ void gw_ids_request_id(struct gw_ids *g, const struct gw_msg *m, char out[GW_REQ
 			return;
 		}
 	}
-	snprintf(out, GW_REQUEST_ID_SIZE, "%016llx%08llx", (unsigned long long)g->salt,
-		 (unsigned long long)(++g->request_seq & 0xffffffffu));
+	/* 16 hex digits of the salt, 8 of the sequence: formatted by hand, as
+	 * it is made for every request. */
+	static const char digits[] = "0123456789abcdef";
+	uint64_t seq = ++g->request_seq & 0xffffffffu;
+	for (int i = 0; i < 16; i++)
+		out[i] = digits[(g->salt >> (60 - 4 * i)) & 15];
+	for (int i = 0; i < 8; i++)
+		out[16 + i] = digits[(seq >> (28 - 4 * i)) & 15];
+	out[24] = '\0';
 }
 
 /* Lower-case hex of n random-looking bytes. */

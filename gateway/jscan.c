@@ -104,6 +104,7 @@ static void scalar_end(struct gw_jscan *s, enum gw_jscan_type type)
 				  s->count);
 	}
 	s->state = s->depth == 0 ? ST_DONE : ST_AFTER;
+	s->top_done = s->depth == 0;
 }
 
 static void open_container(struct gw_jscan *s, bool object)
@@ -136,6 +137,7 @@ static void close_container(struct gw_jscan *s, bool object)
 	else if (d >= 1 && reporting(s, d))
 		s->ops->value_end(s->ctx, d, object ? GW_JSCAN_OBJECT : GW_JSCAN_ARRAY, NULL, 0, false, 0);
 	s->state = d == 0 ? ST_DONE : ST_AFTER;
+	s->top_done = d == 0;
 }
 
 /* --- strings ----------------------------------------------------------------- */

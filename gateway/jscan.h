@@ -84,6 +84,7 @@ struct gw_jscan {
 	bool bad;			/* invalid; nothing more is read */
 	bool in_key;			/* the string being read is a member name */
 	uint8_t top;			/* enum gw_jscan_type of the top value, once it started */
+	bool top_done;			/* the top value is complete (whatever follows it) */
 	uint8_t want;			/* enum gw_jscan_want of the current scalar */
 	uint8_t literal;		/* which literal is being read */
 	uint32_t quiet;			/* depth of a skipped container, or 0 */

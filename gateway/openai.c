@@ -273,9 +273,27 @@ double gw_openai_output_tokens(const struct gw_openai_body *b)
 	return (double)b->max_tokens * (b->n > 1 ? (double)b->n : 1);
 }
 
+/* The usage object's scan: total_tokens among its members. */
+struct usage_scan {
+	int64_t total;
+};
+
+static enum gw_jscan_want usage_value(void *ctx, uint32_t d, const char *key, size_t len, enum gw_jscan_type type)
+{
+	return d == 1 && type == GW_JSCAN_INTEGER && key_is(key, len, "total_tokens") ? GW_JSCAN_CAPTURE
+										       : GW_JSCAN_SKIP;
+}
+
+static void usage_end(void *ctx, uint32_t d, enum gw_jscan_type type, const char *text, size_t len,
+		      bool overflow, uint64_t count)
+{
+	((struct usage_scan *)ctx)->total = whole_number(text, len);
+}
+
 double gw_openai_usage_tokens(const char *tail, size_t len)
 {
 	static const char key[] = "\"usage\"";
+	static const struct gw_jscan_ops ops = { usage_value, usage_end };
 	const char *end = tail + len;
 	const char *u = NULL;
 	for (const char *p = tail; (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1)) != NULL; p++)
@@ -287,13 +305,14 @@ double gw_openai_usage_tokens(const char *tail, size_t len)
 		u++;
 	if (u == end || *u != '{')
 		return -1;
-	json_t *usage = json_loadb(u, (size_t)(end - u), JSON_DISABLE_EOF_CHECK, NULL);
-	double used = -1;
-	json_t *total = json_object_get(usage, "total_tokens");
-	if (json_is_integer(total))
-		used = (double)json_integer_value(total);
-	json_decref(usage);
-	return used;
+	/* The object is scanned up to its close; what follows it (the rest of
+	 * the response) makes the scanner stop, which is fine once the object
+	 * closed whole (depth back to 0). */
+	struct usage_scan us = { -1 };
+	struct gw_jscan js;
+	gw_jscan_init(&js, &ops, &us, 1);
+	gw_jscan_feed(&js, u, (size_t)(end - u));
+	return js.top_done && us.total >= 0 ? (double)us.total : -1;
 }
 
 /* A bucket figure as a whole number (levels in debt show as 0). */

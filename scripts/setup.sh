@@ -18,7 +18,7 @@ dpkg-query -W -f='${Provides}' nodejs 2>/dev/null | grep -qw npm || pkgs="$pkgs 
 build=1
 for arg in "$@"; do
 	case "$arg" in
-	--bench) pkgs="$pkgs wrk nginx-light" ;;
+	--bench) pkgs="$pkgs wrk nginx-light haproxy valgrind util-linux" ;;
 	--deps) build=0 ;;
 	*) echo "usage: $0 [--bench] [--deps]" >&2; exit 2 ;;
 	esac
