@@ -360,25 +360,43 @@ static void on_sent(uv_write_t *req, int status)
 		upstream_failed(x, GW_R_UPSTREAM_ERROR, uv_strerror(status));
 }
 
+/*
+ * Send the request.  Most fit the socket buffer: written in place with one
+ * writev, they need no write request and no POLLOUT interest (which would
+ * cost an epoll_ctl per request); only what does not fit is queued.
+ */
 static void send_request(struct gw_exchange *x)
 {
 	struct gw_conn *c = x->conn;
 	x->phase = PHASE_WAIT;
 	gw__conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+	int rc = backend_conn_use(x->up, x, on_up_alloc, on_up_read);
+	uv_buf_t bufs[2] = {
+		uv_buf_init(x->head.data, (unsigned)x->head.len),
+		uv_buf_init(c->http.msg.body.data, (unsigned)c->http.msg.body.len),
+	};
+	unsigned nbufs = c->http.msg.body.len > 0 ? 2 : 1;
+	size_t total = x->head.len + c->http.msg.body.len;
+	int n = rc == 0 ? uv_try_write((uv_stream_t *)&x->up->tcp, bufs, nbufs) : rc;
+	if (n == (int)total)
+		return;
+	if (n < 0 && n != UV_EAGAIN) {
+		upstream_failed(x, GW_R_UPSTREAM_ERROR, uv_strerror(n));
+		return;
+	}
+	size_t done = n > 0 ? (size_t)n : 0;
+	uv_buf_t *b = bufs;
+	for (; done >= b->len && nbufs > 0; nbufs--, b++)
+		done -= b->len;
+	b->base += done;
+	b->len -= (unsigned)done;
 	struct upstream_op *op = malloc(sizeof(*op));
 	if (op == NULL) {
 		upstream_failed(x, GW_R_INTERNAL, "out of memory");
 		return;
 	}
 	op->x = x;
-	int rc = backend_conn_use(x->up, x, on_up_alloc, on_up_read);
-	uv_buf_t bufs[2] = {
-		uv_buf_init(x->head.data, (unsigned)x->head.len),
-		uv_buf_init(c->http.msg.body.data, (unsigned)c->http.msg.body.len),
-	};
-	if (rc == 0)
-		rc = uv_write(&op->req.write, (uv_stream_t *)&x->up->tcp, bufs,
-			      c->http.msg.body.len > 0 ? 2 : 1, on_sent);
+	rc = uv_write(&op->req.write, (uv_stream_t *)&x->up->tcp, b, nbufs, on_sent);
 	if (rc < 0) {
 		free(op);
 		upstream_failed(x, GW_R_UPSTREAM_ERROR, uv_strerror(rc));
