@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 		const char *cn = class_names[(i) % 3];					\
 		struct queue_facts f = { .class_header = cn, .class_header_len = strlen(cn), \
 					 .body_bytes = 1200, .prompt_tokens = 300, .output_tokens = 0,		\
-					 .deadline_ms = 600000 + (uint64_t)((i) % 977), .pools = pools }; \
+					 .deadline_ms = 600000 + (uint64_t)((i) % 977), .body_class = -1, .pools = pools }; \
 		struct queue_verdict v;							\
 		queue_admit(&q, t, &f, clock_ms, &items[i], &v);			\
 		sink += v.action;							\

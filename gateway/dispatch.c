@@ -176,8 +176,7 @@ void gw__dispatch_request(struct gw_conn *c)
 	struct queue_facts facts = {
 		.class_header = cls ? gw_field_value(m, cls) : NULL,
 		.class_header_len = cls ? cls->value_len : 0,
-		.tier = body.tier_len ? body.tier : NULL,
-		.tier_len = body.tier_len,
+		.body_class = gw_openai_tier_class(&body),
 		.body_bytes = m->body.len,
 		.prompt_tokens = gw_openai_prompt_tokens(&body, m->body.len),
 		.output_tokens = gw_openai_output_tokens(&body),

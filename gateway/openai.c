@@ -258,6 +258,23 @@ void gw_openai_scan_finish(struct gw_openai_scan *sc, struct gw_openai_body *out
 	out->max_tokens = sc->max_completion_tokens >= 0 ? sc->max_completion_tokens : sc->max_tokens;
 }
 
+int gw_openai_tier_class(const struct gw_openai_body *b)
+{
+	static const struct {
+		const char *tier;
+		enum conf_class k;
+	} tiers[] = {
+		{ "priority", CONF_CLASS_INTERACTIVE },
+		{ "default", CONF_CLASS_STANDARD },
+		{ "auto", CONF_CLASS_STANDARD },
+		{ "flex", CONF_CLASS_OPPORTUNISTIC },
+	};
+	for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++)
+		if (key_is(b->tier, b->tier_len, tiers[i].tier))
+			return (int)tiers[i].k;
+	return -1;
+}
+
 double gw_openai_prompt_tokens(const struct gw_openai_body *b, uint64_t body_len)
 {
 	if (!b->valid)

@@ -4,6 +4,7 @@
  * Clients speak the OpenAI HTTP API (official SDKs, vLLM, TGI).  sluice
  * reads a little of it and writes a little of it:
  *   - the API key: `Authorization: Bearer KEY`, or `x-api-key: KEY`;
+ *   - the service_tier's meaning for sluice's classes;
  *   - from a JSON request body, scanned as it arrives (jscan.h), never
  *     built into a document: `model`, `service_tier` (the class a request
  *     asks for), `max_completion_tokens` / `max_tokens` and `n` (its
@@ -82,6 +83,11 @@ void gw_openai_body_absent(struct gw_openai_body *out);
 /* The body is complete: its fields (all absent unless it was a valid JSON
  * object). */
 void gw_openai_scan_finish(struct gw_openai_scan *sc, struct gw_openai_body *out);
+
+/* The class an OpenAI service_tier asks for: priority -> interactive,
+ * default and auto -> standard, flex -> opportunistic; -1 for anything
+ * else (the tier of b, when it has one). */
+int gw_openai_tier_class(const struct gw_openai_body *b);
 
 /* Prompt tokens to charge for a body of `body_len` bytes whose scan gave b:
  * from its text when it is a valid object, else one per

@@ -115,7 +115,7 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 {
 	memset(v, 0, sizeof(*v));
 	bool capped;
-	enum conf_class k = queue_classify(t, f->class_header, f->class_header_len, f->tier, f->tier_len, &capped);
+	enum conf_class k = queue_classify(t, f->class_header, f->class_header_len, f->body_class, &capped);
 	if (!q->classes[k].cfg->defined)
 		k = t->cfg->default_class;
 	v->klass = k;

@@ -46,8 +46,7 @@ enum {
 struct queue_facts {
 	const char *class_header;	/* x-sluice-class, or NULL */
 	size_t class_header_len;
-	const char *tier;		/* OpenAI service_tier, or NULL */
-	size_t tier_len;
+	int body_class;			/* enum conf_class the body asks for (OpenAI service_tier); -1: none */
 	uint64_t body_bytes;		/* held while queued */
 	double prompt_tokens;		/* estimated from the body (gateway/openai.c) */
 	double output_tokens;		/* asked for (max_tokens x n); < 0 when not said */

@@ -132,35 +132,15 @@ struct queue_tenant *queue_tenant_by_key(const struct queue_tenants *ts, const c
 	return NULL;
 }
 
-static bool tier_class(const char *s, size_t len, enum conf_class *out)
-{
-	static const struct {
-		const char *tier;
-		enum conf_class k;
-	} tiers[] = {
-		{ "priority", CONF_CLASS_INTERACTIVE },
-		{ "default", CONF_CLASS_STANDARD },
-		{ "auto", CONF_CLASS_STANDARD },
-		{ "flex", CONF_CLASS_OPPORTUNISTIC },
-	};
-	for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++) {
-		if (strlen(tiers[i].tier) == len && memcmp(s, tiers[i].tier, len) == 0) {
-			*out = tiers[i].k;
-			return true;
-		}
-	}
-	return false;
-}
-
 enum conf_class queue_classify(const struct queue_tenant *t, const char *header, size_t header_len,
-			       const char *tier, size_t tier_len, bool *capped)
+			       int body_class, bool *capped)
 {
 	enum conf_class k = t->cfg->default_class;
 	enum conf_class asked;
 	if (header != NULL && conf_class_parse(header, header_len, &asked) == 0)
 		k = asked;
-	else if (tier != NULL && tier_class(tier, tier_len, &asked))
-		k = asked;
+	else if (body_class >= 0 && body_class < CONF_CLASS_COUNT)
+		k = (enum conf_class)body_class;
 	/* Lower is more urgent: a request may not rise above max_class. */
 	*capped = k < t->cfg->max_class;
 	return *capped ? t->cfg->max_class : k;

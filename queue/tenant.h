@@ -63,12 +63,12 @@ struct queue_tenant *queue_tenant_by_key(const struct queue_tenants *ts, const c
 
 /*
  * The class of a request: the `x-sluice-class` header when present and
- * valid, else the OpenAI `service_tier` (priority, default/auto, flex), else
- * the tenant's default class; never more urgent than the tenant's max_class.
- * Either text may be NULL.  Sets *capped when the request asked for more
- * than it may have.
+ * valid (header may be NULL), else the class its body asks for (the
+ * gateway maps the OpenAI `service_tier`; -1 when none), else the tenant's
+ * default class; never more urgent than the tenant's max_class.  Sets
+ * *capped when the request asked for more than it may have.
  */
 enum conf_class queue_classify(const struct queue_tenant *t, const char *header, size_t header_len,
-			       const char *tier, size_t tier_len, bool *capped);
+			       int body_class, bool *capped);
 
 #endif

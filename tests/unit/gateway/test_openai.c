@@ -100,6 +100,23 @@ Test(openai, body_fields_admission_reads, .timeout = 5)
 	cr_assert(memcmp(b.model, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10) == 0, "\\u escapes and surrogate pairs decode to UTF-8");
 }
 
+Test(openai, service_tier_maps_to_a_class, .timeout = 5)
+{
+	static const struct { const char *json; int want; } cases[] = {
+		{ "{\"service_tier\":\"priority\"}", CONF_CLASS_INTERACTIVE },
+		{ "{\"service_tier\":\"default\"}", CONF_CLASS_STANDARD },
+		{ "{\"service_tier\":\"auto\"}", CONF_CLASS_STANDARD },
+		{ "{\"service_tier\":\"flex\"}", CONF_CLASS_OPPORTUNISTIC },
+		{ "{\"service_tier\":\"scale\"}", -1 },
+		{ "{\"service_tier\":\"Priority\"}", -1 },
+		{ "{}", -1 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gw_openai_body b = scan(cases[i].json);
+		cr_assert_eq(gw_openai_tier_class(&b), cases[i].want, "%s", cases[i].json);
+	}
+}
+
 Test(openai, max_tokens_only_as_a_whole_non_negative_integer, .timeout = 5)
 {
 	static const struct { const char *json; int64_t want; bool valid; } cases[] = {

@@ -49,7 +49,7 @@ static void setup(struct fixture *f)
 	queue_set_pool_slots(&f->q, SPOT, 8);
 	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
 	f->facts = (struct queue_facts){ .body_bytes = 400, .prompt_tokens = 100, .output_tokens = -1,
-					 .deadline_ms = UINT64_MAX, .pools = f->pools };
+					 .deadline_ms = UINT64_MAX, .body_class = -1, .pools = f->pools };
 }
 
 static void teardown(struct fixture *f)

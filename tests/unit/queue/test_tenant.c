@@ -1,6 +1,7 @@
 /*
  * test_tenant.c - tenants: finding one by its API key, and classifying its
- * requests (header, service_tier, default; capped at max_class).
+ * requests (header, the class the body asks for, default; capped at
+ * max_class).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -57,16 +58,16 @@ Test(tenant, keys_and_classification, .timeout = 5)
 	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-", 3));
 	bool capped;
 	const struct queue_tenant *c = &f.tenants.v[1];
-	cr_assert_eq(queue_classify(c, NULL, 0, NULL, 0, &capped), CONF_CLASS_OPPORTUNISTIC);
+	cr_assert_eq(queue_classify(c, NULL, 0, -1, &capped), CONF_CLASS_OPPORTUNISTIC);
 	cr_assert_not(capped);
-	cr_assert_eq(queue_classify(c, "standard", 8, NULL, 0, &capped), CONF_CLASS_STANDARD);
-	cr_assert_eq(queue_classify(c, "interactive", 11, NULL, 0, &capped), CONF_CLASS_STANDARD);
+	cr_assert_eq(queue_classify(c, "standard", 8, -1, &capped), CONF_CLASS_STANDARD);
+	cr_assert_eq(queue_classify(c, "interactive", 11, -1, &capped), CONF_CLASS_STANDARD);
 	cr_assert(capped, "asking above max_class is capped and says so");
-	cr_assert_eq(queue_classify(c, NULL, 0, "priority", 8, &capped), CONF_CLASS_STANDARD);
-	cr_assert(capped);
-	cr_assert_eq(queue_classify(c, NULL, 0, "flex", 4, &capped), CONF_CLASS_OPPORTUNISTIC);
-	cr_assert_eq(queue_classify(c, NULL, 0, "default", 7, &capped), CONF_CLASS_STANDARD);
-	cr_assert_eq(queue_classify(c, "bogus", 5, "auto", 4, &capped), CONF_CLASS_STANDARD,
-		     "an invalid header falls through to service_tier");
+	cr_assert_eq(queue_classify(c, NULL, 0, CONF_CLASS_INTERACTIVE, &capped), CONF_CLASS_STANDARD);
+	cr_assert(capped, "the body's class is capped too");
+	cr_assert_eq(queue_classify(c, "opportunistic", 13, CONF_CLASS_STANDARD, &capped), CONF_CLASS_OPPORTUNISTIC,
+		     "the header wins over the body");
+	cr_assert_eq(queue_classify(c, "bogus", 5, CONF_CLASS_STANDARD, &capped), CONF_CLASS_STANDARD,
+		     "an invalid header falls through to the body's class");
 	teardown(&f);
 }
