@@ -22,31 +22,8 @@ need wrk
 need valgrind
 
 start_gpusim sim --zero
-cat >"$WORK/sluice.yaml" <<YAML
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-classes:
-  interactive: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
-  standard: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
-pools:
-  sim:
-    slice: elastic
-    backends: [ { address: 127.0.0.1:$sim_port, max_inflight: 1024 } ]
-tenants:
-  bench:
-    keys: [ { sha256: "$(printf %s sk-bench | sha256sum | cut -d' ' -f1)" } ]
-    default_class: standard
-    max_class: interactive
-    requests_per_s: 1000000
-    tokens_per_min: 1000000000
-YAML
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"m","prompt":"hello world","max_tokens":16}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
-wrk.headers["x-sluice-class"] = "interactive"
-LUA
+bench_conf "$WORK/sluice.yaml" "$sim_port"
+bench_lua "$WORK/post.lua"
 
 # start NAME BINARY [WRAPPER...]: sluice from BINARY on the config
 start() {

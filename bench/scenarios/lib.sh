@@ -125,3 +125,37 @@ run_loadgen() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (run scripts/setup.sh --bench)"; }
+
+# bench_conf FILE BACKEND_PORT: sluice in production shape in front of one
+# fast backend (a tenant with key sk-bench, two classes, histograms on);
+# bench_lua FILE: the wrk script that calls it (a small completion with the
+# key and x-sluice-class).  For the per-request cost scenarios.
+bench_conf() {
+	cat >"$1" <<YAML
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+classes:
+  interactive: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
+  standard: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
+pools:
+  sim:
+    slice: elastic
+    backends: [ { address: 127.0.0.1:$2, max_inflight: 1024 } ]
+tenants:
+  bench:
+    keys: [ { sha256: "$(hash_key sk-bench)" } ]
+    default_class: standard
+    max_class: interactive
+    requests_per_s: 1000000
+    tokens_per_min: 1000000000
+YAML
+}
+bench_lua() {
+	cat >"$1" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"m","prompt":"hello world","max_tokens":16}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+wrk.headers["x-sluice-class"] = "interactive"
+LUA
+}

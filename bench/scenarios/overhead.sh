@@ -32,24 +32,7 @@ LOAD_CPU=0
 start_gpusim sim --zero
 taskset -p -c "$LOAD_CPU" "$(pgrep -f "gpusim --listen 127.0.0.1:0 --name sim")" >/dev/null
 
-cat >"$WORK/sluice.yaml" <<YAML
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-classes:
-  interactive: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
-  standard: { max_queue: 4096, max_wait_ms: 5000, pools: [sim] }
-pools:
-  sim:
-    slice: elastic
-    backends: [ { address: 127.0.0.1:$sim_port, max_inflight: 1024 } ]
-tenants:
-  bench:
-    keys: [ { sha256: "$(hash_key sk-bench)" } ]
-    default_class: standard
-    max_class: interactive
-    requests_per_s: 1000000
-    tokens_per_min: 1000000000
-YAML
+bench_conf "$WORK/sluice.yaml" "$sim_port"
 { cat "$WORK/sluice.yaml"; echo "access_log: $WORK/access.log"; } >"$WORK/sluice-log.yaml"
 start_sluice sluice "$WORK/sluice.yaml"
 start_sluice logged "$WORK/sluice-log.yaml"
@@ -84,13 +67,7 @@ for p in "$sluice_pid" "$logged_pid" "$nginx_pid" "$haproxy_pid"; do
 	for t in /proc/"$p"/task/*; do taskset -p -c "$PROXY_CPU" "${t##*/}" >/dev/null; done
 done
 
-cat >"$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"model":"m","prompt":"hello world","max_tokens":16}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer sk-bench"
-wrk.headers["x-sluice-class"] = "interactive"
-LUA
+bench_lua "$WORK/post.lua"
 
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
 
