@@ -158,7 +158,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 		return h->body_cb(h->body_ctx, at, len) == 0 ? 0 : fail(h, GW_R_INTERNAL, "body sink failed");
 	if (h->msg.body.len + len > h->limits->max_body_bytes)
 		return fail(h, GW_R_BODY_TOO_LARGE, "request body is too large");
-	if (at == h->msg.body.data + h->msg.body.len && h->msg.body.cap - h->msg.body.len >= len)
+	if (h->msg.body.data != NULL && at == h->msg.body.data + h->msg.body.len &&
+	    h->msg.body.cap - h->msg.body.len >= len)
 		h->msg.body.len += len;	/* read straight into the body (gw_http_body_room) */
 	else if (gw_buf_append(&h->msg.body, at, len) < 0)
 		return fail(h, GW_R_INTERNAL, "out of memory");
