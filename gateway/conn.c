@@ -584,7 +584,13 @@ void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, ui
 	if (c->classified)
 		rc |= gw_openai_ratelimit_headers(c->qi.tenant, gw_now_ms(srv), &limits);
 	rc |= gw_buf_append(&limits, "", 1);
-	struct gw_reject rj = { detail, c->request_id, tenant, klass, retry_ms, limits.data };
+	/* SDKs ignore hints past a minute and would retry at once: a longer
+	 * wait is said as "do not retry" instead.  5xx may pass; 429 may when
+	 * it has a hint; a bad request will not get better. */
+	if (retry_ms >= GW_RETRY_HINT_MAX_MS)
+		retry_ms = 0;
+	bool should_retry = ri->status >= 500 || (ri->status == 429 && retry_ms > 0);
+	struct gw_reject rj = { detail, c->request_id, tenant, klass, retry_ms, should_retry, limits.data };
 	struct gw_buf out = GW_BUF_INIT;
 	if (rc == 0)
 		rc = gw_error_render(&out, r, &rj, keep);

@@ -79,6 +79,11 @@ enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queu
 		snprintf(msg, len, "tenant '%s' exceeded %g tokens/min (this request: ~%.0f); retry in %llu ms",
 			 name, t->cfg->tokens_per_min, v->tokens, retry);
 		return GW_R_TOKENS_EXCEEDED;
+	case QUEUE_R_TOKENS_NEVER:
+		snprintf(msg, len, "this request needs ~%.0f tokens, more than tenant '%s' may use in a minute "
+			 "(tokens_per_min %g); send a smaller prompt or max_tokens", v->tokens, name,
+			 t->cfg->tokens_per_min);
+		return GW_R_TOKENS_EXCEEDED;
 	case QUEUE_R_QUEUE_FULL:
 		snprintf(msg, len, "class '%s' queue is full (%u requests queued); retry in %llu ms", k, v->queued,
 			 retry);
@@ -128,6 +133,7 @@ int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject
 		ri->status, gw_status_text(ri->status), strlen(text) + 1, ri->code);
 	/* retry-after is whole seconds, rounded up so that a client that
 	 * honours only it never comes back early. */
+	rc |= gw_buf_appends(out, rj->should_retry ? "x-should-retry: true\r\n" : "x-should-retry: false\r\n");
 	if (rj->retry_ms > 0)
 		rc |= gw_buf_appendf(out, "retry-after: %llu\r\nretry-after-ms: %llu\r\n",
 				     (unsigned long long)((rj->retry_ms + 999) / 1000),

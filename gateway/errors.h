@@ -11,6 +11,7 @@
 #ifndef SLUICE_GATEWAY_ERRORS_H
 #define SLUICE_GATEWAY_ERRORS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gateway/buf.h"
@@ -60,6 +61,9 @@ const char *gw_status_text(int status);
 enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queue_tenant *t, char *msg,
 				size_t len);
 
+/* Retry hints at or above this are not sent (SDKs ignore them). */
+#define GW_RETRY_HINT_MAX_MS 60000
+
 /* What a rejection tells the client besides its reason. */
 struct gw_reject {
 	const char *message;
@@ -67,13 +71,14 @@ struct gw_reject {
 	const char *tenant;		/* NULL before the tenant is known */
 	const char *klass;		/* NULL before the class is known */
 	uint64_t retry_ms;		/* 0: no hint */
+	bool should_retry;		/* x-should-retry: can a retry succeed soon? */
 	const char *extra_headers;	/* CRLF-terminated lines (x-ratelimit-*), or NULL */
 };
 
 /*
  * Append a complete HTTP/1.1 response for `r` to `out`: status line,
- * x-sluice-reject-reason, retry-after and retry-after-ms when there is a
- * hint, x-request-id and x-sluice-class when known, the extra headers, and
+ * x-sluice-reject-reason, x-should-retry (which official SDKs obey over
+ * their own rules), retry-after and retry-after-ms when there is a hint, x-request-id and x-sluice-class when known, the extra headers, and
  * the JSON body.
  */
 int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive);

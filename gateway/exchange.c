@@ -34,6 +34,7 @@
 #include "gateway/openai.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"
+#include "queue/admit.h"
 
 #define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
 /* The end of a response body is kept to read its `usage` block, which
@@ -97,6 +98,8 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 	struct gw_conn *c = x->conn;
 	struct gw_server *srv = c->srv;
 	c->rec.t_upstream_end = uv_hrtime();
+	if (c->rec.tokens_reported < 0 && c->classified)
+		queue_settle_unreported(&c->qi, gw_now_ms(srv));	/* no usage: the output part comes back */
 	if (x->op != NULL)
 		x->op->x = NULL;
 	if (x->up != NULL) {

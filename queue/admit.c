@@ -10,7 +10,9 @@
  *      (nothing could serve it, so it must not cost quota);
  *   3. charge one request, then the token estimate (the prompt's, plus the
  *      output it asks for or limits.default_max_tokens); a bucket that
- *      cannot pay refuses with its wait as the hint;
+ *      cannot pay refuses with its wait as the hint, and an estimate larger
+ *      than the bucket can ever hold is refused for good (no hint): one
+ *      request never drives its tenant into debt;
  *   4. START on the first pool of the class (preference order) with a free
  *      slot within the class's max_slot_share, when nobody of the class is
  *      waiting already (a newcomer never overtakes the queue);
@@ -128,8 +130,13 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 	}
 	double out = f->output_tokens >= 0 ? f->output_tokens : q->conf->limits.default_max_tokens;
 	v->tokens = f->prompt_tokens + out;
+	if (!queue_bucket_unlimited(&t->tokens) && v->tokens > t->tokens.burst) {
+		reject(v, QUEUE_R_TOKENS_NEVER, 0);
+		return;
+	}
 	if (!charge(t, v->tokens, now_ms, it, v))
 		return;
+	it->charge.output = out < v->tokens ? out : v->tokens;
 	it->cost = v->tokens;
 	if (q->classes[k].count == 0 && place(q, k, f, &v->pool)) {
 		v->action = QUEUE_START;
@@ -151,6 +158,16 @@ void queue_settle(struct queue_item *it, double used, uint64_t now_ms)
 {
 	queue_bucket_adjust(&it->tenant->tokens, it->charge.tokens - used, now_ms);
 	it->charge.tokens = used;
+	it->charge.output = 0;	/* settled: nothing more to give back */
+}
+
+void queue_settle_unreported(struct queue_item *it, uint64_t now_ms)
+{
+	if (it->charge.output <= 0)
+		return;
+	queue_bucket_adjust(&it->tenant->tokens, it->charge.output, now_ms);
+	it->charge.tokens -= it->charge.output;
+	it->charge.output = 0;
 }
 
 void queue_withdraw(struct queue *q, struct queue_item *it, uint64_t now_ms)

@@ -61,6 +61,7 @@ enum queue_reason {
 	QUEUE_R_NO_BACKEND,		/* no pool of the class has a healthy backend */
 	QUEUE_R_RATE_LIMITED,		/* requests bucket empty */
 	QUEUE_R_TOKENS_EXCEEDED,	/* tokens bucket empty */
+	QUEUE_R_TOKENS_NEVER,		/* the estimate exceeds what the bucket can ever hold */
 	QUEUE_R_QUEUE_FULL,		/* class or byte bound reached */
 	QUEUE_R_DEADLINE_UNMEETABLE,	/* predicted wait passes the deadline */
 	QUEUE_R_NO_MEMORY,
@@ -99,6 +100,12 @@ void queue_refund(struct queue_item *it, uint64_t now_ms);
 
 /* The response reported `used` tokens: the estimate charged becomes that. */
 void queue_settle(struct queue_item *it, double used, uint64_t now_ms);
+
+/* The exchange ended without a usable `usage` (an error answer, a cut
+ * stream, a client gone, a backend that does not report): the output part
+ * of the estimate is given back and the prompt stays charged, so that a
+ * request that was refused upstream costs its prompt, not its max_tokens. */
+void queue_settle_unreported(struct queue_item *it, uint64_t now_ms);
 
 /* Take a queued item off its queue and refund it (its client left, or the
  * gateway shuts down).  A no-op for an item that is not queued. */

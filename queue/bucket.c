@@ -65,6 +65,8 @@ void queue_bucket_adjust(struct queue_bucket *b, double delta, uint64_t now_ms)
 	b->level += delta;
 	if (b->level > b->burst)
 		b->level = b->burst;
+	if (b->level < -b->burst)
+		b->level = -b->burst;
 }
 
 double queue_bucket_level(struct queue_bucket *b, uint64_t now_ms)

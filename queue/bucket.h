@@ -40,7 +40,9 @@ static inline bool queue_bucket_unlimited(const struct queue_bucket *b) { return
  */
 bool queue_bucket_take(struct queue_bucket *b, double n, uint64_t now_ms, uint64_t *wait_ms);
 
-/* Give back (delta > 0) or charge more (delta < 0); the level never exceeds burst. */
+/* Give back (delta > 0) or charge more (delta < 0); the level stays between
+ * -burst and burst: a correction never leaves more debt than one burst takes
+ * to refill. */
 void queue_bucket_adjust(struct queue_bucket *b, double delta, uint64_t now_ms);
 
 /* Level now (may be negative while in debt). */

@@ -47,6 +47,7 @@ struct queue_tenant;
 struct queue_charge {
 	double requests;
 	double tokens;
+	double output;			/* the part of tokens that is output asked for */
 };
 
 struct queue_item {

@@ -309,5 +309,50 @@ tenants:
             c.close()
         wait_for(lambda: depth() == 0, what="queue empty once the clients left")
 
+
+class NoDebt(ClusterTest):
+    """One request cannot lock its tenant out, and a refused one costs only
+    its prompt."""
+
+    def test_a_huge_max_tokens_is_refused_without_locking_the_tenant_out(self):
+        tenants = f"""
+tenants:
+  small: {{ keys: [ {{ sha256: "{h('sk-small')}" }} ], default_class: standard, max_class: standard, tokens_per_min: 3000 }}
+  big:   {{ keys: [ {{ sha256: "{h('sk-big')}" }} ],   default_class: standard, max_class: standard, tokens_per_min: 2000000 }}
+"""
+        gold, spot, s = self.pair(classes=CLASSES, extra=tenants)
+        c = Client(s.port)
+        for max_tokens in (9223372036854775807, 1000000000):
+            r = c.request("POST", "/v1/completions", dict(BODY, max_tokens=max_tokens), bearer("sk-small"))
+            self.assertEqual(r.status, 429, r.body)
+            self.assertEqual(r.json()["error"]["code"], "tokens_exceeded")
+            self.assertIn("more than tenant 'small' may use in a minute", r.json()["error"]["message"])
+            self.assertEqual(r.headers["x-should-retry"], "false")
+            self.assertNotIn("retry-after", r.headers, "a hint would be a lie: no retry can succeed")
+        r = c.request("POST", "/v1/completions", BODY, bearer("sk-small"))
+        self.assertEqual(r.status, 200, "the tenant is not in debt")
+        self.assertEqual(r.headers["x-ratelimit-limit-tokens"], "3000")
+
+        # 1.5M tokens fit big's bucket (2M) but gpusim refuses max_tokens
+        # over 1M with a 400 and no usage: the output part comes back, so
+        # the same request is admitted again instead of waiting 45 s.
+        for _ in range(2):
+            r = c.request("POST", "/v1/completions", dict(BODY, max_tokens=1500000), bearer("sk-big"))
+            self.assertEqual(r.status, 400, r.body)
+        c.close()
+
+    def test_every_rejection_says_whether_to_retry(self):
+        gold, spot, s = self.pair(classes=CLASSES, extra=TENANTS)
+        c = Client(s.port)
+        r = c.request("POST", "/v1/completions", BODY, bearer("sk-nobody"))
+        self.assertEqual((r.status, r.headers["x-should-retry"]), (401, "false"))
+        for _ in range(5):
+            r = c.request("POST", "/v1/completions", BODY, bearer("sk-chat"))
+        r = c.request("POST", "/v1/completions", BODY, bearer("sk-chat"))
+        self.assertEqual(r.status, 429, "chat's burst of 5 is spent")
+        self.assertEqual(r.headers["x-should-retry"], "true")
+        self.assertIn("retry-after-ms", r.headers)
+        c.close()
+
 if __name__ == "__main__":
     unittest.main(warnings="ignore")

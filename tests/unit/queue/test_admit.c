@@ -126,10 +126,11 @@ Test(admit, refusals_cost_nothing, .timeout = 5)
 
 	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
 	cr_assert_eq(v.action, QUEUE_START, "a spends 200 of its 6000 tokens");
-	f.facts.output_tokens = 6000;	/* 6100: more than a holds */
+	f.facts.output_tokens = 5800;	/* 5900: more than a holds now, less than its burst */
 	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
 	cr_assert_eq(v.reason, QUEUE_R_TOKENS_EXCEEDED);
-	cr_assert_float_eq(v.tokens, 6100, 1e-9);
+	cr_assert_float_eq(v.tokens, 5900, 1e-9);
+	cr_assert_eq(v.retry_ms, 1000, "100 tokens at 100/s");
 	cr_assert_float_eq(level(&a->requests, 0), 9, 1e-9, "the request taken before the tokens comes back");
 	cr_assert_float_eq(level(&a->tokens, 0), 5800, 1e-9);
 	teardown(&f);
@@ -223,5 +224,46 @@ Test(admit, charges_come_back_once_and_usage_settles_them, .timeout = 5)
 	queue_settle(&it, 30, 6000);
 	cr_assert_float_eq(level(&a->tokens, 6000), 6000 - 30, 1e-9, "estimate 200, used 30");
 	cr_assert_float_eq(it.charge.tokens, 30, 1e-9);
+	teardown(&f);
+}
+
+Test(admit, one_request_never_drives_its_tenant_into_debt, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = tenant(&f, 0);	/* 6000 tokens/min */
+	f.facts.output_tokens = 9223372036854775807.0;	/* max_tokens: 2^63 - 1 */
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_REJECT);
+	cr_assert_eq(v.reason, QUEUE_R_TOKENS_NEVER, "more than the bucket can ever hold");
+	cr_assert_eq(v.retry_ms, 0, "no retry can succeed: no hint");
+	cr_assert_float_eq(level(&a->tokens, 0), 6000, 1e-9, "nothing charged");
+	cr_assert_float_eq(level(&a->requests, 0), 10, 1e-9);
+
+	f.facts.output_tokens = 50;
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START, "the tenant is not locked out");
+	queue_settle(&it, 1e12, 0);
+	cr_assert_float_eq(level(&a->tokens, 0), -6000, 1e-9, "a usage report leaves at most one burst of debt");
+	cr_assert_float_eq(level(&a->tokens, 60000), 0, 1e-9, "...which one minute refills");
+	teardown(&f);
+}
+
+Test(admit, without_usage_the_output_part_comes_back, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = tenant(&f, 0);
+	f.facts.output_tokens = 50;
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_float_eq(level(&a->tokens, 0), 6000 - 150, 1e-9, "prompt 100 + output 50");
+	queue_settle_unreported(&it, 0);
+	queue_settle_unreported(&it, 0);
+	cr_assert_float_eq(level(&a->tokens, 0), 6000 - 100, 1e-9, "the prompt stays charged, once");
+	cr_assert_float_eq(it.charge.tokens, 100, 1e-9);
 	teardown(&f);
 }

@@ -52,3 +52,12 @@ Test(bucket, unlimited, .timeout = 5)
 		cr_assert(queue_bucket_take(&b, 1e6, 0, &wait));
 	cr_assert_eq(queue_bucket_full_in(&b, 0), 0);
 }
+
+Test(bucket, corrections_leave_at_most_one_burst_of_debt, .timeout = 5)
+{
+	struct queue_bucket b;
+	queue_bucket_init(&b, 10, 100, 0);
+	queue_bucket_adjust(&b, -1e18, 0);
+	cr_assert_float_eq(queue_bucket_level(&b, 0), -100, 1e-9);
+	cr_assert_eq(queue_bucket_full_in(&b, 0), 20000, "200 tokens at 10/s");
+}
