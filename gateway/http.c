@@ -82,10 +82,27 @@ static int on_token_complete(llhttp_t *p)
 	return 0;
 }
 
+/*
+ * A chunked body's trailer section.  Its fields are read and dropped: they
+ * never authenticate, classify or route a request, and are never forwarded
+ * (the body is re-framed with a Content-Length), so nothing that looks only
+ * at the header section can be bypassed through them.  Their bytes still
+ * count against the header bound.
+ */
+static int trailer_bytes(struct gw_http *h, size_t len)
+{
+	h->trailer_len += (uint32_t)len;
+	if (h->trailer_len > h->limits->max_header_bytes)
+		return fail(h, GW_R_HEADERS_TOO_LARGE, "trailer section is too large");
+	return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct gw_http *h = from_parser(p);
 	struct gw_msg *m = &h->msg;
+	if (h->head_done)
+		return trailer_bytes(h, len);
 	if (h->in != IN_NAME) {
 		if (m->nfields >= h->limits->max_headers)
 			return fail(h, GW_R_TOO_MANY_HEADERS, "request has too many header fields");
@@ -110,6 +127,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct gw_http *h = from_parser(p);
+	if (h->head_done)
+		return trailer_bytes(h, len);
 	struct gw_field *f = &h->msg.fields[h->msg.nfields - 1];
 	if (h->in != IN_VALUE) {
 		f->value_off = (uint32_t)h->msg.head.len;
@@ -232,6 +251,7 @@ void gw_http_next(struct gw_http *h, bool release)
 {
 	msg_reset(&h->msg, release);
 	h->head_seen = 0;
+	h->trailer_len = 0;
 	h->in = IN_NONE;
 	h->head_done = h->head_reported = h->done = h->started = h->skip_body = false;
 	h->error = 0;

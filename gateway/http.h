@@ -80,6 +80,7 @@ struct gw_http {
 	void *observe_ctx;
 	struct gw_msg msg;
 	uint32_t head_seen;		/* bytes consumed before the head completed */
+	uint32_t trailer_len;		/* bytes of a (dropped) trailer section */
 	uint8_t in;			/* which token the last data callback appended to */
 	bool head_done;			/* callbacks saw the end of the head */
 	bool head_reported;		/* ...and GW_HTTP_HEAD was returned */

@@ -354,5 +354,25 @@ tenants:
         self.assertIn("retry-after-ms", r.headers)
         c.close()
 
+
+class Trailers(ClusterTest):
+    def test_a_key_or_class_sent_as_a_trailer_does_not_count(self):
+        gold, spot, s = self.pair(classes=CLASSES, extra=TENANTS)
+        body = json.dumps(BODY).encode()
+        head = ("POST /v1/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
+                "content-type: application/json\r\n")
+        chunk = b"%x\r\n%s\r\n0\r\n" % (len(body), body)
+        c = Client(s.port)
+        c.send(head.encode() + b"\r\n" + chunk + b"authorization: Bearer sk-chat\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 401, "a trailer does not authenticate")
+        self.assertEqual(r.json()["error"]["code"], "missing_api_key")
+        c.send((head + "authorization: Bearer sk-mixed\r\n\r\n").encode() + chunk +
+               b"x-sluice-class: interactive\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers["x-sluice-class"], "standard", "a trailer does not classify")
+        c.close()
+
 if __name__ == "__main__":
     unittest.main(warnings="ignore")

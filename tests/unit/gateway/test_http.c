@@ -121,6 +121,26 @@ Test(http, chunked_body_is_dechunked, .timeout = 5)
 	cr_assert(strstr(s.msgs, "|Wikipedia|") != NULL, "%s", s.msgs);
 }
 
+Test(http, trailers_never_join_the_header_section, .timeout = 5)
+{
+	struct seen s = check("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+			      "4\r\nWiki\r\n0\r\nAuthorization: Bearer sk-trailer\r\nx-sluice-class: interactive\r\n\r\n",
+			      HTTP_REQUEST);
+	cr_assert_str_eq(s.events, "HD");
+	cr_assert_str_eq(s.msgs, "/x|Host=a;Transfer-Encoding=chunked;|Wiki|ka\n",
+			 "trailer fields are dropped: %s", s.msgs);
+}
+
+Test(http, a_trailer_section_is_bounded, .timeout = 5)
+{
+	char in[2048] = "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n";
+	for (int i = 0; i < 40; i++)
+		strcat(in, "x-pad: 0123456789012345678901234567890123456789\r\n");
+	strcat(in, "\r\n");
+	struct seen s = check(in, HTTP_REQUEST);
+	cr_assert_eq(s.error, GW_R_HEADERS_TOO_LARGE, "512 bytes of header section allowed, trailers included");
+}
+
 Test(http, pipelined_requests_in_order, .timeout = 5)
 {
 	struct seen s = check("GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
