@@ -246,6 +246,10 @@ void conf_destroy(struct conf *c)
 		free(p->name);
 		free(p->gpu_model);
 		free(p->mig_profile);
+		if (p->upstream_bearer != NULL) {
+			explicit_bzero(p->upstream_bearer, strlen(p->upstream_bearer));
+			free(p->upstream_bearer);
+		}
 	}
 	free(c->pools);
 	for (i = 0; i < CONF_CLASS_COUNT; i++)

@@ -54,6 +54,12 @@ struct conf_pool {
 	enum conf_slice slice;
 	char *gpu_model;		/* optional, informational (may be NULL) */
 	char *mig_profile;		/* optional, informational (may be NULL) */
+	/* upstream_auth: { bearer_env: NAME } or { bearer_file: PATH }: the
+	 * backend's own key, read at load (and at each reload) from the
+	 * environment or a file, never written in the YAML; sent upstream as
+	 * `Authorization: Bearer` in place of the client's credentials.  Never
+	 * logged or shown.  NULL: no credential is sent. */
+	char *upstream_bearer;
 	struct conf_backend *backends;
 	size_t nbackends;
 	int line;

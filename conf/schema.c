@@ -144,6 +144,81 @@ static void parse_gpu(struct conf__loader *l, struct conf_pool *p, const struct 
 	conf__value_str(l, &f[MIG], gctx, &p->mig_profile);
 }
 
+/* A credential fit for a header: printable, no spaces, at most 4 KiB. */
+static bool credential_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 4096)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+/* The bytes of a key file, without a final newline; NULL when unreadable. */
+static char *read_key_file(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return NULL;
+	char buf[4098];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	char *out = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return out;
+}
+
+/*
+ * upstream_auth: the backend's key, from the environment or a file (the
+ * YAML, often a ConfigMap, names where it is, never the key itself).
+ * Errors name the variable or the path, never the value.
+ */
+static void parse_upstream_auth(struct conf__loader *l, struct conf_pool *p, const struct conf__field *sec,
+				const char *ctx)
+{
+	enum { ENV, FILE_, N };
+	struct conf__field f[N] = {
+		[ENV] = { .name = "bearer_env" },
+		[FILE_] = { .name = "bearer_file" },
+	};
+	const yaml_node_t *m = conf__section(l, sec, ctx, YAML_MAPPING_NODE);
+	char actx[CONF__NAME_MAX + 48];
+	char *env = NULL, *path = NULL;
+
+	if (!m)
+		return;
+	snprintf(actx, sizeof actx, "upstream_auth of %s", ctx);
+	conf__fields(l, m, actx, f, N);
+	conf__value_str(l, &f[ENV], actx, &env);
+	conf__value_str(l, &f[FILE_], actx, &path);
+	if ((env != NULL) == (path != NULL)) {
+		conf__err(l, m, "%s needs exactly one of bearer_env and bearer_file", actx);
+	} else if (env != NULL) {
+		const char *v = getenv(env);
+		if (v == NULL || !credential_ok(v, strlen(v)))
+			conf__err(l, f[ENV].val, "%s: environment variable %s is %s", actx, env,
+				  v == NULL ? "not set" : "not a usable key (empty, spaces or control bytes)");
+		else if (!(p->upstream_bearer = strdup(v)))
+			conf__nomem(l);
+	} else {
+		p->upstream_bearer = read_key_file(path);
+		if (p->upstream_bearer == NULL || !credential_ok(p->upstream_bearer, strlen(p->upstream_bearer))) {
+			conf__err(l, f[FILE_].val, "%s: %s %s", actx, path,
+				  p->upstream_bearer == NULL ? "cannot be read" : "does not hold a usable key");
+			if (p->upstream_bearer != NULL)
+				explicit_bzero(p->upstream_bearer, strlen(p->upstream_bearer));
+			free(p->upstream_bearer);
+			p->upstream_bearer = NULL;
+		}
+	}
+	free(env);
+	free(path);
+}
+
 static void parse_backend(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *item,
 			  size_t idx)
 {
@@ -183,10 +258,11 @@ static void parse_backend(struct conf__loader *l, struct conf_pool *p, const yam
 static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
 		       const yaml_node_t *v)
 {
-	enum { SLICE, GPU, BACKENDS, N };
+	enum { SLICE, GPU, AUTH, BACKENDS, N };
 	struct conf__field f[N] = {
 		[SLICE] = { .name = "slice" },
 		[GPU] = { .name = "gpu" },
+		[AUTH] = { .name = "upstream_auth" },
 		[BACKENDS] = { .name = "backends" },
 	};
 	char ctx[CONF__NAME_MAX + 16];
@@ -210,6 +286,7 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 				  conf__show(l, n));
 	}
 	parse_gpu(l, p, &f[GPU], ctx);
+	parse_upstream_auth(l, p, &f[AUTH], ctx);
 
 	if (!(n = conf__need(l, &f[BACKENDS], ctx, k, YAML_SEQUENCE_NODE)) ||
 	    !(p->backends = items_alloc(l, n, ctx, "backends", sizeof *p->backends)))

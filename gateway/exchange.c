@@ -473,7 +473,10 @@ static int build_head(struct gw_exchange *x)
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct gw_field *f = &m->fields[i];
 		const char *name = gw_field_name(m, f);
+		/* The client's credentials are for sluice; the backend gets its
+		 * own (upstream_auth) or none. */
 		if (gw_msg_field_is_hop(m, f) || gw_token_eq(name, f->name_len, "content-length") ||
+		    gw_token_eq(name, f->name_len, "authorization") || gw_token_eq(name, f->name_len, "x-api-key") ||
 		    gw_token_eq(name, f->name_len, "expect") ||
 		    gw_token_eq(name, f->name_len, "x-request-id") ||
 		    gw_token_eq(name, f->name_len, "traceparent"))
@@ -501,6 +504,12 @@ static int build_head(struct gw_exchange *x)
 	rc |= gw_buf_appends(o, "\r\ntraceparent: ");
 	rc |= gw_buf_appends(o, c->rec.traceparent);
 	rc |= gw_buf_append(o, "\r\n", 2);
+	const char *bearer = x->backend->pool->cfg->upstream_bearer;
+	if (bearer != NULL) {
+		rc |= gw_buf_appends(o, "authorization: Bearer ");
+		rc |= gw_buf_appends(o, bearer);
+		rc |= gw_buf_append(o, "\r\n", 2);
+	}
 	if (m->has_length || m->chunked) {
 		rc |= gw_buf_appends(o, "content-length: ");
 		rc |= gw_buf_append_u64(o, m->body.len);
