@@ -49,6 +49,7 @@ static void stop(struct gw_server *srv)
 		return;
 	srv->stopped = true;
 	gw_info("drained; exiting");
+	uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 	backend_set_close_idle(&srv->backends, 0, 0);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
 	gw__dispatch_close(srv);
@@ -85,8 +86,10 @@ void gw_server_drain(struct gw_server *srv)
 		return;
 	srv->draining = true;
 	gw_info("draining: %u connections open, %u requests queued", srv->nconns, srv->queue.count);
+	/* The admin listener stays open until the end: /readyz answers 503
+	 * while the drain lasts, so that a load balancer stops sending here,
+	 * and /metrics shows the drain. */
 	uv_close((uv_handle_t *)&srv->listener, NULL);
-	uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 	/* Idle connections have nothing to finish; busy ones close after
 	 * their current response (finish_request sees `draining`). */
 	for (struct gw_conn *c = srv->conns, *next; c != NULL; c = next) {

@@ -6,9 +6,10 @@
  * connection (a list, for draining) and the class wait queues.  Everything
  * runs on its loop's thread; nothing here is locked.
  *
- * Shutdown (SIGTERM or SIGINT) is a drain: the listeners close, idle client
- * connections close, queued and in-flight requests go on and their
- * connections close once answered.  The loop ends when the last connection
+ * Shutdown (SIGTERM or SIGINT) is a drain: the proxy listener closes, idle
+ * client connections close, queued and in-flight requests go on and their
+ * connections close once answered.  The admin listener stays until the end
+ * (/readyz answers 503 meanwhile).  The loop ends when the last connection
  * is gone, or after timeouts.drain_ms, when whatever is left is closed.
  */
 #ifndef SLUICE_GATEWAY_SERVER_H

@@ -444,9 +444,16 @@ class Lifecycle(ClusterTest):
         c = Client(s.port, timeout=30)
         c.send(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=40)))
         wait_for(lambda: get_json(spot.port, "/stats")["active"] == 1, what="request in flight")
+        # An idle keep-alive connection, accepted for sure (one that is
+        # still in the listen backlog would be reset, not closed).
         idle = Client(s.port)
+        self.assertEqual(idle.request("GET", "/v1/models").status, 200)
+        self.assertEqual(get_json(s.admin_port, "/status")["draining"], False)
         s.p.send_signal(signal.SIGTERM)
         s.wait_line("draining")
+        # The admin listener stays: /readyz says the gateway is going away.
+        r = Client(s.admin_port).request("GET", "/readyz")
+        self.assertEqual((r.status, r.body), (503, b"draining\n"))
         # new connections are refused, the idle one is closed...
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", s.port), timeout=2)
