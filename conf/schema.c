@@ -335,6 +335,32 @@ static void parse_pools(struct conf__loader *l, const struct conf__field *sec)
 	}
 }
 
+/* One server in a reserved and an elastic pool would let batch work reach
+ * the reserved slice through the elastic pool: refused, naming both. */
+static void check_slices_apart(struct conf__loader *l)
+{
+	const struct conf *c = l->c;
+	for (size_t i = 0; i < c->npools; i++) {
+		const struct conf_pool *r = &c->pools[i];
+		if (r->slice != CONF_SLICE_RESERVED)
+			continue;
+		for (size_t j = 0; j < c->npools; j++) {
+			const struct conf_pool *e = &c->pools[j];
+			if (e->slice != CONF_SLICE_ELASTIC)
+				continue;
+			for (size_t a = 0; a < r->nbackends; a++)
+				for (size_t b = 0; b < e->nbackends; b++)
+					if (r->backends[a].addr.text && e->backends[b].addr.text &&
+					    conf__addr_same(&r->backends[a].addr, &e->backends[b].addr))
+						conf__diags_add(&l->diags, (size_t)e->backends[b].line,
+								"backend %s of elastic pool '%s' is also in reserved pool "
+								"'%s' (line %d): batch work would reach the reserved slice",
+								e->backends[b].addr.text, e->name, r->name,
+								r->backends[a].line);
+		}
+	}
+}
+
 /* ---- classes ------------------------------------------------------------ */
 
 /* The index of the pool that scalar n names, or -1. */
@@ -558,6 +584,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	parse_classes(l, &f[CLASSES]);
 	conf__tenants_read(l, &f[TENANTS]);
 	conf__anonymous_read(l, &f[ANON]);
+	check_slices_apart(l);
 	parse_metrics(l, &f[METRICS]);
 	parse_access_log(l, &f[ACCESS_LOG]);
 }

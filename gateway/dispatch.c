@@ -151,6 +151,8 @@ static uint64_t client_deadline(const struct gw_msg *m)
 /* The request's tenant, or NULL after answering 401. */
 static struct queue_tenant *identify(struct gw_conn *c)
 {
+	if (c->srv->tenants.open)
+		return c->srv->tenants.anonymous;	/* an open gateway: keys mean nothing */
 	size_t len = 0;
 	const char *key = gw_openai_api_key(&c->http.msg, &len);
 	struct queue_tenant *t = key ? queue_tenant_by_key(&c->srv->tenants, key, len) : c->srv->tenants.anonymous;

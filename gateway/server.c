@@ -247,6 +247,9 @@ static int server_build(struct gw_server *srv)
 	if (srv->pool_view == NULL || srv->pool_pick == NULL)
 		return -ENOMEM;
 	gw__slot_sync_pools(srv);
+	if (conf->ntenants == 0)
+		gw_warn("%s has no tenants: an open gateway, every request is served (as tenant 'anonymous', "
+			"unlimited) whatever key it carries", conf->path);
 	return 0;
 }
 

@@ -52,6 +52,7 @@ int queue_tenants_init(struct queue_tenants *ts, const struct conf *c, uint64_t 
 {
 	ts->n = c->ntenants;
 	ts->anonymous = NULL;
+	ts->open = c->ntenants == 0;
 	ts->keys = NULL;
 	ts->v = calloc(c->ntenants ? c->ntenants : 1, sizeof(*ts->v));
 	if (ts->v == NULL)

@@ -38,6 +38,7 @@ struct queue_tenants {
 	struct queue_tenant *v;
 	size_t n;
 	struct queue_tenant *anonymous;	/* used when no key is presented, or NULL */
+	bool open;			/* no tenants configured: every request is anonymous's */
 	struct queue_key_slot *keys;	/* power-of-two table, at most half full */
 	size_t keys_mask;
 };

@@ -101,5 +101,16 @@ class Credentials(ClusterTest):
         self.assertIn("needs exactly one of bearer_env and bearer_file", r.stderr)
 
 
+class OpenGateway(ClusterTest):
+    def test_with_no_tenants_every_request_is_served_whatever_key_it_carries(self):
+        gold, spot, s = self.pair()
+        s.wait_line("no tenants: an open gateway")
+        c = Client(s.port)
+        for headers in ({}, {"authorization": "Bearer sk-what-every-sdk-sends"}, {"x-api-key": "anything"}):
+            r = c.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 2}, headers)
+            self.assertEqual(r.status, 200, (headers, r.body))
+        c.close()
+
+
 if __name__ == "__main__":
     unittest.main(warnings="ignore")

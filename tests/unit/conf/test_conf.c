@@ -1168,3 +1168,20 @@ Test(conf, pool_find_and_destroy_null, .timeout = 10)
 	conf_destroy(c);
 	conf_destroy(NULL);
 }
+
+Test(conf, one_server_in_a_reserved_and_an_elastic_pool_is_refused, .timeout = 10)
+{
+	/* Batch work in the elastic pool would reach the reserved slice. */
+	expect_one("listen: 127.0.0.1:0\n"
+		   "classes:\n"
+		   "  interactive: { pools: [gold] }\n"
+		   "  standard: { pools: [spot] }\n"
+		   "pools:\n"
+		   "  gold:\n"
+		   "    slice: reserved\n"
+		   "    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n"
+		   "  spot:\n"
+		   "    slice: elastic\n"
+		   "    backends: [ { address: 127.0.0.1:9001, max_inflight: 4 }, { address: 127.0.0.1:9000, max_inflight: 4 } ]\n",
+		   11, "backend 127.0.0.1:9000 of elastic pool 'spot' is also in reserved pool 'gold' (line 8)");
+}
