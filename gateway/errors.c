@@ -33,6 +33,7 @@ static const struct gw_reason_info reasons[GW_R_COUNT] = {
 	[GW_R_UPSTREAM_ERROR]		= { 502, "upstream_error", "server_error" },
 	[GW_R_UPSTREAM_TIMEOUT]		= { 504, "upstream_timeout", "timeout" },
 	[GW_R_INTERNAL]			= { 500, "internal_error", "server_error" },
+	[GW_R_UNSUPPORTED_CODING]	= { 501, "unsupported_transfer_coding", "invalid_request_error" },
 };
 
 const struct gw_reason_info *gw_reason_info(enum gw_reason r)
@@ -54,6 +55,7 @@ const char *gw_status_text(int status)
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";

@@ -39,6 +39,7 @@ enum gw_reason {
 	GW_R_UPSTREAM_ERROR,		/* 502 backend closed or sent an invalid response */
 	GW_R_UPSTREAM_TIMEOUT,		/* 504 backend silent for timeouts.upstream_ms */
 	GW_R_INTERNAL,			/* 500 out of memory or a bug */
+	GW_R_UNSUPPORTED_CODING,	/* 501 a transfer coding other than chunked */
 	GW_R_COUNT
 };
 

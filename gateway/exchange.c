@@ -467,8 +467,10 @@ static int build_head(struct gw_exchange *x)
 	 * room for the fields sluice adds. */
 	int rc = gw_buf_reserve(o, m->head.len + 4 * (size_t)m->nfields + 512);
 	rc |= gw_buf_appends(o, llhttp_method_name(m->method));
+	size_t tlen;
+	const char *target = gw_msg_origin_form(m, &tlen);
 	rc |= gw_buf_append(o, " ", 1);
-	rc |= gw_buf_append(o, gw_msg_start(m), m->start_len);
+	rc |= gw_buf_append(o, target, tlen);
 	rc |= gw_buf_appends(o, " HTTP/1.1\r\n");
 	for (uint32_t i = 0; i < m->nfields; i++) {
 		const struct gw_field *f = &m->fields[i];

@@ -116,6 +116,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 		}
 		struct gw_field *f = &m->fields[m->nfields++];
 		f->hop = false;
+		h->named = false;
 		f->name_off = f->value_off = (uint32_t)m->head.len;
 		f->name_len = f->value_len = 0;
 		h->in = IN_NAME;
@@ -124,11 +125,22 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 	return head_append(h, at, len);
 }
 
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct gw_http *h = from_parser(p);
+	h->in = IN_NONE;
+	h->named = true;
+	return 0;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct gw_http *h = from_parser(p);
 	if (h->head_done)
 		return trailer_bytes(h, len);
+	if (h->in != IN_VALUE && !h->named)
+		return fail(h, GW_R_BAD_REQUEST, "a header field has an empty name");
+	h->named = false;
 	struct gw_field *f = &h->msg.fields[h->msg.nfields - 1];
 	if (h->in != IN_VALUE) {
 		f->value_off = (uint32_t)h->msg.head.len;
@@ -139,6 +151,76 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 }
 
 static void mark_hops(struct gw_msg *m);
+
+/* The authority of an absolute-form target ("http://HOST/..."), or NULL. */
+static const char *target_authority(const struct gw_msg *m, size_t *len)
+{
+	const char *u = gw_msg_start(m);
+	size_t n = m->start_len, skip;
+	if (n > 7 && strncasecmp(u, "http://", 7) == 0)
+		skip = 7;
+	else if (n > 8 && strncasecmp(u, "https://", 8) == 0)
+		skip = 8;
+	else
+		return NULL;
+	const char *a = u + skip;
+	size_t alen = 0;
+	while (skip + alen < n && a[alen] != '/' && a[alen] != '?')
+		alen++;
+	*len = alen;
+	return a;
+}
+
+const char *gw_msg_origin_form(const struct gw_msg *m, size_t *len)
+{
+	size_t alen;
+	const char *a = target_authority(m, &alen);
+	if (a == NULL) {
+		*len = m->start_len;
+		return gw_msg_start(m);
+	}
+	const char *path = a + alen, *end = gw_msg_start(m) + m->start_len;
+	if (path == end) {
+		*len = 1;
+		return "/";
+	}
+	*len = (size_t)(end - path);
+	return path;
+}
+
+/*
+ * RFC 9112 strictness that llhttp leaves to its user: field names are never
+ * empty; a request has at most one Host, and an absolute-form target names
+ * the same host; the only transfer coding is chunked (sluice would
+ * otherwise forward a body it cannot decode).  A response's bad field is
+ * the backend's fault: the exchange answers it 502.
+ */
+static int check_fields(struct gw_http *h)
+{
+	struct gw_msg *m = &h->msg;
+	const struct gw_field *host = NULL;
+	bool request = h->parser.type == HTTP_REQUEST;
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		const struct gw_field *f = &m->fields[i];
+		const char *name = gw_field_name(m, f);
+		if (f->name_len == 0)
+			return fail(h, GW_R_BAD_REQUEST, "a header field has an empty name");
+		if (request && gw_token_eq(name, f->name_len, "host")) {
+			if (host != NULL)
+				return fail(h, GW_R_BAD_REQUEST, "more than one Host field");
+			host = f;
+		}
+		if (gw_token_eq(name, f->name_len, "transfer-encoding") &&
+		    !gw_token_eq(gw_field_value(m, f), f->value_len, "chunked"))
+			return fail(h, GW_R_UNSUPPORTED_CODING, "only the chunked transfer coding is supported");
+	}
+	size_t alen;
+	const char *authority = request ? target_authority(m, &alen) : NULL;
+	if (authority != NULL && host != NULL &&
+	    !(host->value_len == alen && strncasecmp(gw_field_value(m, host), authority, alen) == 0))
+		return fail(h, GW_R_BAD_REQUEST, "the request target names another host than the Host field");
+	return 0;
+}
 
 static int on_headers_complete(llhttp_t *p)
 {
@@ -152,6 +234,8 @@ static int on_headers_complete(llhttp_t *p)
 	m->has_length = (p->flags & F_CONTENT_LENGTH) != 0;
 	m->content_length = m->has_length ? p->content_length : 0;
 	mark_hops(m);
+	if (check_fields(h) < 0)
+		return -1;
 	const struct gw_field *expect = gw_msg_field(m, "expect");
 	m->expect_continue = expect != NULL &&
 		gw_token_eq(gw_field_value(m, expect), expect->value_len, "100-continue");
@@ -202,7 +286,7 @@ static const llhttp_settings_t settings = {
 	.on_url_complete = on_token_complete,
 	.on_status_complete = on_token_complete,
 	.on_header_field = on_header_field,
-	.on_header_field_complete = on_token_complete,
+	.on_header_field_complete = on_header_field_complete,
 	.on_header_value = on_header_value,
 	.on_header_value_complete = on_token_complete,
 	.on_headers_complete = on_headers_complete,

@@ -82,6 +82,7 @@ struct gw_http {
 	uint32_t head_seen;		/* bytes consumed before the head completed */
 	uint32_t trailer_len;		/* bytes of a (dropped) trailer section */
 	uint8_t in;			/* which token the last data callback appended to */
+	bool named;			/* a field name is complete and awaits its value */
 	bool head_done;			/* callbacks saw the end of the head */
 	bool head_reported;		/* ...and GW_HTTP_HEAD was returned */
 	bool done;			/* callbacks saw the end of the message */
@@ -137,11 +138,18 @@ void gw_http_observe_body(struct gw_http *h, gw_http_body_cb cb, void *ctx);
 void gw_http_expect_no_body(struct gw_http *h);
 
 /* Start line token (URL or reason phrase) and field access. */
-static inline const char *gw_msg_start(const struct gw_msg *m) { return m->head.data + m->start_off; }
+/* (An empty head has no buffer: its tokens are "".) */
+static inline const char *gw_msg_start(const struct gw_msg *m)
+{ return m->head.data ? m->head.data + m->start_off : ""; }
 static inline const char *gw_field_name(const struct gw_msg *m, const struct gw_field *f)
-{ return m->head.data + f->name_off; }
+{ return m->head.data ? m->head.data + f->name_off : ""; }
 static inline const char *gw_field_value(const struct gw_msg *m, const struct gw_field *f)
-{ return m->head.data + f->value_off; }
+{ return m->head.data ? m->head.data + f->value_off : ""; }
+
+/* The request target in origin form: an absolute-form target
+ * ("http://host/path?q", its host already checked against Host) loses its
+ * scheme and authority, as a proxy forwards it. */
+const char *gw_msg_origin_form(const struct gw_msg *m, size_t *len);
 
 /* First field called `name` (case-insensitive) or NULL. */
 const struct gw_field *gw_msg_field(const struct gw_msg *m, const char *name);

@@ -141,6 +141,39 @@ Test(http, a_trailer_section_is_bounded, .timeout = 5)
 	cr_assert_eq(s.error, GW_R_HEADERS_TOO_LARGE, "512 bytes of header section allowed, trailers included");
 }
 
+Test(http, strict_fields, .timeout = 5)
+{
+	struct seen s = check("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HTTP_REQUEST);
+	cr_assert_str_eq(s.events, "E", "two Host fields");
+	cr_assert_eq(s.error, GW_R_BAD_REQUEST);
+	s = check("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", HTTP_REQUEST);
+	cr_assert_eq(s.error, GW_R_UNSUPPORTED_CODING, "a coding sluice would drop silently");
+	s = check("GET http://evil.example/x HTTP/1.1\r\nHost: good.example\r\n\r\n", HTTP_REQUEST);
+	cr_assert_str_eq(s.events, "E", "absolute-form naming another host");
+	s = check("GET http://Good.example/x?q=1 HTTP/1.1\r\nHost: good.example\r\n\r\n", HTTP_REQUEST);
+	cr_assert_str_eq(s.events, "HD", "the same host, in any case");
+	s = check("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n: v\r\n\r\n", HTTP_RESPONSE);
+	cr_assert_str_eq(s.events, "E", "a response field with an empty name");
+}
+
+Test(http, absolute_form_is_forwarded_in_origin_form, .timeout = 5)
+{
+	static const char *const in[] = { "GET http://h.example/a/b?q=1 HTTP/1.1\r\nHost: h.example\r\n\r\n",
+					   "GET http://h.example HTTP/1.1\r\nHost: h.example\r\n\r\n",
+					   "GET /plain HTTP/1.1\r\nHost: h.example\r\n\r\n" };
+	static const char *const want[] = { "/a/b?q=1", "/", "/plain" };
+	for (int i = 0; i < 3; i++) {
+		struct gw_http h;
+		size_t used, len;
+		gw_http_init(&h, HTTP_REQUEST, &limits, NULL, NULL);
+		while (gw_http_parse(&h, in[i], strlen(in[i]), &used) == GW_HTTP_HEAD)
+			;
+		const char *t = gw_msg_origin_form(&h.msg, &len);
+		cr_assert(len == strlen(want[i]) && memcmp(t, want[i], len) == 0, "%s: %.*s", in[i], (int)len, t);
+		gw_http_finish(&h);
+	}
+}
+
 Test(http, pipelined_requests_in_order, .timeout = 5)
 {
 	struct seen s = check("GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
