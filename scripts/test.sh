@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install, build and run the whole test suite: unit and integration tests,
-# first on the release build, then on an AddressSanitizer + UBSan build.
+# first on the release build, then on an AddressSanitizer + UBSan build; then
+# a bounded libFuzzer run of every parser (SLUICE_FUZZ_SECONDS each, 15).
 #
 #   scripts/test.sh                 both builds
 #   SLUICE_NO_SANITIZE=1 scripts/test.sh   release build only (quicker)
@@ -25,4 +26,8 @@ if [ "${SLUICE_NO_SANITIZE:-0}" != 1 ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		SLUICE_REQUIRE_E2E=1 meson test -C build-asan --print-errorlogs --timeout-multiplier 3
 fi
+# Every parser is fuzzed a little on every run (the checked-in corpus,
+# crash regressions included, is replayed first); scripts/fuzz.sh SECONDS
+# fuzzes longer.
+scripts/fuzz.sh "${SLUICE_FUZZ_SECONDS:-15}"
 echo "test: all suites passed"
