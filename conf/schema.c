@@ -49,7 +49,8 @@
 /* Where zero would refuse every request or every connection, the least
  * value is 1. */
 static const struct conf__scalar limits_keys[] = {
-	LIMIT(max_body_bytes, CONF__UNIT_BYTES, 8ull << 20, 0, UINT64_MAX),
+	/* A body is written upstream in one piece (libuv buffers are 32-bit). */
+	LIMIT(max_body_bytes, CONF__UNIT_BYTES, 8ull << 20, 0, 1ull << 30),
 	LIMIT(max_header_bytes, CONF__UNIT_BYTES, 16u << 10, 1, UINT32_MAX),
 	LIMIT(max_headers, CONF__UNIT_NONE, 100, 1, UINT32_MAX),
 	LIMIT(max_queued_bytes, CONF__UNIT_BYTES, 256ull << 20, 1, UINT64_MAX),

@@ -530,6 +530,7 @@ void gw__exchange_start(struct gw_conn *c, struct gw_slot **slot)
 		memset(x, 0, offsetof(struct gw_exchange, tail));
 	if (x == NULL) {
 		gw__slot_give(srv, slot);
+		queue_refund(&c->qi, gw_now_ms(srv));	/* never served */
 		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;
 	}

@@ -333,6 +333,11 @@ void gw_http_finish(struct gw_http *h)
 
 void gw_http_next(struct gw_http *h, bool release)
 {
+	/* After a message that asked for an upgrade (never proxied as one),
+	 * llhttp would treat what follows as the upgraded protocol's bytes and
+	 * stop at once: start it afresh, so a pipelined request is parsed. */
+	if (llhttp_get_upgrade(&h->parser))
+		llhttp_reset(&h->parser);
 	msg_reset(&h->msg, release);
 	h->head_seen = 0;
 	h->trailer_len = 0;

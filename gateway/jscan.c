@@ -517,7 +517,7 @@ static void number_start(struct gw_jscan *s, unsigned char c)
 	value_start(s, GW_JSCAN_INTEGER);
 	s->state = ST_NUMBER;
 	s->sub = N_SIGN;
-	s->num_real = s->num_exp_neg = false;
+	s->num_real = s->num_exp_neg = s->num_sticky = false;
 	s->num_neg = c == '-';
 	s->num_sig_len = 0;
 	s->num_point = 0;
@@ -540,6 +540,8 @@ static void number_digit(struct gw_jscan *s, unsigned char c, bool fraction)
 		s->num_point++;
 	if (s->num_sig_len < sizeof(s->num_sig))
 		s->num_sig[s->num_sig_len++] = (char)c;
+	else if (c != '0')
+		s->num_sticky = true;
 }
 
 /* Does the number fit, as jansson requires: an integer in 64 bits, a real
@@ -561,11 +563,16 @@ static bool number_fits(const struct gw_jscan *s)
 		return false;
 	if (e < -400)
 		return true;	/* underflows to zero, which jansson accepts */
-	char buf[64];
+	/* 0.SIG[1]eE: a dropped nonzero tail stands as a final 1, which rounds
+	 * the same way as the whole tail would (the threshold has fewer
+	 * digits than are kept). */
+	char buf[GW_JSCAN_SIG_MAX + 16];
 	memcpy(buf, "0.", 2);
 	memcpy(buf + 2, s->num_sig, s->num_sig_len);
-	buf[2 + s->num_sig_len] = 'e';
-	size_t n = 3 + s->num_sig_len;
+	size_t n = 2 + s->num_sig_len;
+	if (s->num_sticky)
+		buf[n++] = '1';
+	buf[n++] = 'e';
 	int64_t a = e < 0 ? -e : e;
 	if (e < 0)
 		buf[n++] = '-';

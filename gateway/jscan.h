@@ -41,6 +41,10 @@
 #define GW_JSCAN_DEPTH_MAX 2048		/* as jansson's JSON_PARSER_MAX_DEPTH */
 #define GW_JSCAN_CAPTURE_MAX 256	/* bytes of a captured string or number */
 #define GW_JSCAN_KEY_MAX 32		/* bytes of a key handed to value() */
+/* Significant digits of a number kept to tell, exactly as strtod() would,
+ * whether it overflows: the overflow threshold (halfway above DBL_MAX) has
+ * 309 of them; what lies beyond is kept as one "nonzero" flag. */
+#define GW_JSCAN_SIG_MAX 320
 
 enum gw_jscan_type {
 	GW_JSCAN_OBJECT = 0,
@@ -96,8 +100,9 @@ struct gw_jscan {
 	/* The current number, kept short: its first significant digits and
 	 * where the decimal point falls, enough to tell whether it fits. */
 	bool num_real, num_neg;
-	uint8_t num_sig_len;
-	char num_sig[24];
+	bool num_sticky;		/* a nonzero digit past those kept */
+	uint16_t num_sig_len;
+	char num_sig[GW_JSCAN_SIG_MAX];
 	int32_t num_point;		/* decimal exponent of the first significant digit */
 	int32_t num_exp;		/* the exponent part, saturated */
 	bool num_exp_neg;

@@ -40,6 +40,10 @@ static void on_tick(uv_timer_t *t)
 	struct gw_server *srv = server_from(t->data);
 	backend_set_close_idle(&srv->backends, gw_now_ms(srv), srv->conf->timeouts.upstream_idle_ms);
 	gw__account_tick(&srv->account, gw_now_ms(srv));
+	/* A backend marked down comes back by the clock, not by an event: with
+	 * requests queued and no slot in use, no release would ever kick them. */
+	if (srv->queue.count > 0)
+		gw__dispatch_kick(srv);
 }
 
 /* Everything is closed but the loop's own handles: stop. */

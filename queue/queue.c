@@ -286,7 +286,9 @@ enum queue_check queue_check(const struct queue *q, enum conf_class k, const str
 		 * that one tenant cannot hold the whole queue.  Only when the
 		 * count is the bound: a byte bound is not freed by one item. */
 		struct queue_flow *fat = fattest(qc, qc->flows[t->index].count + 1);
-		if (fat != NULL && qc->count >= qc->cfg->max_queue && qc->bytes + bytes <= qc->cfg->max_queue_bytes &&
+		/* Exactly at the bound: a reload that shrank max_queue below the
+		 * count leaves the class full until it drains, evicting nobody. */
+		if (fat != NULL && qc->count == qc->cfg->max_queue && qc->bytes + bytes <= qc->cfg->max_queue_bytes &&
 		    q->bytes + bytes <= q->conf->limits.max_queued_bytes + fat->tail->bytes) {
 			*victim = fat->tail;
 		} else {

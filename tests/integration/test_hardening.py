@@ -101,6 +101,17 @@ class Credentials(ClusterTest):
         self.assertIn("needs exactly one of bearer_env and bearer_file", r.stderr)
 
 
+class Pipelining(ClusterTest):
+    def test_a_request_pipelined_after_an_upgrade_request_is_answered_at_once(self):
+        gold, spot, s = self.pair()
+        c = Client(s.port, timeout=5)
+        c.send(b"POST /v1/completions HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+               b"content-length: 2\r\n\r\n{}GET /v1/models HTTP/1.1\r\nhost: a\r\n\r\n")
+        self.assertEqual(c.read_response().status, 200, "the upgrade request, as an ordinary one")
+        self.assertEqual(c.read_response().status, 200, "the pipelined one, without another byte sent")
+        c.close()
+
+
 class OpenGateway(ClusterTest):
     def test_with_no_tenants_every_request_is_served_whatever_key_it_carries(self):
         gold, spot, s = self.pair()

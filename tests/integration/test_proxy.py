@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (SLUICE, Client, ClusterTest, get_json, metric, render, sluice_config,
+from harness import (GPUSIM, SLUICE, Client, ClusterTest, Proc, get_json, metric, render, sluice_config,
                      wait_for)
 
 COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
@@ -421,6 +421,58 @@ classes:
         self.assertEqual(r.status, 429)
         self.assertEqual(r.json()["error"]["code"], "queue_timeout")
         busy.close()
+
+
+    def test_requests_queued_behind_a_backend_that_was_down_start_when_it_is_back(self):
+        # A connect that hangs: a listener whose backlog is full drops SYNs.
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(0)
+        port = lsock.getsockname()[1]
+        fill = []
+        for _ in range(4):
+            d = socket.socket()
+            d.setblocking(False)
+            try:
+                d.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fill.append(d)
+        time.sleep(0.1)
+        s = self.sluice(f"""
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+timeouts: {{ connect_ms: 500 }}
+classes:
+  standard: {{ max_queue: 16, max_wait_ms: 6000, pools: [spot] }}
+pools:
+  spot: {{ slice: elastic, backends: [ {{ address: 127.0.0.1:{port}, max_inflight: 1 }} ] }}
+""")
+        results = {}
+
+        def send(name):
+            c = Client(s.port, timeout=20)
+            r = c.request("POST", "/v1/completions", COMPLETION)
+            c.close()
+            results[name] = r.status
+
+        a = threading.Thread(target=send, args=("A",))
+        a.start()
+        time.sleep(0.1)
+        b = threading.Thread(target=send, args=("B",))
+        b.start()
+        # A's connect times out: the backend is held down for 1 s while B
+        # waits in the queue with no slot in use.  Then a real server comes
+        # up on the port; B must start without any other event.
+        a.join()
+        lsock.close()
+        for d in fill:
+            d.close()
+        g = Proc([GPUSIM, "--listen", f"127.0.0.1:{port}"], "gpusim")
+        self.procs.append(g)
+        g.wait_line("listening")
+        b.join()
+        self.assertEqual(results, {"A": 504, "B": 200})
 
 
 class Admin(ClusterTest):

@@ -132,6 +132,10 @@ Test(openai, max_tokens_only_as_a_whole_non_negative_integer, .timeout = 5)
 		{ "{\"max_tokens\":1e400}", -1, false },			/* a real that overflows */
 		{ "{\"max_tokens\":1e-400}", -1, true },			/* ...one that underflows is 0.0 */
 		{ "{\"max_tokens\":012}", -1, false },
+		/* just past the overflow threshold, and just under it, in more
+		 * digits than a double holds */
+		{ "{\"a\":1797693134862315807937289714054e278,\"max_tokens\":1}", -1, false },
+		{ "{\"a\":1797693134862315807937289714053e278,\"max_tokens\":1}", 1, true },
 		{ "{\"max_tokens\":1.}", -1, false },
 		{ "{\"max_tokens\":-}", -1, false },
 	};

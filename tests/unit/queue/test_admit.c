@@ -267,3 +267,27 @@ Test(admit, without_usage_the_output_part_comes_back, .timeout = 5)
 	cr_assert_float_eq(it.charge.tokens, 100, 1e-9);
 	teardown(&f);
 }
+
+Test(admit, a_class_over_a_shrunk_max_queue_evicts_nobody, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item its[3] = { { 0 } }, light = { 0 };
+	struct queue_verdict v;
+	f.pools[SPOT] = QUEUE_POOL_UP;
+	f.facts.class_header = "standard";
+	f.facts.class_header_len = 8;
+	/* c holds 2 (max_queue); a reload then shrinks max_queue to 1. */
+	queue_admit(&f.q, tenant(&f, 2), &f.facts, 0, &its[0], &v);
+	queue_admit(&f.q, tenant(&f, 2), &f.facts, 0, &its[1], &v);
+	struct conf_class_cfg shrunk = *f.q.classes[CONF_CLASS_STANDARD].cfg;
+	shrunk.max_queue = 1;
+	f.q.classes[CONF_CLASS_STANDARD].cfg = &shrunk;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &light, &v);
+	cr_assert_eq(v.action, QUEUE_REJECT, "over the bound: full, and no eviction would bring it back under");
+	cr_assert_eq(v.reason, QUEUE_R_QUEUE_FULL);
+	cr_assert_eq(f.q.classes[CONF_CLASS_STANDARD].count, 2);
+	queue_withdraw(&f.q, &its[0], 0);
+	queue_withdraw(&f.q, &its[1], 0);
+	teardown(&f);
+}
