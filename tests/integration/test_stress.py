@@ -83,7 +83,7 @@ class Stress(ClusterTest):
                     headers["x-sluice-class"] = "interactive"
                 if rng.random() < 0.1:
                     headers["x-sluice-deadline-ms"] = "20"
-                tokens = 14 if rng.random() < 0.03 else rng.randint(1, 6)
+                tokens = 14 if rng.random() < 0.1 else rng.randint(1, 6)
                 reqs += render("POST", "/v1/completions", {"prompt": "p", "max_tokens": tokens}, headers)
             got = []
             c = Client(s.port, timeout=60)
