@@ -69,9 +69,13 @@ const char *gw__conn_peer(const struct gw_conn *c)
 	return c->peer_text;
 }
 
-/* The body inspection is over (read by dispatch, or the request ended). */
+/* The body inspection is over (read by dispatch, or the request ended):
+ * the parser must no longer hand it bytes. */
 static void scan_drop(struct gw_conn *c)
 {
+	if (c->scan == NULL)
+		return;
+	gw_http_observe_body(&c->http, NULL, NULL);
 	free(c->scan);
 	c->scan = NULL;
 }

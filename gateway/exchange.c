@@ -56,8 +56,7 @@ struct gw_exchange {
 	uint32_t magic;
 	enum phase phase;
 	struct gw_conn *conn;
-	struct gw_slot *slot;		/* held until exchange_end() */
-	struct backend *backend;	/* the slot's */
+	struct gw_slot *slot;		/* held until exchange_end(); its backend is ours */
 	struct backend_conn *up;
 	struct upstream_op *op;		/* connect or write in flight */
 	struct gw_http resp;
@@ -98,8 +97,9 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 	struct gw_conn *c = x->conn;
 	struct gw_server *srv = c->srv;
 	c->rec.t_upstream_end = uv_hrtime();
-	if (c->rec.tokens_reported < 0 && c->classified)
-		queue_settle_unreported(&c->qi, gw_now_ms(srv));	/* no usage: the output part comes back */
+	/* No usage came back: the output part of the charge is given back (a
+	 * no-op once the response's usage settled it). */
+	queue_settle_unreported(&c->qi, gw_now_ms(srv));
 	if (x->op != NULL)
 		x->op->x = NULL;
 	if (x->up != NULL) {
@@ -154,14 +154,14 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		}
 		backend_conn_close(&x->up);
 		gw_debug("pooled upstream connection to %s was dead (%s); retrying request_id=%s",
-			 x->backend->cfg->addr.text, detail, c->request_id);
+			 x->slot->backend->cfg->addr.text, detail, c->request_id);
 		connect_new(x);
 		return;
 	}
 	if (!x->head_sent) {
 		char msg[256];
-		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->backend->cfg->addr.text,
-			 x->backend->pool->cfg->name, detail);
+		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->slot->backend->cfg->addr.text,
+			 x->slot->backend->pool->cfg->name, detail);
 		exchange_end(x, false);
 		gw__conn_reject(c, r, msg, 0);
 		return;
@@ -169,7 +169,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 	srv->metrics.upstream_truncated++;
 	c->rec.reason = (uint8_t)r;
 	gw_warn("backend %s of pool '%s' failed mid-response (%s); closing client request_id=%s",
-		x->backend->cfg->addr.text, x->backend->pool->cfg->name, detail, c->request_id);
+		x->slot->backend->cfg->addr.text, x->slot->backend->pool->cfg->name, detail, c->request_id);
 	flush_out(x);
 	exchange_end(x, false);
 	c->reset_on_close = true;
@@ -239,7 +239,7 @@ static void write_head(struct gw_exchange *x)
 	gw_buf_appends(o, "\r\nx-sluice-class: ");
 	gw_buf_appends(o, conf_class_name(c->qi.klass));
 	gw_buf_appends(o, "\r\nx-sluice-pool: ");
-	gw_buf_appends(o, x->backend->pool->cfg->name);
+	gw_buf_appends(o, x->slot->backend->pool->cfg->name);
 	gw_buf_appends(o, "\r\nx-sluice-queue-ms: ");
 	gw_buf_append_u64(o, (c->rec.t_dispatch - c->rec.t_ready) / 1000000);
 	gw_buf_append(o, "\r\n", 2);
@@ -414,11 +414,11 @@ static void on_connected(uv_connect_t *req, int status)
 	if (x == NULL)
 		return;
 	if (status < 0) {
-		backend_mark_failed(x->backend, gw_now_ms(x->conn->srv));
+		backend_mark_failed(x->slot->backend, gw_now_ms(x->conn->srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(status));
 		return;
 	}
-	backend_mark_ok(x->backend);
+	backend_mark_ok(x->slot->backend);
 	uv_tcp_nodelay(&x->up->tcp, 1);
 	send_request(x);
 }
@@ -433,7 +433,7 @@ static void connect_new(struct gw_exchange *x)
 	gw_http_next(&x->resp, false);
 	if (c->http.msg.method == HTTP_HEAD)
 		gw_http_expect_no_body(&x->resp);
-	int rc = backend_conn_create(srv->loop, x->backend, &x->up);
+	int rc = backend_conn_create(srv->loop, x->slot->backend, &x->up);
 	struct upstream_op *op = rc == 0 ? malloc(sizeof(*op)) : NULL;
 	if (op == NULL) {
 		backend_conn_close(&x->up);
@@ -442,11 +442,11 @@ static void connect_new(struct gw_exchange *x)
 	}
 	x->up->owner = x;
 	op->x = x;
-	const struct conf_addr *a = &x->backend->cfg->addr;
+	const struct conf_addr *a = &x->slot->backend->cfg->addr;
 	rc = uv_tcp_connect(&op->req.connect, &x->up->tcp, (const struct sockaddr *)&a->sa, on_connected);
 	if (rc < 0) {
 		free(op);
-		backend_mark_failed(x->backend, gw_now_ms(srv));
+		backend_mark_failed(x->slot->backend, gw_now_ms(srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(rc));
 		return;
 	}
@@ -494,7 +494,7 @@ static int build_head(struct gw_exchange *x)
 		rc |= gw_buf_append(o, "\r\n", 2);
 	}
 	if (!has_host)
-		rc |= gw_buf_appendf(o, "host: %s\r\n", x->backend->cfg->addr.text);
+		rc |= gw_buf_appendf(o, "host: %s\r\n", x->slot->backend->cfg->addr.text);
 	rc |= gw_buf_appends(o, "x-forwarded-for: ");
 	if (xff != NULL) {
 		rc |= gw_buf_append(o, gw_field_value(m, xff), xff->value_len);
@@ -506,7 +506,7 @@ static int build_head(struct gw_exchange *x)
 	rc |= gw_buf_appends(o, "\r\ntraceparent: ");
 	rc |= gw_buf_appends(o, c->rec.traceparent);
 	rc |= gw_buf_append(o, "\r\n", 2);
-	const char *bearer = x->backend->pool->cfg->upstream_bearer;
+	const char *bearer = x->slot->backend->pool->cfg->upstream_bearer;
 	if (bearer != NULL) {
 		rc |= gw_buf_appends(o, "authorization: Bearer ");
 		rc |= gw_buf_appends(o, bearer);
@@ -538,8 +538,7 @@ void gw__exchange_start(struct gw_conn *c, struct gw_slot **slot)
 	x->conn = c;
 	x->slot = *slot;
 	*slot = NULL;
-	x->backend = x->slot->backend;
-	struct backend *b = x->backend;
+	struct backend *b = x->slot->backend;
 	c->x = x;
 	c->state = GW_CONN_UPSTREAM;
 	gw_http_init(&x->resp, HTTP_RESPONSE, &srv->resp_limits, on_resp_body, x);
@@ -581,7 +580,7 @@ void gw__exchange_timeout(struct gw_conn *c)
 		return;
 	}
 	if (x->phase == PHASE_CONNECT) {
-		backend_mark_failed(x->backend, gw_now_ms(c->srv));
+		backend_mark_failed(x->slot->backend, gw_now_ms(c->srv));
 		snprintf(msg, sizeof(msg), "no connection within %llu ms",
 			 (unsigned long long)c->srv->conf->timeouts.connect_ms);
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_TIMEOUT, msg);
