@@ -1,5 +1,6 @@
 /* buf.c - growable byte buffer; see buf.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +14,15 @@ void gw_buf_finish(struct gw_buf *b)
 	b->len = b->cap = 0;
 }
 
-int gw_buf_reserve(struct gw_buf *b, size_t extra)
+/* Make room for `extra` more bytes: doubling, or exactly what is asked. */
+static int reserve(struct gw_buf *b, size_t extra, bool exact)
 {
 	if (b->cap - b->len >= extra)
 		return 0;
 	size_t need = b->len + extra;
 	if (need < b->len)
 		return -ENOMEM;
-	size_t cap = b->cap ? b->cap : 256;
+	size_t cap = exact ? need : b->cap ? b->cap : 256;
 	while (cap < need)
 		cap *= 2;
 	char *p = realloc(b->data, cap);
@@ -31,19 +33,14 @@ int gw_buf_reserve(struct gw_buf *b, size_t extra)
 	return 0;
 }
 
+int gw_buf_reserve(struct gw_buf *b, size_t extra)
+{
+	return reserve(b, extra, false);
+}
+
 int gw_buf_reserve_exact(struct gw_buf *b, size_t extra)
 {
-	if (b->cap - b->len >= extra)
-		return 0;
-	size_t need = b->len + extra;
-	if (need < b->len)
-		return -ENOMEM;
-	char *p = realloc(b->data, need);
-	if (p == NULL)
-		return -ENOMEM;
-	b->data = p;
-	b->cap = need;
-	return 0;
+	return reserve(b, extra, true);
 }
 
 int gw_buf_append(struct gw_buf *b, const void *p, size_t n)
