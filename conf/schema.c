@@ -583,7 +583,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	scalar_section(l, &f[TIMEOUTS], timeouts_keys, ARRAY_SIZE(timeouts_keys), &l->c->timeouts);
 	parse_pools(l, &f[POOLS]);
 	parse_classes(l, &f[CLASSES]);
-	conf__tenants_read(l, &f[TENANTS]);
+	conf__tenants_read(l, &f[TENANTS], &f[ANON]);
 	conf__anonymous_read(l, &f[ANON]);
 	check_slices_apart(l);
 	parse_metrics(l, &f[METRICS]);

@@ -182,7 +182,7 @@ static void parse_tenant_classes(struct conf__loader *l, struct conf_tenant *t,
 }
 
 static void parse_tenant(struct conf__loader *l, struct keyrefs *refs, size_t ti,
-			 const yaml_node_t *k, const yaml_node_t *v)
+			 const yaml_node_t *k, const yaml_node_t *v, const struct conf__field *anon)
 {
 	enum { KEYS, DEFAULT_CLASS, MAX_CLASS, WEIGHT, RPS, BURST, TPM, N };
 	struct conf__field f[N] = {
@@ -208,12 +208,19 @@ static void parse_tenant(struct conf__loader *l, struct keyrefs *refs, size_t ti
 	}
 	conf__fields(l, v, ctx, f, N);
 
-	/* A tenant without keys is legal: it can still be the anonymous one. */
 	if ((n = conf__section(l, &f[KEYS], ctx, YAML_SEQUENCE_NODE)) && conf__seq_len(n)) {
 		if (!(t->keys = conf__calloc(l, conf__seq_len(n), sizeof *t->keys)))
 			return;
 		for (i = 0; i < conf__seq_len(n); i++)
 			parse_key(l, refs, t, ti, conf__seq_item(l, n, i), ctx);
+	} else if (!f[KEYS].key || n) {
+		/* No keys at all: only the anonymous tenant is reached that way.
+		 * Anything else is a key list lost in a merge or an indentation
+		 * slip, whose limits would look configured and never apply. */
+		if (!anon->key || !conf__node_is(anon->val, YAML_SCALAR_NODE) ||
+		    !conf__node_equals(anon->val, t->name))
+			conf__err(l, k, "%s has no keys and is not the anonymous_tenant: "
+				  "no request could reach it", ctx);
 	}
 	parse_tenant_classes(l, t, &f[DEFAULT_CLASS], &f[MAX_CLASS], k, ctx);
 
@@ -227,7 +234,8 @@ static void parse_tenant(struct conf__loader *l, struct keyrefs *refs, size_t ti
 	conf__value_num(l, &f[TPM], ctx, 0, false, INFINITY, &t->tokens_per_min);
 }
 
-void conf__tenants_read(struct conf__loader *l, const struct conf__field *sec)
+void conf__tenants_read(struct conf__loader *l, const struct conf__field *sec,
+			const struct conf__field *anon)
 {
 	struct conf *c = l->c;
 	const yaml_node_t *m = conf__section(l, sec, NULL, YAML_MAPPING_NODE);
@@ -245,7 +253,7 @@ void conf__tenants_read(struct conf__loader *l, const struct conf__field *sec)
 			goto out;
 		c->ntenants++;
 		t->line = (int)conf__node_line(e.key);
-		parse_tenant(l, &refs, c->ntenants - 1, e.key, e.val);
+		parse_tenant(l, &refs, c->ntenants - 1, e.key, e.val, anon);
 	}
 	keyrefs_check(l, &refs);
 out:

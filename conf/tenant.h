@@ -13,7 +13,8 @@
  * read already: a tenant's default class must be defined.  An API key listed
  * twice, in one tenant or across two, is reported here too.
  */
-void conf__tenants_read(struct conf__loader *l, const struct conf__field *sec);
+void conf__tenants_read(struct conf__loader *l, const struct conf__field *sec,
+			const struct conf__field *anon);
 
 /*
  * Read the optional top-level `anonymous_tenant` (field f): the name of a

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 out=build-fuzz
 mkdir -p "$out"
-flags="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I/usr/share/include/llhttp"
+flags="-g -O1 -std=c11 -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -I/usr/share/include/llhttp"
 llhttp="/usr/share/llhttp/llhttp.c /usr/share/llhttp/api.c /usr/share/llhttp/http.c"
 # shellcheck disable=SC2086 # $flags and $llhttp are lists
 clang $flags tests/fuzz/fuzz_http.c gateway/http.c gateway/buf.c gateway/errors.c conf/*.c $llhttp \

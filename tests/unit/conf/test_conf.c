@@ -60,6 +60,11 @@ static const char design_yaml[] =
 
 #define HASH_A "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 #define HASH_B "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+#define HASH_C "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
+/* A tenant needs a key (or to be the anonymous one) to be reachable. */
+#define KEY_A "keys: [ { sha256: " HASH_A " } ]"
+#define KEY_B "keys: [ { sha256: " HASH_B " } ]"
+#define KEY_C "keys: [ { sha256: " HASH_C " } ]"
 
 static struct conf_diag diag;
 
@@ -251,9 +256,9 @@ Test(conf, defaults_for_minimal_file, .timeout = 10)
 {
 	struct conf *c = parse_ok(MINI
 		"tenants:\n"
-		"  a: {}\n"
-		"  b: { requests_per_s: 0.5 }\n"
-		"  c: { requests_per_s: 20, default_class: standard }\n");
+		"  a: { " KEY_A " }\n"
+		"  b: { " KEY_B ", requests_per_s: 0.5 }\n"
+		"  c: { " KEY_C ", requests_per_s: 20, default_class: standard }\n");
 	const struct conf_class_cfg *st = &c->classes[CONF_CLASS_STANDARD];
 
 	cr_assert_str_eq(c->admin_listen.text, "127.0.0.1:9090");
@@ -268,7 +273,7 @@ Test(conf, defaults_for_minimal_file, .timeout = 10)
 	cr_assert_float_eq(st->max_slot_share, 1.0, 1e-12);
 
 	cr_assert_eq(c->ntenants, 3);
-	cr_assert_eq(c->tenants[0].nkeys, 0);
+	cr_assert_eq(c->tenants[0].nkeys, 1);
 	cr_assert_eq(c->tenants[0].default_class, CONF_CLASS_STANDARD);
 	cr_assert_eq(c->tenants[0].max_class, CONF_CLASS_STANDARD, "max_class = default_class");
 	cr_assert_float_eq(c->tenants[0].weight, 1.0, 1e-12);
@@ -298,7 +303,7 @@ Test(conf, size_and_duration_strings, .timeout = 10)
 		"  upstream_idle_ms: 2S\n"
 		"  drain_ms: 0\n"
 		"tenants:\n"
-		"  a: { weight: 2.5, tokens_per_min: 1e6 }\n");
+		"  a: { " KEY_A ", weight: 2.5, tokens_per_min: 1e6 }\n");
 
 	cr_assert_eq(c->limits.max_body_bytes, 512u * 1024);
 	cr_assert_eq(c->limits.max_header_bytes, 100000);
@@ -461,7 +466,7 @@ Test(conf, unknown_keys, .timeout = 10)
 	cr_assert(has_msg(8, "unknown key 'weight' in backend 1 of pool 'spot'"), "%s", all_msgs());
 	expect_one(MINI "tenants:\n  a: { keys: [ { sha256: " HASH_A ", note: x } ] }\n", 9,
 		   "unknown key 'note' in tenant 'a'");
-	expect_one(MINI "tenants:\n  a: { max_clas: standard }\n", 9,
+	expect_one(MINI "tenants:\n  a: { max_clas: standard }\nanonymous_tenant: a\n", 9,
 		   "unknown key 'max_clas' in tenant 'a'");
 	expect_one("listen: 127.0.0.1:0\n"
 		   "classes:\n"
@@ -494,7 +499,7 @@ Test(conf, duplicate_yaml_keys, .timeout = 10)
 	cr_assert(has_msg(3, "duplicate key 'max_queue' (first at line 3)"), "%s", all_msgs());
 	cr_assert_eq(diag.count, 2, "%s", all_msgs());
 	expect_one(MINI "  spot:\n    slice: elastic\n", 8, "duplicate key 'spot' (first at line 5)");
-	expect_one(MINI "tenants:\n  a: {}\n  \"a\": {}\n", 10, "duplicate key 'a' (first at line 9)");
+	expect_one(MINI "tenants:\n  a: { " KEY_A " }\n  \"a\": {}\n", 10, "duplicate key 'a' (first at line 9)");
 	expect_one(MINI "? [a, b]\n: 1\n", 8, "mapping keys must be plain strings");
 }
 
@@ -525,11 +530,11 @@ Test(conf, wrong_types, .timeout = 10)
 		   "    slice: elastic\n"
 		   "    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n", 3,
 		   "class 'standard': expected a mapping, got a list");
-	expect_one(MINI "tenants:\n  a: { weight: heavy }\n", 9,
+	expect_one(MINI "tenants:\n  a: { weight: heavy }\nanonymous_tenant: a\n", 9,
 		   "weight in tenant 'a': expected a number, got 'heavy'");
-	expect_one(MINI "tenants:\n  a: { weight: .nan }\n", 9, "expected a number");
-	expect_one(MINI "tenants:\n  a: { requests_per_s: 0x10 }\n", 9, "expected a number");
-	expect_one(MINI "tenants:\n  a: { default_class: urgent }\n", 9,
+	expect_one(MINI "tenants:\n  a: { weight: .nan }\nanonymous_tenant: a\n", 9, "expected a number");
+	expect_one(MINI "tenants:\n  a: { requests_per_s: 0x10 }\nanonymous_tenant: a\n", 9, "expected a number");
+	expect_one(MINI "tenants:\n  a: { default_class: urgent }\nanonymous_tenant: a\n", 9,
 		   "default_class in tenant 'a': unknown class 'urgent'");
 	expect_one(MINI "tenants:\n  a: { keys: " HASH_A " }\n", 9,
 		   "keys in tenant 'a': expected a list");
@@ -782,17 +787,18 @@ Test(conf, tenant_default_class_above_max_class, .timeout = 10)
 
 	snprintf(text, sizeof text, "%s%s", classes,
 		 "  a:\n"
+		 "    " KEY_A "\n"
 		 "    default_class: interactive\n"
 		 "    max_class: standard\n");
-	expect_one(text, 10, "tenant 'a': default_class 'interactive' is above its max_class 'standard'");
+	expect_one(text, 11, "tenant 'a': default_class 'interactive' is above its max_class 'standard'");
 
 	/* Defaulted default_class (standard) above an explicit max_class. */
-	snprintf(text, sizeof text, "%s%s", classes, "  a: { max_class: opportunistic }\n");
+	snprintf(text, sizeof text, "%s%s", classes, "  a: { " KEY_A ", max_class: opportunistic }\n");
 	expect_one(text, 9, "tenant 'a': default_class 'standard' is above its max_class 'opportunistic'");
 
 	/* A tenant may default low and ask for more. */
 	snprintf(text, sizeof text, "%s%s", classes,
-		 "  a: { default_class: opportunistic, max_class: interactive }\n");
+		 "  a: { " KEY_A ", default_class: opportunistic, max_class: interactive }\n");
 	c = parse_ok(text);
 	cr_assert_eq(c->tenants[0].default_class, CONF_CLASS_OPPORTUNISTIC);
 	cr_assert_eq(c->tenants[0].max_class, CONF_CLASS_INTERACTIVE);
@@ -801,23 +807,23 @@ Test(conf, tenant_default_class_above_max_class, .timeout = 10)
 
 Test(conf, tenant_default_class_must_exist, .timeout = 10)
 {
-	expect_one(MINI "tenants:\n  a: { default_class: interactive, max_class: interactive }\n", 9,
+	expect_one(MINI "tenants:\n  a: { default_class: interactive, max_class: interactive }\nanonymous_tenant: a\n", 9,
 		   "tenant 'a': default_class 'interactive' is not defined under classes");
 }
 
 Test(conf, tenant_number_ranges, .timeout = 10)
 {
-	expect_one(MINI "tenants:\n  a: { weight: 0 }\n", 9,
+	expect_one(MINI "tenants:\n  a: { weight: 0 }\nanonymous_tenant: a\n", 9,
 		   "weight in tenant 'a' must be greater than 0, got '0'");
-	expect_one(MINI "tenants:\n  a: { weight: -1 }\n", 9,
+	expect_one(MINI "tenants:\n  a: { weight: -1 }\nanonymous_tenant: a\n", 9,
 		   "weight in tenant 'a' must be greater than 0, got '-1'");
-	expect_one(MINI "tenants:\n  a: { requests_per_s: -5 }\n", 9,
+	expect_one(MINI "tenants:\n  a: { requests_per_s: -5 }\nanonymous_tenant: a\n", 9,
 		   "requests_per_s in tenant 'a' must not be negative");
-	expect_one(MINI "tenants:\n  a: { tokens_per_min: -1 }\n", 9,
+	expect_one(MINI "tenants:\n  a: { tokens_per_min: -1 }\nanonymous_tenant: a\n", 9,
 		   "tokens_per_min in tenant 'a' must not be negative");
-	expect_one(MINI "tenants:\n  a: { requests_per_s: 10, burst: 0.5 }\n", 9,
+	expect_one(MINI "tenants:\n  a: { requests_per_s: 10, burst: 0.5 }\nanonymous_tenant: a\n", 9,
 		   "burst in tenant 'a' must be at least 1");
-	expect_one(MINI "tenants:\n  \"a/b\": {}\n", 9, "tenant name 'a/b' may use only");
+	expect_one(MINI "tenants:\n  \"a/b\": { " KEY_A " }\n", 9, "tenant name 'a/b' may use only");
 }
 
 Test(conf, tenant_key_hashes, .timeout = 10)
@@ -896,8 +902,15 @@ Test(conf, anonymous_tenant, .timeout = 10)
 
 	cr_assert_str_eq(c->anonymous_tenant, "public");
 	conf_destroy(c);
-	expect_one(MINI "tenants:\n  public: {}\nanonymous_tenant: pubic\n", 10,
-		   "anonymous_tenant names unknown tenant 'pubic'");
+	cr_assert_eq(parse_bad(MINI "tenants:\n  public: {}\nanonymous_tenant: pubic\n"), 2, "%s",
+		     all_msgs());
+	cr_assert(has_msg(9, "tenant 'public' has no keys and is not the anonymous_tenant"), "%s",
+		  all_msgs());
+	cr_assert(has_msg(10, "anonymous_tenant names unknown tenant 'pubic'"), "%s", all_msgs());
+	expect_one(MINI "tenants:\n  a: { " KEY_A " }\n  b: { keys: [] }\n", 10,
+		   "tenant 'b' has no keys and is not the anonymous_tenant: no request could reach it");
+	expect_one(MINI "tenants:\n  a: { requests_per_s: 5 }\n", 9,
+		   "tenant 'a' has no keys");
 	expect_one(MINI "anonymous_tenant: public\n", 8,
 		   "anonymous_tenant names unknown tenant 'public'");
 }
@@ -978,7 +991,7 @@ Test(conf, multiple_errors_collected_in_line_order, .timeout = 10)
 		"  gold: { slice: reserved, backends: [ { address: 127.0.0.1:9001, max_inflight: 0 } ] }\n" /* 6 */
 		"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 1 } ] }\n" /* 7 */
 		"tenants:\n"						/* 8 */
-		"  a: { weight: 0 }\n");				/* 9 */
+		"  a: { " KEY_A ", weight: 0 }\n");				/* 9 */
 
 	cr_assert_eq(n, 4, "%s", all_msgs());
 	cr_assert_str_eq(diag.msg[0], "t.yaml:3: unknown key 'max_queu' in class 'standard'");
@@ -991,12 +1004,13 @@ Test(conf, multiple_errors_collected_in_line_order, .timeout = 10)
 
 Test(conf, more_errors_than_diag_holds, .timeout = 10)
 {
-	char text[4096];
+	char text[8192];
 	size_t n, i, off;
 
 	off = (size_t)snprintf(text, sizeof text, "%s", MINI "tenants:\n");
 	for (i = 0; i < 40; i++)
-		off += (size_t)snprintf(text + off, sizeof text - off, "  t%zu: { weight: 0 }\n", i);
+		off += (size_t)snprintf(text + off, sizeof text - off,
+					"  t%zu: { keys: [ { sha256: %064zx } ], weight: 0 }\n", i, i + 1);
 	n = parse_bad(text);
 	cr_assert_eq(n, 40, "count includes the errors that were not kept");
 	cr_assert(has_msg(9, "weight in tenant 't0'"), "%s", all_msgs());

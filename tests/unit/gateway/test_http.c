@@ -154,6 +154,12 @@ Test(http, strict_fields, .timeout = 5)
 	cr_assert_str_eq(s.events, "HD", "the same host, in any case");
 	s = check("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n: v\r\n\r\n", HTTP_RESPONSE);
 	cr_assert_str_eq(s.events, "E", "a response field with an empty name");
+	s = check("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+		  "4\r\nWikiXX5\r\npedia\r\n0\r\n\r\n", HTTP_REQUEST);
+	cr_assert_str_eq(s.events, "HE", "chunk data not followed by CRLF");
+	cr_assert_eq(s.error, GW_R_BAD_REQUEST);
+	s = check("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX0\r\n\r\n", HTTP_RESPONSE);
+	cr_assert_str_eq(s.events, "HE", "a backend's chunk without CRLF is an error too");
 }
 
 Test(http, absolute_form_is_forwarded_in_origin_form, .timeout = 5)

@@ -24,9 +24,9 @@ static const char yaml[] =
 	"  gold: { slice: reserved, backends: [ { address: 127.0.0.1:9001, max_inflight: 2 } ] }\n"
 	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
 	"tenants:\n"
-	"  a: { default_class: standard, max_class: interactive, requests_per_s: 10, burst: 10, tokens_per_min: 6000 }\n"
-	"  b: { default_class: standard, max_class: interactive, requests_per_s: 1, burst: 1 }\n"
-	"  c: { default_class: opportunistic, max_class: standard }\n";
+	"  a: { keys: [ { sha256: 486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7 } ], default_class: standard, max_class: interactive, requests_per_s: 10, burst: 10, tokens_per_min: 6000 }\n"
+	"  b: { keys: [ { sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 } ], default_class: standard, max_class: interactive, requests_per_s: 1, burst: 1 }\n"
+	"  c: { keys: [ { sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9 } ], default_class: opportunistic, max_class: standard }\n";
 
 enum { GOLD = 0, SPOT = 1 };
 

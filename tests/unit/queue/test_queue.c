@@ -19,8 +19,8 @@ static const char base[] =
 	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
 	"tenants:\n"
 	"  a: { keys: [ { sha256: \"%s\" } ], default_class: interactive, max_class: interactive, weight: 1 }\n"
-	"  b: { default_class: interactive, max_class: interactive, weight: 3 }\n"
-	"  c: { default_class: opportunistic, max_class: standard }\n";
+	"  b: { keys: [ { sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 } ], default_class: interactive, max_class: interactive, weight: 3 }\n"
+	"  c: { keys: [ { sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9 } ], default_class: opportunistic, max_class: standard }\n";
 
 struct fixture {
 	struct conf *conf;

@@ -22,7 +22,7 @@ static const char yaml[] =
 	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
 	"tenants:\n"
 	"  a: { keys: [ { sha256: \"%s\" } ], default_class: interactive, max_class: interactive }\n"
-	"  c: { default_class: opportunistic, max_class: standard }\n";
+	"  c: { keys: [ { sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9 } ], default_class: opportunistic, max_class: standard }\n";
 
 struct fixture {
 	struct conf *conf;
