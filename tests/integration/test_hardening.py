@@ -112,6 +112,21 @@ class Pipelining(ClusterTest):
         c.close()
 
 
+class StrictFraming(ClusterTest):
+    def test_chunk_data_without_crlf_is_a_400(self):
+        gold, spot, s = self.pair()
+        c = Client(s.port, timeout=5)
+        # "2\r\n{}XX": the two bytes after the chunk must be CRLF.  A lenient
+        # parser skips them, so a front proxy and sluice would disagree on
+        # where this body ends.
+        c.send(b"POST /v1/completions HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+               b"2\r\n{}XX0\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 400)
+        self.assertEqual(json.loads(r.body)["error"]["code"], "bad_request")
+        c.close()
+
+
 class OpenGateway(ClusterTest):
     def test_with_no_tenants_every_request_is_served_whatever_key_it_carries(self):
         gold, spot, s = self.pair()
