@@ -20,17 +20,34 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "conf/conf.h"
 
 struct backend_conn;
 struct backend_pool;
 
+#define BACKEND_MAGIC 0x424b4e44u	/* "BKND" */
+#define BACKEND_NAME_MAX 64		/* "[v6 address]:port" */
+
+/*
+ * One backend, allocated on its own: the fleet changes (DNS discovery,
+ * reloads), so a backend may leave its pool while requests still run on it.
+ * It is then *retired*: out of the pool (never picked again, its slots no
+ * longer counted), its idle connections closed, and freed by backends/ once
+ * its last slot is given back and its last connection is closed.  Until
+ * then every pointer a slot or a connection holds stays valid.
+ */
 struct backend {
-	const struct conf_backend *cfg;
-	struct backend_pool *pool;
+	uint32_t magic;
+	char name[BACKEND_NAME_MAX];	/* "10.0.0.5:8000": logs, labels, Host */
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	struct backend_pool *pool;	/* kept when retired: its slots were counted there */
+	bool retired;
 	unsigned max_inflight;
 	unsigned inflight;		/* slots held now */
+	unsigned nconns;		/* open connections, idle or in use */
 	uint64_t requests;		/* requests sent, for the metrics */
 	uint64_t connects;		/* TCP connections opened */
 	uint64_t connect_failures;
@@ -38,15 +55,17 @@ struct backend {
 	unsigned nidle;
 	unsigned failures;		/* consecutive failed connects */
 	uint64_t down_until_ms;		/* not picked before this time */
+	uint64_t ramp_from_ms;		/* slow start: slots ramp up from here; 0 = none */
+	uint64_t ramp_ms;		/* over this long */
 };
 
 struct backend_pool {
 	const struct conf_pool *cfg;
 	size_t index;			/* in conf.pools and backend_set.pools */
-	struct backend *backends;
-	size_t nbackends;
-	unsigned slots;			/* sum of max_inflight */
-	unsigned inflight;		/* sum of the backends' inflight */
+	struct backend **backends;	/* the members, in the order they joined */
+	size_t nbackends, cap;
+	unsigned slots;			/* sum of the members' max_inflight */
+	unsigned inflight;		/* slots held on this pool, retired backends included */
 };
 
 struct backend_set {
@@ -54,21 +73,39 @@ struct backend_set {
 	size_t npools;
 };
 
-/* Build the pools of `c`.  Returns 0 or -ENOMEM.  Free with backend_set_finish(). */
+/* Build the pools of `c` with their static backends.  Returns 0 or
+ * -ENOMEM.  Free with backend_set_finish(). */
 int backend_set_init(struct backend_set *s, const struct conf *c);
 
-/*
- * Point the pools at a new snapshot of the same shape (same pools and
- * backends, in the same order; the caller checked): max_inflight and the
- * informational fields may change.  Requests in flight keep their slots; a
- * backend whose max_inflight shrank below its inflight just takes no more
- * until enough finish.
- */
+/* Point the pools at a new snapshot with the same pools, in the same order
+ * (the caller checked).  Membership is not touched: see backend_pool_add()
+ * and backend_pool_retire(). */
 void backend_set_reconfigure(struct backend_set *s, const struct conf *c);
 
-/* Free the pools.  Idle connections must have been closed before
- * (backend_close_idle()), since closing them needs the event loop. */
+/* Free the pools and their members.  Every connection must have been
+ * closed and every slot given back before (the loop has ended). */
 void backend_set_finish(struct backend_set *s);
+
+/* The member of p at this address, or NULL. */
+struct backend *backend_pool_find(const struct backend_pool *p, const struct sockaddr *sa);
+
+/*
+ * A new member of p at `sa`, with max_inflight slots, ramping up from 1 to
+ * all of them over ramp_ms from now_ms (0: at once).  Returns 0 and sets
+ * *out (may be NULL), or -ENOMEM (nothing changed).
+ */
+int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned max_inflight,
+		     uint64_t now_ms, uint64_t ramp_ms, struct backend **out);
+
+/* Change a member's slots (a reload). */
+void backend_set_slots(struct backend *b, unsigned max_inflight);
+
+/*
+ * Take b out of its pool: never picked again, its slots no longer counted,
+ * its idle connections closed.  Requests in flight on it finish; it is
+ * freed when the last of them and of its connections is gone.
+ */
+void backend_pool_retire(struct backend *b);
 
 /*
  * The backend of `p` that should take the next request: the one with the
@@ -93,8 +130,15 @@ static inline bool backend_is_up(const struct backend *b, uint64_t now_ms)
 /* Does pool p have a healthy backend (busy or not)? */
 bool backend_pool_has_up(const struct backend_pool *p, uint64_t now_ms);
 
-/* Take / give back one slot of `b`.  Taking a slot that is not free is a bug. */
+/* Take / give back one slot of `b`.  Taking a slot that is not free is a
+ * bug.  Giving back the last slot of a retired backend with no connection
+ * left frees it. */
 void backend_acquire(struct backend *b);
 void backend_release(struct backend *b);
+
+/* A connection to b was opened / is gone (backends/upstream.c): the last
+ * one of a retired backend with no slot held frees it. */
+void backend__conn_opened(struct backend *b);
+void backend__conn_gone(struct backend *b);
 
 #endif

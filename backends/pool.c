@@ -1,15 +1,62 @@
 /*
- * pool.c - pools, slots and the choice of a backend.
+ * pool.c - pools, their members, slots and the choice of a backend.
  *
  * Slot counts are kept twice, per backend and summed per pool, so that
  * "does pool P have a free slot" is O(1) on the dispatch path.  Picking a
- * backend is a scan of the pool's backends; pools hold a handful of them.
+ * backend is a scan of the pool's members; pools hold a handful of them,
+ * a few dozen at most when DNS discovery lists every pod.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backends/backend.h"
+#include "backends/upstream.h"
+
+static struct backend *backend_from(struct backend *b)
+{
+	if (b == NULL || b->magic != BACKEND_MAGIC)
+		abort();
+	return b;
+}
+
+/* A retired backend goes when nothing refers to it any more. */
+static void maybe_free(struct backend *b)
+{
+	if (!b->retired || b->inflight > 0 || b->nconns > 0)
+		return;
+	b->magic = 0;
+	free(b);
+}
+
+static void name_of(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(a6->sin6_port));
+	} else {
+		const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(a4->sin_port));
+	}
+}
+
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+		return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
+	return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+}
 
 int backend_set_init(struct backend_set *s, const struct conf *c)
 {
@@ -22,18 +69,13 @@ int backend_set_init(struct backend_set *s, const struct conf *c)
 		struct backend_pool *p = &s->pools[i];
 		p->cfg = cp;
 		p->index = i;
-		p->nbackends = cp->nbackends;
-		p->backends = calloc(cp->nbackends ? cp->nbackends : 1, sizeof(*p->backends));
-		if (p->backends == NULL) {
-			backend_set_finish(s);
-			return -ENOMEM;
-		}
 		for (size_t j = 0; j < cp->nbackends; j++) {
-			struct backend *b = &p->backends[j];
-			b->cfg = &cp->backends[j];
-			b->pool = p;
-			b->max_inflight = cp->backends[j].max_inflight;
-			p->slots += b->max_inflight;
+			const struct conf_backend *cb = &cp->backends[j];
+			if (backend_pool_add(p, (const struct sockaddr *)&cb->addr.sa, cb->max_inflight, 0, 0,
+					     NULL) < 0) {
+				backend_set_finish(s);
+				return -ENOMEM;
+			}
 		}
 	}
 	return 0;
@@ -41,16 +83,8 @@ int backend_set_init(struct backend_set *s, const struct conf *c)
 
 void backend_set_reconfigure(struct backend_set *s, const struct conf *c)
 {
-	for (size_t i = 0; i < s->npools; i++) {
-		struct backend_pool *p = &s->pools[i];
-		p->cfg = &c->pools[i];
-		p->slots = 0;
-		for (size_t j = 0; j < p->nbackends; j++) {
-			p->backends[j].cfg = &c->pools[i].backends[j];
-			p->backends[j].max_inflight = c->pools[i].backends[j].max_inflight;
-			p->slots += p->backends[j].max_inflight;
-		}
-	}
+	for (size_t i = 0; i < s->npools; i++)
+		s->pools[i].cfg = &c->pools[i];
 }
 
 void backend_set_finish(struct backend_set *s)
@@ -58,13 +92,96 @@ void backend_set_finish(struct backend_set *s)
 	if (s->pools == NULL)
 		return;
 	for (size_t i = 0; i < s->npools; i++) {
-		for (size_t j = 0; j < s->pools[i].nbackends; j++)
-			assert(s->pools[i].backends == NULL || s->pools[i].backends[j].idle == NULL);
-		free(s->pools[i].backends);
+		struct backend_pool *p = &s->pools[i];
+		for (size_t j = 0; j < p->nbackends; j++) {
+			assert(p->backends[j]->idle == NULL);
+			p->backends[j]->magic = 0;
+			free(p->backends[j]);
+		}
+		free(p->backends);
 	}
 	free(s->pools);
 	s->pools = NULL;
 	s->npools = 0;
+}
+
+struct backend *backend_pool_find(const struct backend_pool *p, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < p->nbackends; i++)
+		if (same_addr((const struct sockaddr *)&p->backends[i]->sa, sa))
+			return p->backends[i];
+	return NULL;
+}
+
+int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned max_inflight,
+		     uint64_t now_ms, uint64_t ramp_ms, struct backend **out)
+{
+	if (p->nbackends == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 4;
+		struct backend **v = realloc(p->backends, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		p->backends = v;
+		p->cap = cap;
+	}
+	struct backend *b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return -ENOMEM;
+	b->magic = BACKEND_MAGIC;
+	b->salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	memcpy(&b->sa, sa, b->salen);
+	name_of(sa, b->name, sizeof(b->name));
+	b->pool = p;
+	b->max_inflight = max_inflight;
+	if (ramp_ms > 0) {
+		b->ramp_from_ms = now_ms;
+		b->ramp_ms = ramp_ms;
+	}
+	p->backends[p->nbackends++] = b;
+	p->slots += max_inflight;
+	if (out != NULL)
+		*out = b;
+	return 0;
+}
+
+void backend_set_slots(struct backend *b, unsigned max_inflight)
+{
+	if (!b->retired)
+		b->pool->slots = b->pool->slots - b->max_inflight + max_inflight;
+	b->max_inflight = max_inflight;
+}
+
+void backend_pool_retire(struct backend *b)
+{
+	struct backend_pool *p = backend_from(b)->pool;
+	if (b->retired)
+		return;
+	for (size_t i = 0; i < p->nbackends; i++)
+		if (p->backends[i] == b) {
+			memmove(&p->backends[i], &p->backends[i + 1], (p->nbackends - i - 1) * sizeof(*p->backends));
+			p->nbackends--;
+			break;
+		}
+	p->slots -= b->max_inflight;
+	b->retired = true;
+	while (b->idle != NULL) {
+		struct backend_conn *bc = backend_conn_take(b);
+		backend_conn_close(&bc);
+	}
+	maybe_free(b);
+}
+
+/* Slots b may hold now: all of them, or fewer while it ramps up after
+ * joining (slow start), never fewer than one. */
+static unsigned usable_slots(const struct backend *b, uint64_t now_ms)
+{
+	if (b->ramp_ms == 0)
+		return b->max_inflight;
+	uint64_t t = now_ms - b->ramp_from_ms;
+	if (now_ms < b->ramp_from_ms || t >= b->ramp_ms)
+		return b->max_inflight;
+	unsigned n = (unsigned)((uint64_t)b->max_inflight * t / b->ramp_ms);
+	return n > 0 ? n : 1;
 }
 
 struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
@@ -74,8 +191,8 @@ struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 	 * free slots. */
 	struct backend *best = NULL;
 	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = &p->backends[i];
-		if (b->inflight >= b->max_inflight || !backend_is_up(b, now_ms))
+		struct backend *b = p->backends[i];
+		if (b->inflight >= usable_slots(b, now_ms) || !backend_is_up(b, now_ms))
 			continue;
 		/* Compare load as a share of capacity so that a backend with
 		 * twice the slots takes twice the requests. */
@@ -88,7 +205,7 @@ struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 
 void backend_acquire(struct backend *b)
 {
-	assert(b->inflight < b->max_inflight);
+	assert(!b->retired && b->inflight < b->max_inflight);
 	b->inflight++;
 	b->pool->inflight++;
 	b->requests++;
@@ -99,6 +216,20 @@ void backend_release(struct backend *b)
 	assert(b->inflight > 0 && b->pool->inflight > 0);
 	b->inflight--;
 	b->pool->inflight--;
+	maybe_free(b);
+}
+
+void backend__conn_opened(struct backend *b)
+{
+	b->nconns++;
+	b->connects++;
+}
+
+void backend__conn_gone(struct backend *b)
+{
+	assert(b->nconns > 0);
+	b->nconns--;
+	maybe_free(b);
 }
 
 void backend_mark_failed(struct backend *b, uint64_t now_ms)
@@ -120,7 +251,7 @@ void backend_mark_ok(struct backend *b)
 bool backend_pool_has_up(const struct backend_pool *p, uint64_t now_ms)
 {
 	for (size_t i = 0; i < p->nbackends; i++)
-		if (backend_is_up(&p->backends[i], now_ms))
+		if (backend_is_up(p->backends[i], now_ms))
 			return true;
 	return false;
 }

@@ -54,7 +54,7 @@ int backend_conn_create(uv_loop_t *loop, struct backend *b, struct backend_conn 
 	bc->magic = BACKEND_CONN_MAGIC;
 	bc->tcp.data = bc;
 	bc->backend = b;
-	b->connects++;
+	backend__conn_opened(b);
 	*out = bc;
 	return 0;
 }
@@ -62,8 +62,10 @@ int backend_conn_create(uv_loop_t *loop, struct backend *b, struct backend_conn 
 static void on_closed(uv_handle_t *h)
 {
 	struct backend_conn *bc = backend_conn_from(h);
+	struct backend *b = bc->backend;
 	bc->magic = 0;
 	free(bc);
+	backend__conn_gone(b);	/* may free a retired backend */
 }
 
 void backend_conn_close(struct backend_conn **bcp)
@@ -140,8 +142,9 @@ void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms)
 	*bcp = NULL;
 	struct backend *b = bc->backend;
 	bc->owner = NULL;
-	/* Idle connections must be watched for the server closing them. */
-	if (backend_conn_resume(bc) < 0) {
+	/* A retired backend takes no more requests; idle connections must be
+	 * watched for the server closing them. */
+	if (b->retired || backend_conn_resume(bc) < 0) {
 		backend_conn_close(&bc);
 		return;
 	}
@@ -160,7 +163,7 @@ void backend_set_close_idle(struct backend_set *s, uint64_t now_ms, uint64_t max
 	for (size_t i = 0; i < s->npools; i++) {
 		struct backend_pool *p = &s->pools[i];
 		for (size_t j = 0; j < p->nbackends; j++) {
-			struct backend *b = &p->backends[j];
+			struct backend *b = p->backends[j];
 			/* The list is ordered by idle_since, newest first: walk
 			 * from the head and cut where the old ones start. */
 			struct backend_conn *bc = b->idle;

@@ -246,6 +246,7 @@ void conf_destroy(struct conf *c)
 		free(p->name);
 		free(p->gpu_model);
 		free(p->mig_profile);
+		free(p->dns_host);
 		if (p->upstream_bearer != NULL) {
 			explicit_bzero(p->upstream_bearer, strlen(p->upstream_bearer));
 			free(p->upstream_bearer);
@@ -261,6 +262,7 @@ void conf_destroy(struct conf *c)
 	free(c->tenants);
 	free(c->anonymous_tenant);
 	free(c->access_log);
+	free(c->resolvers);
 	free(c->listen.text);
 	free(c->admin_listen.text);
 	free(c->path);

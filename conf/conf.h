@@ -60,8 +60,18 @@ struct conf_pool {
 	 * `Authorization: Bearer` in place of the client's credentials.  Never
 	 * logged or shown.  NULL: no credential is sent. */
 	char *upstream_bearer;
-	struct conf_backend *backends;
+	struct conf_backend *backends;	/* the static list (none with discovery) */
 	size_t nbackends;
+	/* discovery: { dns: HOST:PORT, refresh_ms }: every A and AAAA record
+	 * of HOST is a backend on PORT, looked up again every refresh_ms. */
+	char *dns_host;			/* NULL: no discovery */
+	uint16_t dns_port;
+	uint64_t dns_refresh_ms;
+	/* backend_defaults: { max_inflight, slow_start_ms }: the slots of a
+	 * discovered backend, and how long a backend that joins a running
+	 * pool takes to reach all of its slots. */
+	unsigned default_max_inflight;
+	uint64_t slow_start_ms;
 	int line;
 };
 
@@ -136,6 +146,9 @@ struct conf {
 	char *anonymous_tenant;		/* tenant used when no key is sent, or NULL */
 	struct conf_metrics metrics;
 	char *access_log;		/* "-" for stdout, a file path, or NULL for none */
+	/* resolvers: [ IP:PORT, ... ]: the DNS servers discovery asks, as
+	 * "IP:PORT,IP:PORT" (c-ares' form); NULL: the system's. */
+	char *resolvers;
 };
 
 /* Diagnostics collected while loading; each is "FILE:LINE: message". */

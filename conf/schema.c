@@ -24,7 +24,7 @@
  * allocated, so conf_destroy() frees it on any path.
  */
 #include "conf/schema.h"
-
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +90,18 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 	[CLASS_POOLS] = CONF__OTHER("pools"),
 };
 
+/* A pool's backend_defaults.  Slow start is bounded like any duration. */
+static const struct conf__scalar backend_default_keys[] = {
+	CONF__UINT(struct conf_pool, default_max_inflight, CONF__UNIT_NONE, 16, 1, INFLIGHT_MAX),
+	CONF__UINT(struct conf_pool, slow_start_ms, CONF__UNIT_MS, 0, 0, CONF__MS_MAX),
+};
+
+/* A DNS refresh more often than every 100 ms would only load the resolver. */
+static const struct conf__scalar discovery_keys[] = {
+	CONF__OTHER("dns"),
+	CONF__UINT(struct conf_pool, dns_refresh_ms, CONF__UNIT_MS, 5000, 100, CONF__MS_MAX),
+};
+
 enum { METRICS_HISTOGRAMS, METRICS_TENANT_HISTOGRAMS, METRICS_BUCKETS, NMETRICS_KEYS };
 
 static const struct conf__scalar metrics_keys[NMETRICS_KEYS] = {
@@ -100,6 +112,8 @@ static const struct conf__scalar metrics_keys[NMETRICS_KEYS] = {
 
 _Static_assert(ARRAY_SIZE(limits_keys) <= SECTION_KEYS_MAX, "limits_keys is too long");
 _Static_assert(ARRAY_SIZE(timeouts_keys) <= SECTION_KEYS_MAX, "timeouts_keys is too long");
+_Static_assert(ARRAY_SIZE(backend_default_keys) <= SECTION_KEYS_MAX, "backend_default_keys is too long");
+_Static_assert(ARRAY_SIZE(discovery_keys) <= SECTION_KEYS_MAX, "discovery_keys is too long");
 
 /* A top-level section made only of named scalars, read through table t. */
 static void scalar_section(struct conf__loader *l, const struct conf__field *sec,
@@ -256,16 +270,66 @@ static void parse_backend(struct conf__loader *l, struct conf_pool *p, const yam
 		b->max_inflight = (unsigned)v;
 }
 
+/* "HOST:PORT" or "[V6]:PORT", not resolved here: discovery looks it up
+ * again and again at run time.  Sets *host (malloc'd) and *port. */
+static bool read_hostport(struct conf__loader *l, const yaml_node_t *n, const char *ctx, char **host,
+			  uint16_t *port)
+{
+	const char *s = conf__show(l, n);
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t hlen = colon ? (size_t)(colon - s) : 0;
+	char *end;
+	unsigned long v = colon ? strtoul(colon + 1, &end, 10) : 0;
+
+	bool bracketed = hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']';
+
+	if (bracketed) {
+		h++;
+		hlen -= 2;
+	}
+	if (!colon || hlen == 0 || hlen > 253 || (!bracketed && memchr(h, ':', hlen)) ||
+	    colon[1] == '\0' || *end != '\0' || v == 0 || v > 65535) {
+		conf__err(l, n, "dns in %s must be HOST:PORT (a name and a port 1-65535), got '%s'", ctx, s);
+		return false;
+	}
+	if (!(*host = strndup(h, hlen))) {
+		conf__nomem(l);
+		return false;
+	}
+	*port = (uint16_t)v;
+	return true;
+}
+
+static void parse_discovery(struct conf__loader *l, struct conf_pool *p, const struct conf__field *sec,
+			    const char *pctx)
+{
+	struct conf__field f[SECTION_KEYS_MAX];
+	char ctx[CONF__NAME_MAX + 32];
+	const yaml_node_t *m, *n;
+
+	snprintf(ctx, sizeof ctx, "discovery of %s", pctx);
+	conf__scalars_init(discovery_keys, ARRAY_SIZE(discovery_keys), p);
+	if (!(m = conf__section(l, sec, pctx, YAML_MAPPING_NODE)))
+		return;
+	conf__scalars_read(l, m, ctx, discovery_keys, ARRAY_SIZE(discovery_keys), p, f);
+	if ((n = conf__need(l, &f[0], ctx, m, YAML_SCALAR_NODE)))
+		read_hostport(l, n, ctx, &p->dns_host, &p->dns_port);
+}
+
 static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
 		       const yaml_node_t *v)
 {
-	enum { SLICE, GPU, AUTH, BACKENDS, N };
+	enum { SLICE, GPU, AUTH, BACKENDS, DISCOVERY, DEFAULTS, N };
 	struct conf__field f[N] = {
 		[SLICE] = { .name = "slice" },
 		[GPU] = { .name = "gpu" },
 		[AUTH] = { .name = "upstream_auth" },
 		[BACKENDS] = { .name = "backends" },
+		[DISCOVERY] = { .name = "discovery" },
+		[DEFAULTS] = { .name = "backend_defaults" },
 	};
+	struct conf__field df[SECTION_KEYS_MAX];
 	char ctx[CONF__NAME_MAX + 16];
 	const yaml_node_t *n;
 	size_t i;
@@ -288,7 +352,20 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 	}
 	parse_gpu(l, p, &f[GPU], ctx);
 	parse_upstream_auth(l, p, &f[AUTH], ctx);
+	conf__scalars_init(backend_default_keys, ARRAY_SIZE(backend_default_keys), p);
+	if ((n = conf__section(l, &f[DEFAULTS], ctx, YAML_MAPPING_NODE)))
+		conf__scalars_read(l, n, "backend_defaults", backend_default_keys,
+				   ARRAY_SIZE(backend_default_keys), p, df);
 
+	/* A pool's backends are listed or discovered, never both: a static
+	 * list beside discovery would be a second source of truth. */
+	if (f[DISCOVERY].key) {
+		if (f[BACKENDS].key)
+			conf__err(l, f[BACKENDS].key, "%s has both backends and discovery: use one", ctx);
+		else
+			parse_discovery(l, p, &f[DISCOVERY], ctx);
+		return;
+	}
 	if (!(n = conf__need(l, &f[BACKENDS], ctx, k, YAML_SEQUENCE_NODE)) ||
 	    !(p->backends = items_alloc(l, n, ctx, "backends", sizeof *p->backends)))
 		return;
@@ -360,6 +437,51 @@ static void check_slices_apart(struct conf__loader *l)
 								r->backends[a].line);
 		}
 	}
+}
+
+/* resolvers: [ IP:PORT, ... ], kept as c-ares' "IP:PORT,IP:PORT" form
+ * (an IPv6 server as "[V6]:PORT"). */
+static void parse_resolvers(struct conf__loader *l, const struct conf__field *sec)
+{
+	const yaml_node_t *n = conf__section(l, sec, NULL, YAML_SEQUENCE_NODE);
+	size_t cap = 1, len = 0;
+	char *csv;
+
+	if (!n || conf__seq_len(n) == 0)
+		return;
+	for (size_t i = 0; i < conf__seq_len(n); i++)
+		cap += strlen(conf__show(l, conf__seq_item(l, n, i))) + 1;
+	if (!(csv = malloc(cap))) {
+		conf__nomem(l);
+		return;
+	}
+	for (size_t i = 0; i < conf__seq_len(n); i++) {
+		const yaml_node_t *item = conf__seq_item(l, n, i);
+		const char *s = conf__show(l, item);
+		const char *colon = strrchr(s, ':');
+		char ip[64], *end;
+		unsigned char bin[16];
+		unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+		size_t iplen = colon ? (size_t)(colon - s) : 0;
+		const char *ipstart = s;
+		if (iplen >= 2 && s[0] == '[' && s[iplen - 1] == ']') {
+			ipstart++;
+			iplen -= 2;
+		}
+		bool ok = conf__node_is(item, YAML_SCALAR_NODE) && colon && iplen < sizeof(ip) &&
+			  colon[1] != '\0' && *end == '\0' && port > 0 && port <= 65535;
+		if (ok) {
+			memcpy(ip, ipstart, iplen);
+			ip[iplen] = '\0';
+			ok = inet_pton(strchr(ip, ':') ? AF_INET6 : AF_INET, ip, bin) == 1;
+		}
+		if (!ok) {
+			conf__err(l, item, "resolvers: expected IP:PORT (an address, not a name), got '%s'", s);
+			continue;
+		}
+		len += (size_t)snprintf(csv + len, cap - len, "%s%s", len ? "," : "", s);
+	}
+	l->c->resolvers = csv;
 }
 
 /* ---- classes ------------------------------------------------------------ */
@@ -558,7 +680,7 @@ static void parse_listen(struct conf__loader *l, const struct conf__field *liste
 void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 {
 	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, METRICS,
-	       ACCESS_LOG, N };
+	       ACCESS_LOG, RESOLVERS, N };
 	struct conf__field f[N] = {
 		[LISTEN] = { .name = "listen" },
 		[ADMIN] = { .name = "admin_listen" },
@@ -570,6 +692,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 		[ANON] = { .name = "anonymous_tenant" },
 		[METRICS] = { .name = "metrics" },
 		[ACCESS_LOG] = { .name = "access_log" },
+		[RESOLVERS] = { .name = "resolvers" },
 	};
 
 	set_defaults(l);
@@ -588,4 +711,5 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	check_slices_apart(l);
 	parse_metrics(l, &f[METRICS]);
 	parse_access_log(l, &f[ACCESS_LOG]);
+	parse_resolvers(l, &f[RESOLVERS]);
 }

@@ -180,7 +180,7 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	rc |= APPEND_LIT(b, ",\"pool\":");
 	rc |= append_str_or_null(b, r->backend ? r->backend->pool->cfg->name : NULL);
 	rc |= APPEND_LIT(b, ",\"backend\":");
-	rc |= append_str_or_null(b, r->backend ? r->backend->cfg->addr.text : NULL);
+	rc |= append_str_or_null(b, r->backend ? r->backend->name : NULL);
 	rc |= APPEND_LIT(b, ",\"method\":");
 	rc |= append_str_or_null(b, m->head.data ? llhttp_method_name(m->method) : NULL);
 	rc |= APPEND_LIT(b, ",\"path\":");

@@ -101,9 +101,9 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 		const struct backend_pool *p = &srv->backends.pools[i];
 		json_t *backends = json_array();
 		for (size_t j = 0; j < p->nbackends; j++) {
-			const struct backend *b = &p->backends[j];
+			const struct backend *b = p->backends[j];
 			json_array_append_new(backends, json_pack("{s:s, s:I, s:I, s:b, s:I}",
-				"address", b->cfg->addr.text, "slots", (json_int_t)b->max_inflight,
+				"address", b->name, "slots", (json_int_t)b->max_inflight,
 				"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
 				"idle_connections", (json_int_t)b->nidle));
 		}

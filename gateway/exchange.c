@@ -154,13 +154,13 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		}
 		backend_conn_close(&x->up);
 		gw_debug("pooled upstream connection to %s was dead (%s); retrying request_id=%s",
-			 x->slot->backend->cfg->addr.text, detail, c->request_id);
+			 x->slot->backend->name, detail, c->request_id);
 		connect_new(x);
 		return;
 	}
 	if (!x->head_sent) {
 		char msg[256];
-		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->slot->backend->cfg->addr.text,
+		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->slot->backend->name,
 			 x->slot->backend->pool->cfg->name, detail);
 		exchange_end(x, false);
 		gw__conn_reject(c, r, msg, 0);
@@ -169,7 +169,7 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 	srv->metrics.upstream_truncated++;
 	c->rec.reason = (uint8_t)r;
 	gw_warn("backend %s of pool '%s' failed mid-response (%s); closing client request_id=%s",
-		x->slot->backend->cfg->addr.text, x->slot->backend->pool->cfg->name, detail, c->request_id);
+		x->slot->backend->name, x->slot->backend->pool->cfg->name, detail, c->request_id);
 	flush_out(x);
 	exchange_end(x, false);
 	c->reset_on_close = true;
@@ -442,8 +442,8 @@ static void connect_new(struct gw_exchange *x)
 	}
 	x->up->owner = x;
 	op->x = x;
-	const struct conf_addr *a = &x->slot->backend->cfg->addr;
-	rc = uv_tcp_connect(&op->req.connect, &x->up->tcp, (const struct sockaddr *)&a->sa, on_connected);
+	rc = uv_tcp_connect(&op->req.connect, &x->up->tcp, (const struct sockaddr *)&x->slot->backend->sa,
+			    on_connected);
 	if (rc < 0) {
 		free(op);
 		backend_mark_failed(x->slot->backend, gw_now_ms(srv));
@@ -494,7 +494,7 @@ static int build_head(struct gw_exchange *x)
 		rc |= gw_buf_append(o, "\r\n", 2);
 	}
 	if (!has_host)
-		rc |= gw_buf_appendf(o, "host: %s\r\n", x->slot->backend->cfg->addr.text);
+		rc |= gw_buf_appendf(o, "host: %s\r\n", x->slot->backend->name);
 	rc |= gw_buf_appends(o, "x-forwarded-for: ");
 	if (xff != NULL) {
 		rc |= gw_buf_append(o, gw_field_value(m, xff), xff->value_len);

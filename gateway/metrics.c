@@ -234,10 +234,10 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		for (size_t i = 0; i < bs->npools; i++) {
 			const struct backend_pool *p = &bs->pools[i];
 			for (size_t j = 0; j < p->nbackends; j++) {
-				const struct backend *b = &p->backends[j];
+				const struct backend *b = p->backends[j];
 				double v[] = { b->inflight, backend_is_up(b, now), b->max_inflight, (double)b->requests,
 					       (double)b->connects, (double)b->connect_failures, b->nidle };
-				const char *kv[] = { "pool", p->cfg->name, "backend", b->cfg->addr.text, NULL };
+				const char *kv[] = { "pool", p->cfg->name, "backend", b->name, NULL };
 				rc |= sample(o, per_backend[f].name, kv, v[f]);
 			}
 		}

@@ -8,6 +8,7 @@
 #include "backends/upstream.h"
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
+#include "gateway/fleet.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"
@@ -113,14 +114,9 @@ static const char *incompatible(const struct conf *a, const struct conf *b)
 		return "listen and admin_listen cannot change without a restart";
 	if (a->npools != b->npools)
 		return "pools cannot be added or removed without a restart";
-	for (size_t i = 0; i < a->npools; i++) {
-		if (strcmp(a->pools[i].name, b->pools[i].name) != 0 || a->pools[i].nbackends != b->pools[i].nbackends ||
-		    a->pools[i].slice != b->pools[i].slice)
-			return "pools (their names, order, slices and backends) cannot change without a restart";
-		for (size_t j = 0; j < a->pools[i].nbackends; j++)
-			if (strcmp(a->pools[i].backends[j].addr.text, b->pools[i].backends[j].addr.text) != 0)
-				return "backend addresses cannot change without a restart";
-	}
+	for (size_t i = 0; i < a->npools; i++)
+		if (strcmp(a->pools[i].name, b->pools[i].name) != 0 || a->pools[i].slice != b->pools[i].slice)
+			return "pools (their names, order and slices) cannot change without a restart";
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
 		if (a->classes[k].defined != b->classes[k].defined)
 			return "classes cannot be added or removed without a restart";
@@ -174,6 +170,7 @@ int gw_server_reload(struct gw_server *srv)
 	}
 	gw__account_commit(&srv->account, fresh, &log, reopen);
 	backend_set_reconfigure(&srv->backends, fresh);
+	gw__fleet_apply(srv, fresh, true);
 	queue_reconfigure(&srv->queue, fresh);
 	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){

@@ -73,9 +73,10 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf);
 /*
  * Reload the config file (what SIGHUP does).  The new file is loaded and
  * validated; if it is invalid, or changes what cannot change in place (the
- * listeners, the pools and their backends, the set of classes or tenants),
+ * listeners, the set of pools, the set of classes or tenants),
  * it is refused with a logged reason and the running config stays.
  * Otherwise it replaces the running snapshot without dropping a connection.
+ * Backends may come and go (fleet.h).
  * Returns 0 when applied.
  */
 int gw_server_reload(struct gw_server *srv);

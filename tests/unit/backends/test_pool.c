@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 #include "backends/backend.h"
 #include "conf/conf.h"
@@ -69,9 +70,9 @@ static void setup(struct fixture *f, unsigned a_slots, unsigned b_slots)
 	cr_assert_eq(f->set.npools, 2);
 	f->gold = &f->set.pools[0];
 	f->spot = &f->set.pools[1];
-	f->a = &f->gold->backends[0];
-	f->b = &f->gold->backends[1];
-	f->c = &f->spot->backends[0];
+	f->a = f->gold->backends[0];
+	f->b = f->gold->backends[1];
+	f->c = f->spot->backends[0];
 }
 
 static void teardown(struct fixture *f)
@@ -105,15 +106,15 @@ Test(pool, init_mirrors_the_config, .timeout = 5)
 	cr_assert_eq(f.gold->slots, 6, "a pool's slots are the sum of its backends' max_inflight");
 	cr_assert_eq(f.spot->slots, 1);
 	cr_assert_eq(f.gold->inflight, 0);
-	cr_assert_str_eq(f.a->cfg->addr.text, "127.0.0.1:9001");
-	cr_assert_str_eq(f.b->cfg->addr.text, "127.0.0.1:9002");
-	cr_assert_str_eq(f.c->cfg->addr.text, "127.0.0.1:9003");
+	cr_assert_str_eq(f.a->name, "127.0.0.1:9001");
+	cr_assert_str_eq(f.b->name, "127.0.0.1:9002");
+	cr_assert_str_eq(f.c->name, "127.0.0.1:9003");
 	cr_assert_eq(f.a->max_inflight, 2);
 	cr_assert_eq(f.b->max_inflight, 4);
 	cr_assert_eq(f.a->pool, f.gold);
 	cr_assert_eq(f.c->pool, f.spot);
 	for (size_t i = 0; i < 2; i++) {
-		struct backend *b = &f.gold->backends[i];
+		struct backend *b = f.gold->backends[i];
 		cr_assert_eq(b->inflight, 0);
 		cr_assert_eq(b->requests, 0);
 		cr_assert_null(b->idle);
@@ -142,14 +143,14 @@ Test(pool, pick_is_least_loaded_relative_to_slots, .timeout = 5)
 		struct backend *got = backend_pool_pick(f.gold, 0);
 		cr_assert_not_null(got, "dispatch %u: the pool has free slots", n);
 		for (size_t i = 0; i < f.gold->nbackends; i++) {
-			struct backend *o = &f.gold->backends[i];
+			struct backend *o = f.gold->backends[i];
 			if (o->inflight >= o->max_inflight)
 				continue;
 			cr_assert_leq((uint64_t)got->inflight * o->max_inflight,
 				      (uint64_t)o->inflight * got->max_inflight,
 				      "dispatch %u: picked %s at %u/%u over %s at %u/%u", n,
-				      got->cfg->addr.text, got->inflight, got->max_inflight,
-				      o->cfg->addr.text, o->inflight, o->max_inflight);
+				      got->name, got->inflight, got->max_inflight,
+				      o->name, o->inflight, o->max_inflight);
 		}
 		backend_acquire(got);
 		/* Halfway, the backend with twice the slots holds twice the requests. */
@@ -299,6 +300,7 @@ Test(pool, reconfigure_shrink_below_inflight_takes_none_until_released, .timeout
 
 	struct conf *next = conf_with(2, 1);
 	backend_set_reconfigure(&f.set, next);
+	backend_set_slots(f.a, 2);
 	/* The old snapshot may go as soon as the set points at the new one. */
 	conf_destroy(f.conf);
 	f.conf = next;
@@ -307,8 +309,7 @@ Test(pool, reconfigure_shrink_below_inflight_takes_none_until_released, .timeout
 	cr_assert_eq(f.a->inflight, 4, "requests in flight keep their slots");
 	cr_assert_eq(f.gold->slots, 3);
 	cr_assert_eq(f.gold->inflight, 5);
-	cr_assert_eq(f.a->cfg, &next->pools[0].backends[0]);
-	cr_assert_str_eq(f.a->cfg->addr.text, "127.0.0.1:9001");
+	cr_assert_str_eq(f.a->name, "127.0.0.1:9001");
 	cr_assert_str_eq(f.gold->cfg->name, "gold");
 	cr_assert_eq(f.spot->slots, 1);
 
@@ -323,6 +324,8 @@ Test(pool, reconfigure_shrink_below_inflight_takes_none_until_released, .timeout
 	/* Growing works too. */
 	struct conf *grown = conf_with(3, 2);
 	backend_set_reconfigure(&f.set, grown);
+	backend_set_slots(f.a, 3);
+	backend_set_slots(f.b, 2);
 	conf_destroy(f.conf);
 	f.conf = grown;
 	cr_assert_eq(f.gold->slots, 5);
@@ -351,5 +354,67 @@ Test(pool, reconfigure_shrink_of_one_backend_leaves_others_usable, .timeout = 5)
 	cr_expect_eq(backend_pool_pick(f.gold, 0), f.b, "B has a free slot and is up");
 	for (unsigned n = 0; n < 4; n++)
 		backend_release(f.a);
+	teardown(&f);
+}
+
+static struct sockaddr_storage addr4(const char *ip, unsigned port)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	cr_assert_eq(inet_pton(AF_INET, ip, &a->sin_addr), 1);
+	return ss;
+}
+
+Test(pool, a_member_joins_and_one_retires_while_its_requests_finish, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	struct sockaddr_storage d = addr4("127.0.0.2", 9001);
+	struct backend *nb = NULL;
+
+	cr_assert_eq(backend_pool_find(f.gold, (struct sockaddr *)&d), NULL);
+	cr_assert_eq(backend_pool_add(f.gold, (struct sockaddr *)&d, 2, 0, 0, &nb), 0);
+	cr_assert_str_eq(nb->name, "127.0.0.2:9001");
+	cr_assert_eq(backend_pool_find(f.gold, (struct sockaddr *)&d), nb);
+	cr_assert_eq(f.gold->nbackends, 3);
+	cr_assert_eq(f.gold->slots, 4);
+	cr_assert_eq(dispatch(f.gold, 0), f.a);
+	cr_assert_eq(dispatch(f.gold, 0), f.b);
+	cr_assert_eq(dispatch(f.gold, 0), nb, "the newcomer takes work at once");
+
+	/* A retires with a request in flight: never picked again, its slot no
+	 * longer counted; the request finishes on it (ASan: not freed yet). */
+	backend_pool_retire(f.a);
+	cr_assert(f.a->retired);
+	cr_assert_eq(f.gold->nbackends, 2);
+	cr_assert_eq(f.gold->slots, 3);
+	cr_assert_eq(f.gold->inflight, 3, "its request still holds a slot of the pool");
+	cr_assert_eq(dispatch(f.gold, 0), nb);
+	cr_assert_null(dispatch(f.gold, 0), "a retired backend is never picked");
+	backend_release(f.a);		/* the last reference: freed here */
+	cr_assert_eq(f.gold->inflight, 3);
+	teardown(&f);
+}
+
+Test(pool, slow_start_ramps_a_newcomers_slots, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	struct sockaddr_storage d = addr4("127.0.0.2", 9001);
+	struct backend *nb = NULL;
+	backend_acquire(f.a);
+	backend_acquire(f.b);
+	cr_assert_eq(backend_pool_add(f.gold, (struct sockaddr *)&d, 10, 1000, 10000, &nb), 0);
+	cr_assert_eq(dispatch(f.gold, 1000), nb, "one slot at once");
+	cr_assert_null(dispatch(f.gold, 1000), "and only one, just after joining");
+	cr_assert_eq(dispatch(f.gold, 6000), nb, "half way: five slots");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(dispatch(f.gold, 6000), nb);
+	cr_assert_null(dispatch(f.gold, 6000));
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(dispatch(f.gold, 11000), nb, "all ten after slow_start_ms");
+	cr_assert_null(dispatch(f.gold, 11000));
 	teardown(&f);
 }
