@@ -49,6 +49,22 @@ struct conf_backend {
 	int line;
 };
 
+/* discovery: { dns: HOST:PORT, refresh_ms }: every A and AAAA record of
+ * HOST is a backend on PORT, looked up again every refresh_ms. */
+struct conf_discovery {
+	char *dns_host;			/* NULL: no discovery */
+	uint16_t dns_port;
+	uint64_t refresh_ms;
+};
+
+/* backend_defaults: { max_inflight, slow_start_ms }: the slots of a
+ * discovered backend, and how long a backend that joins a running pool
+ * takes to reach all of its slots. */
+struct conf_backend_defaults {
+	unsigned max_inflight;
+	uint64_t slow_start_ms;
+};
+
 struct conf_pool {
 	char *name;
 	enum conf_slice slice;
@@ -62,16 +78,8 @@ struct conf_pool {
 	char *upstream_bearer;
 	struct conf_backend *backends;	/* the static list (none with discovery) */
 	size_t nbackends;
-	/* discovery: { dns: HOST:PORT, refresh_ms }: every A and AAAA record
-	 * of HOST is a backend on PORT, looked up again every refresh_ms. */
-	char *dns_host;			/* NULL: no discovery */
-	uint16_t dns_port;
-	uint64_t dns_refresh_ms;
-	/* backend_defaults: { max_inflight, slow_start_ms }: the slots of a
-	 * discovered backend, and how long a backend that joins a running
-	 * pool takes to reach all of its slots. */
-	unsigned default_max_inflight;
-	uint64_t slow_start_ms;
+	struct conf_discovery discovery;
+	struct conf_backend_defaults backend_defaults;
 	int line;
 };
 

@@ -92,14 +92,14 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 
 /* A pool's backend_defaults.  Slow start is bounded like any duration. */
 static const struct conf__scalar backend_default_keys[] = {
-	CONF__UINT(struct conf_pool, default_max_inflight, CONF__UNIT_NONE, 16, 1, INFLIGHT_MAX),
-	CONF__UINT(struct conf_pool, slow_start_ms, CONF__UNIT_MS, 0, 0, CONF__MS_MAX),
+	CONF__UINT(struct conf_backend_defaults, max_inflight, CONF__UNIT_NONE, 16, 1, INFLIGHT_MAX),
+	CONF__UINT(struct conf_backend_defaults, slow_start_ms, CONF__UNIT_MS, 0, 0, CONF__MS_MAX),
 };
 
 /* A DNS refresh more often than every 100 ms would only load the resolver. */
 static const struct conf__scalar discovery_keys[] = {
 	CONF__OTHER("dns"),
-	CONF__UINT(struct conf_pool, dns_refresh_ms, CONF__UNIT_MS, 5000, 100, CONF__MS_MAX),
+	CONF__UINT(struct conf_discovery, refresh_ms, CONF__UNIT_MS, 5000, 100, CONF__MS_MAX),
 };
 
 enum { METRICS_HISTOGRAMS, METRICS_TENANT_HISTOGRAMS, METRICS_BUCKETS, NMETRICS_KEYS };
@@ -309,12 +309,12 @@ static void parse_discovery(struct conf__loader *l, struct conf_pool *p, const s
 	const yaml_node_t *m, *n;
 
 	snprintf(ctx, sizeof ctx, "discovery of %s", pctx);
-	conf__scalars_init(discovery_keys, ARRAY_SIZE(discovery_keys), p);
+	conf__scalars_init(discovery_keys, ARRAY_SIZE(discovery_keys), &p->discovery);
 	if (!(m = conf__section(l, sec, pctx, YAML_MAPPING_NODE)))
 		return;
-	conf__scalars_read(l, m, ctx, discovery_keys, ARRAY_SIZE(discovery_keys), p, f);
+	conf__scalars_read(l, m, ctx, discovery_keys, ARRAY_SIZE(discovery_keys), &p->discovery, f);
 	if ((n = conf__need(l, &f[0], ctx, m, YAML_SCALAR_NODE)))
-		read_hostport(l, n, ctx, &p->dns_host, &p->dns_port);
+		read_hostport(l, n, ctx, &p->discovery.dns_host, &p->discovery.dns_port);
 }
 
 static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
@@ -352,10 +352,10 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 	}
 	parse_gpu(l, p, &f[GPU], ctx);
 	parse_upstream_auth(l, p, &f[AUTH], ctx);
-	conf__scalars_init(backend_default_keys, ARRAY_SIZE(backend_default_keys), p);
+	conf__scalars_init(backend_default_keys, ARRAY_SIZE(backend_default_keys), &p->backend_defaults);
 	if ((n = conf__section(l, &f[DEFAULTS], ctx, YAML_MAPPING_NODE)))
 		conf__scalars_read(l, n, "backend_defaults", backend_default_keys,
-				   ARRAY_SIZE(backend_default_keys), p, df);
+				   ARRAY_SIZE(backend_default_keys), &p->backend_defaults, df);
 
 	/* A pool's backends are listed or discovered, never both: a static
 	 * list beside discovery would be a second source of truth. */

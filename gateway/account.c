@@ -178,9 +178,11 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	rc |= APPEND_LIT(b, ",\"class\":");
 	rc |= append_str_or_null(b, c->classified ? conf_class_name((enum conf_class)c->qi.klass) : NULL);
 	rc |= APPEND_LIT(b, ",\"pool\":");
-	rc |= append_str_or_null(b, r->backend ? r->backend->pool->cfg->name : NULL);
+	rc |= append_str_or_null(b, r->pool ? r->pool->cfg->name : NULL);
 	rc |= APPEND_LIT(b, ",\"backend\":");
-	rc |= append_str_or_null(b, r->backend ? r->backend->name : NULL);
+	rc |= append_str_or_null(b, r->pool ? r->backend : NULL);
+	rc |= APPEND_LIT(b, ",\"retries\":");
+	rc |= gw_buf_append_u64(b, r->retries);
 	rc |= APPEND_LIT(b, ",\"method\":");
 	rc |= append_str_or_null(b, m->head.data ? llhttp_method_name(m->method) : NULL);
 	rc |= APPEND_LIT(b, ",\"path\":");
@@ -225,7 +227,7 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 	r->active = false;
 	uint64_t t_end = uv_hrtime();
 	int k = c->classified ? c->qi.klass : CONF_CLASS_COUNT;
-	size_t pool = r->backend ? r->backend->pool->index : a->npools;
+	size_t pool = r->pool ? r->pool->index : a->npools;
 	if (r->status >= 100 && r->status < 600)
 		a->codes[((size_t)k * (a->npools + 1) + pool) * NSTATUS + (r->status - 100)]++;
 	if (r->reason < GW_R_COUNT)
@@ -236,14 +238,14 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 		ta->tokens_estimated += r->tokens_estimated;
 		if (r->tokens_reported >= 0)
 			ta->tokens_reported += r->tokens_reported;
-		if (r->backend && r->t_upstream_end > r->t_dispatch)
+		if (r->pool && r->t_upstream_end > r->t_dispatch)
 			ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
 		if (a->histograms) {
 			size_t cp = gw__account_cp(a, k, pool);
 			uint64_t total = t_end - r->t_start;
 			if (r->t_first_byte)
 				gw_hist_record(&a->ttfb[cp], r->t_first_byte - r->t_start);
-			if (r->backend && r->t_upstream_end > r->t_dispatch)
+			if (r->pool && r->t_upstream_end > r->t_dispatch)
 				gw_hist_record(&a->upstream[cp], r->t_upstream_end - r->t_dispatch);
 			gw_hist_record(&a->request[cp], total);
 			gw_hist_record(&a->window[k][a->window_cur], total);

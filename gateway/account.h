@@ -25,6 +25,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "backends/backend.h"
 #include "conf/conf.h"
 #include "gateway/alog.h"
 #include "gateway/errors.h"
@@ -53,7 +54,11 @@ struct gw_reqrec {
 	uint64_t bytes_in, bytes_out;
 	double tokens_estimated;	/* charged at admission */
 	double tokens_reported;		/* from the response's usage; < 0: none */
-	const struct backend *backend;
+	/* Where it was sent, copied: a backend may be retired and freed
+	 * before the request's line is written. */
+	const struct backend_pool *pool;	/* NULL: not sent */
+	char backend[BACKEND_NAME_MAX];
+	uint8_t retries;		/* resent to another backend after a failed connect */
 	uint16_t status;		/* 499: the client left first */
 	uint8_t reason;			/* enum gw_reason, GW_R_COUNT when none */
 	bool active;

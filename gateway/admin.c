@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "gateway/admin.h"
 #include "gateway/conn.h"
+#include "gateway/fleet.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
 
@@ -107,10 +108,17 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 				"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
 				"idle_connections", (json_int_t)b->nidle));
 		}
-		json_object_set_new(pools, p->cfg->name, json_pack("{s:s, s:I, s:I, s:o}",
+		json_t *pj = json_pack("{s:s, s:I, s:I, s:o}",
 			"slice", p->cfg->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic",
 			"slots", (json_int_t)p->slots, "inflight", (json_int_t)p->inflight,
-			"backends", backends));
+			"backends", backends);
+		const struct gw_fleet_stats *fs = gw__fleet_stats(srv, i);
+		if (fs != NULL)
+			json_object_set_new(pj, "discovery", json_pack("{s:s, s:i, s:I, s:I, s:s?}",
+				"dns", p->cfg->discovery.dns_host, "port", (int)p->cfg->discovery.dns_port,
+				"lookups_ok", (json_int_t)fs->lookups_ok, "lookups_failed",
+				(json_int_t)fs->lookups_failed, "last_error", fs->last_error));
+		json_object_set_new(pools, p->cfg->name, pj);
 	}
 	for (size_t t = 0; t < srv->tenants.n; t++) {
 		struct queue_tenant *qt = &srv->tenants.v[t];

@@ -87,7 +87,8 @@ static void start(struct gw_conn *c, struct backend *b)
 		return;
 	}
 	c->rec.t_dispatch = uv_hrtime();
-	c->rec.backend = b;
+	c->rec.pool = b->pool;
+	memcpy(c->rec.backend, b->name, sizeof(c->rec.backend));
 	gw__account_queue(&srv->account, (enum conf_class)c->qi.klass, GW_QOUT_DISPATCHED,
 			 c->rec.t_dispatch - c->rec.t_ready);
 	gw__exchange_start(c, &slot);
@@ -204,6 +205,37 @@ void gw__dispatch_request(struct gw_conn *c)
 		enum gw_reason r = gw_error_refusal(&v, t, msg, sizeof(msg));
 		gw__conn_reject(c, r, msg, v.retry_ms);
 	}
+}
+
+bool gw__dispatch_retry(struct gw_conn *c)
+{
+	struct gw_server *srv = c->srv;
+	enum conf_class k = (enum conf_class)c->qi.klass;
+	const struct conf_class_cfg *cc = &srv->conf->classes[k];
+	uint64_t now = gw_now_ms(srv);
+	bool any_up = false;
+	/* The class's pools in its order, as a start from the queue takes
+	 * them.  The backend that failed is marked down: it is not picked. */
+	for (size_t i = 0; i < cc->npools; i++) {
+		struct backend_pool *pool = &srv->backends.pools[cc->pools[i]];
+		any_up |= backend_pool_has_up(pool, now);
+		if (!queue_share_allows(&srv->queue, pool->index, k))
+			continue;
+		struct backend *b = backend_pool_pick(pool, now);
+		if (b != NULL) {
+			start(c, b);
+			return true;
+		}
+	}
+	/* Every healthy backend is busy: back to the head of its queue, with
+	 * its deadline, for the next free slot. */
+	if (!any_up || queue_requeue(&srv->queue, &c->qi) < 0)
+		return false;
+	c->state = GW_CONN_QUEUED;
+	gw__conn_disarm(c);
+	if (c->qi.deadline_ms <= queue_next_deadline(&srv->queue))
+		rearm(srv);
+	return true;
 }
 
 void gw__dispatch_withdraw(struct gw_conn *c)

@@ -11,6 +11,8 @@
 #ifndef SLUICE_GATEWAY_DISPATCH_H
 #define SLUICE_GATEWAY_DISPATCH_H
 
+#include <stdbool.h>
+
 struct gw_conn;
 struct gw_server;
 
@@ -26,6 +28,16 @@ void gw__dispatch_request(struct gw_conn *c);
 /* Slots may have freed: schedule the kick that starts queued requests.
  * Never starts anything before returning. */
 void gw__dispatch_kick(struct gw_server *srv);
+
+/*
+ * c's request could not be sent to its backend (the connect failed or
+ * timed out; no byte of it left sluice): start it on another healthy
+ * backend of its class's pools, in the class's order, or put it back at
+ * the head of its queue if they are all busy, keeping its deadline and its
+ * charge.  Returns false, with nothing done, when no backend of those
+ * pools is healthy: the caller answers the request.
+ */
+bool gw__dispatch_retry(struct gw_conn *c);
 
 /* The client of a QUEUED connection left: off the queue, charges given back. */
 void gw__dispatch_withdraw(struct gw_conn *c);

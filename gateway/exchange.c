@@ -42,6 +42,9 @@
  * event before [DONE]). */
 #define TAIL_MAX 2048
 
+/* Other backends a request that could not reach its backend is started on. */
+#define GW_RETRIES_MAX 2
+
 enum phase { PHASE_CONNECT, PHASE_WAIT };
 
 struct upstream_op {
@@ -92,14 +95,11 @@ static void connect_new(struct gw_exchange *x);
  * the slot from the loop, not from here), and free the exchange.  The
  * connection's own fate is decided by the caller.
  */
-static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
+static void exchange_release(struct gw_exchange *x, bool reuse_upstream)
 {
 	struct gw_conn *c = x->conn;
 	struct gw_server *srv = c->srv;
 	c->rec.t_upstream_end = uv_hrtime();
-	/* No usage came back: the output part of the charge is given back (a
-	 * no-op once the response's usage settled it). */
-	queue_settle_unreported(&c->qi, gw_now_ms(srv));
 	if (x->op != NULL)
 		x->op->x = NULL;
 	if (x->up != NULL) {
@@ -116,6 +116,14 @@ static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
 	x->magic = 0;
 	free(x);
 	c->x = NULL;
+}
+
+static void exchange_end(struct gw_exchange *x, bool reuse_upstream)
+{
+	/* No usage came back: the output part of the charge is given back (a
+	 * no-op once the response's usage settled it). */
+	queue_settle_unreported(&x->conn->qi, gw_now_ms(x->conn->srv));
+	exchange_release(x, reuse_upstream);
 }
 
 static void flush_out(struct gw_exchange *x)
@@ -137,8 +145,14 @@ static void flush_out(struct gw_exchange *x)
 
 /*
  * The backend failed.  Before any response byte: retry a pooled connection
- * once, else answer 502/504.  After the head went out: cut the client
- * connection so that the client sees the response is incomplete.
+ * once on a new one; when the backend cannot be reached at all, start the
+ * request on another backend (GW_RETRIES_MAX times); else answer 502/504.
+ * After the head went out: cut the client connection so that the client
+ * sees the response is incomplete.
+ *
+ * A request is resent only when no byte of it can have reached a backend
+ * (a failed connect; a pooled connection that turned out closed): an
+ * inference request is not idempotent.
  */
 static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char *detail)
 {
@@ -162,6 +176,17 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		char msg[256];
 		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->slot->backend->name,
 			 x->slot->backend->pool->cfg->name, detail);
+		if ((r == GW_R_UPSTREAM_CONNECT_FAILED || r == GW_R_UPSTREAM_CONNECT_TIMEOUT) &&
+		    c->rec.retries < GW_RETRIES_MAX) {
+			c->rec.retries++;
+			srv->metrics.upstream_failovers++;
+			gw_info("%s; trying another backend request_id=%s", msg, c->request_id);
+			exchange_release(x, false);	/* keeps the charge */
+			if (gw__dispatch_retry(c))
+				return;
+			gw__conn_reject(c, r, msg, 0);
+			return;
+		}
 		exchange_end(x, false);
 		gw__conn_reject(c, r, msg, 0);
 		return;

@@ -1,23 +1,69 @@
 /*
  * fleet.h - which backends each pool has, as the fleet changes.
  *
- * A pool's members come from its static `backends:` list, applied at start
- * and again at every reload.  A backend the new list adds joins (its slots
- * ramp up over the pool's slow_start_ms); one it drops is retired
- * (backends/backend.h): no new requests, and its requests in flight
- * finish.  Every change is logged, one line each.
+ * A pool's members come from one of two sources:
+ *
+ *   backends:   its static list, applied at start and again at every
+ *               reload;
+ *   discovery:  every A and AAAA record of a DNS name (a Kubernetes
+ *               headless Service lists one per ready pod), looked up again
+ *               every refresh_ms through c-ares, on the loop, never
+ *               blocking it.
+ *
+ * A backend that appears joins its pool (its slots ramp up over the pool's
+ * slow_start_ms, except for the members found at start); one that vanishes
+ * is retired (backends/backend.h): no new requests, and those in flight
+ * finish.  A lookup that fails (timeout, SERVFAIL, NXDOMAIN, no records)
+ * keeps the last set: an empty answer during a DNS outage must not empty a
+ * pool.  Every change is logged, one line each; lookups are counted.
+ *
+ * Why c-ares: discovery must ask a given server on a given port (the
+ * cluster's DNS, or a test's dnsmasq on an ephemeral port), which
+ * getaddrinfo() on libuv's thread pool cannot do, and a slow resolver must
+ * not hold the thread pool that the access log's file writes use.
  */
 #ifndef SLUICE_GATEWAY_FLEET_H
 #define SLUICE_GATEWAY_FLEET_H
 
+#include <stdint.h>
+
 #include "conf/conf.h"
+#include "gateway/buf.h"
 
 struct gw_server;
+struct gw_fleet;
 
-/* Make every pool's members match the static lists of c (the server's
- * running snapshot, or the one a reload is about to commit).  Logs what
- * changed when `log` is set.  Never fails: a backend that cannot be added
- * for want of memory is logged and left out until the next reload. */
-void gw__fleet_apply(struct gw_server *srv, const struct conf *c, bool log);
+/* Per pool, for /metrics and /status. */
+struct gw_fleet_stats {
+	uint64_t lookups_ok, lookups_failed;
+	const char *last_error;		/* of the latest lookup; NULL when it succeeded */
+};
+
+/*
+ * Start discovery for the pools of srv->conf that have it (the first
+ * lookups go out as soon as the loop runs).  Returns 0 or -ENOMEM; a
+ * resolver that cannot be set up is logged, and discovery waits for a
+ * reload.
+ */
+int gw__fleet_init(struct gw_server *srv);
+
+/*
+ * A reload is about to commit snapshot c (srv->conf is still the old one):
+ * make the static pools' members match their lists (logging each change),
+ * and restart discovery where a pool's name, port or refresh changed, or
+ * the resolvers did.  The caller tells the queues the new slot counts.
+ * Never fails: a backend that cannot be added for want of memory is logged
+ * and left out until the next reload or lookup.
+ */
+void gw__fleet_reload(struct gw_server *srv, const struct conf *c);
+
+/* Stop discovery and close its handles (at the end of a drain). */
+void gw__fleet_close(struct gw_server *srv);
+
+/* Free what is left once the loop has ended.  NULL-safe. */
+void gw__fleet_destroy(struct gw_fleet **fp);
+
+/* Pool p's discovery counters, or NULL when it has none. */
+const struct gw_fleet_stats *gw__fleet_stats(const struct gw_server *srv, size_t p);
 
 #endif

@@ -10,6 +10,7 @@
  *   sluice top [--admin HOST:PORT] [--interval S] [--count N]
  *                         live terminal view of a running gateway
  */
+#include <ares.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -123,6 +124,13 @@ int main(int argc, char **argv)
 	if (srv == NULL)
 		return 1;
 	gw_info("sluice %s starting with %s", SLUICE_VERSION, path);
+	/* c-ares, for DNS discovery (gateway/fleet.c). */
+	if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		gw_error("c-ares: %s", ares_strerror(rc));
+		conf_destroy(conf);
+		free(srv);
+		return 1;
+	}
 	rc = gw_server_init(srv, loop, conf);
 	if (rc < 0) {
 		conf_destroy(conf);
@@ -133,6 +141,7 @@ int main(int argc, char **argv)
 	uv_run(loop, UV_RUN_DEFAULT);
 	gw_server_finish(srv);
 	free(srv);
+	ares_library_cleanup();
 	/* Every handle must be closed by now: one left open is a leak the
 	 * drain did not account for, and the exit status says so. */
 	int closed = uv_loop_close(loop);

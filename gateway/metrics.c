@@ -13,6 +13,7 @@
 
 #include "backends/backend.h"
 #include "gateway/errors.h"
+#include "gateway/fleet.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
 
@@ -218,6 +219,17 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		const char *kv[] = { "pool", bs->pools[i].cfg->name, "slice", slice_label(&bs->pools[i]), NULL };
 		rc |= sample(o, "sluice_pool_slots", kv, bs->pools[i].slots);
 	}
+	rc |= family(o, "sluice_discovery_lookups_total", "counter",
+		     "DNS lookups of a pool's discovery name, by result (a failed one keeps the last set).");
+	for (size_t i = 0; i < bs->npools; i++) {
+		const struct gw_fleet_stats *fs = gw__fleet_stats(srv, i);
+		if (fs == NULL)
+			continue;
+		const char *ok[] = { "pool", bs->pools[i].cfg->name, "result", "ok", NULL };
+		const char *failed[] = { "pool", bs->pools[i].cfg->name, "result", "failed", NULL };
+		rc |= sample(o, "sluice_discovery_lookups_total", ok, (double)fs->lookups_ok);
+		rc |= sample(o, "sluice_discovery_lookups_total", failed, (double)fs->lookups_failed);
+	}
 	static const struct {
 		const char *name, *type, *help;
 	} per_backend[] = {
@@ -282,6 +294,8 @@ int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 		{ "sluice_upstream_reused_total", "counter", "Requests sent on a pooled keep-alive upstream connection." },
 		{ "sluice_upstream_retries_total", "counter",
 		  "Requests resent because a pooled upstream connection was found closed." },
+		{ "sluice_upstream_failovers_total", "counter",
+		  "Requests started on another backend because theirs could not be connected to." },
 		{ "sluice_upstream_truncated_total", "counter",
 		  "Responses cut short because the backend failed mid-response." },
 		{ "sluice_access_log_lines_total", "counter", "Access log lines written or waiting to be." },
@@ -291,6 +305,7 @@ int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	};
 	double v[] = { (double)m->connections, (double)m->connections_refused, srv->nconns,
 		       (double)m->client_aborts, (double)m->upstream_reused, (double)m->upstream_retries,
+		       (double)m->upstream_failovers,
 		       (double)m->upstream_truncated, (double)srv->account.alog.lines,
 		       (double)srv->account.alog.dropped, (double)srv->generation };
 	for (size_t f = 0; f < sizeof(plain_fams) / sizeof(plain_fams[0]); f++) {

@@ -20,6 +20,7 @@ struct gw_metrics {
 	uint64_t client_aborts;		/* clients gone while queued or in flight */
 	uint64_t upstream_reused;	/* requests sent on a pooled connection */
 	uint64_t upstream_retries;	/* resent after a pooled connection was found dead */
+	uint64_t upstream_failovers;	/* started on another backend after a failed connect */
 	uint64_t upstream_truncated;	/* responses cut short by the backend */
 	uint64_t reloads_ok, reloads_failed;
 };

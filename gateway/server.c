@@ -56,6 +56,7 @@ static void stop(struct gw_server *srv)
 	gw_info("drained; exiting");
 	uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 	backend_set_close_idle(&srv->backends, 0, 0);
+	gw__fleet_close(srv);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
 	gw__dispatch_close(srv);
 	gw_defer_list_close(&srv->defer);
@@ -170,7 +171,7 @@ int gw_server_reload(struct gw_server *srv)
 	}
 	gw__account_commit(&srv->account, fresh, &log, reopen);
 	backend_set_reconfigure(&srv->backends, fresh);
-	gw__fleet_apply(srv, fresh, true);
+	gw__fleet_reload(srv, fresh);
 	queue_reconfigure(&srv->queue, fresh);
 	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){
@@ -247,6 +248,9 @@ static int server_build(struct gw_server *srv)
 	srv->pool_pick = calloc(np, sizeof(*srv->pool_pick));
 	if (srv->pool_view == NULL || srv->pool_pick == NULL)
 		return -ENOMEM;
+	rc = gw__fleet_init(srv);
+	if (rc < 0)
+		return rc;
 	gw__slot_sync_pools(srv);
 	if (conf->ntenants == 0)
 		gw_warn("%s has no tenants: an open gateway, every request is served (as tenant 'anonymous', "
@@ -259,6 +263,7 @@ static void server_free(struct gw_server *srv)
 	gw__account_finish(&srv->account);
 	queue_finish(&srv->queue);
 	queue_tenants_finish(&srv->tenants);
+	gw__fleet_destroy(&srv->fleet);
 	backend_set_finish(&srv->backends);
 	free(srv->pool_view);
 	free(srv->pool_pick);
@@ -296,6 +301,7 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		if (uv_is_active((uv_handle_t *)&srv->admin_listener) ||
 		    srv->admin_listener.loop == loop)
 			uv_close((uv_handle_t *)&srv->admin_listener, NULL);
+		gw__fleet_close(srv);
 		uv_run(loop, UV_RUN_DEFAULT);
 		server_free(srv);
 		return rc;

@@ -32,12 +32,14 @@
 #define GW_READ_BUF_SIZE (64 * 1024)
 
 struct gw_conn;
+struct gw_fleet;
 
 struct gw_server {
 	uint32_t magic;
 	uv_loop_t *loop;
 	struct conf *conf;
 	struct backend_set backends;
+	struct gw_fleet *fleet;			/* which backends each pool has (fleet.h) */
 	struct queue_tenants tenants;
 	struct queue queue;			/* class queues (queue/) */
 	uv_timer_t queue_timer;			/* fires at the earliest queue deadline */

@@ -312,7 +312,8 @@ enum queue_check queue_check(const struct queue *q, enum conf_class k, const str
 
 /* --- queues ------------------------------------------------------------- */
 
-int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
+/* Put it in its flow, at the head or the tail, and in the deadline heap. */
+static int push(struct queue *q, struct queue_item *it, bool head)
 {
 	struct queue_class *qc = &q->classes[it->klass];
 	struct queue_flow *f = &qc->flows[it->tenant->index];
@@ -327,22 +328,42 @@ int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
 			qc->active->prev_active = f;
 		qc->active = f;
 	}
-	it->next = NULL;
-	it->prev = f->tail;
-	if (f->tail != NULL)
-		f->tail->next = it;
-	else
+	if (head) {
+		it->prev = NULL;
+		it->next = f->head;
+		if (f->head != NULL)
+			f->head->prev = it;
+		else
+			f->tail = it;
 		f->head = it;
-	f->tail = it;
+	} else {
+		it->next = NULL;
+		it->prev = f->tail;
+		if (f->tail != NULL)
+			f->tail->next = it;
+		else
+			f->head = it;
+		f->tail = it;
+	}
 	f->count++;
 	qc->count++;
 	qc->bytes += it->bytes;
 	q->count++;
 	q->bytes += it->bytes;
-	it->enqueued_ms = now_ms;
 	it->queued = true;
 	heap_push(q, it);
 	return 0;
+}
+
+int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
+{
+	it->enqueued_ms = now_ms;
+	return push(q, it, false);
+}
+
+int queue_requeue(struct queue *q, struct queue_item *it)
+{
+	return push(q, it, true);
 }
 
 void queue_remove(struct queue *q, struct queue_item *it)

@@ -157,6 +157,12 @@ int queue_reserve(struct queue *q);
  * Returns 0, or -ENOMEM (nothing changed; never after queue_reserve()). */
 int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms);
 
+/* Put a popped item back at the head of its flow, with its deadline and
+ * enqueue time (its start failed before the backend saw any of it).  The
+ * bounds are not checked: the item held its place already.  Returns 0 or
+ * -ENOMEM. */
+int queue_requeue(struct queue *q, struct queue_item *it);
+
 /* Remove a queued item (its client left, or it expired); a no-op for an
  * item that is not queued. */
 void queue_remove(struct queue *q, struct queue_item *it);

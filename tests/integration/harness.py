@@ -79,11 +79,13 @@ class Proc:
         return self.p.returncode
 
 
-def start_gpusim(*args):
-    p = Proc([GPUSIM, "--listen", "127.0.0.1:0", *args], "gpusim")
-    m = p.wait_line(r"gpusim listening on 127\.0\.0\.1:(\d+)")
+def start_gpusim(*args, listen="127.0.0.1:0"):
+    p = Proc([GPUSIM, "--listen", listen, *args], "gpusim")
+    host = listen.rsplit(":", 1)[0]
+    m = p.wait_line(r"gpusim listening on " + re.escape(host) + r":(\d+)")
     p.port = int(m.group(1))
-    p.addr = f"127.0.0.1:{p.port}"
+    p.host = host
+    p.addr = f"{host}:{p.port}"
     return p
 
 
@@ -139,8 +141,8 @@ class Client:
     control exactly what goes on the wire (pipelining, partial writes, abrupt
     closes) and see exactly what comes back."""
 
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10.0, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
 
@@ -235,8 +237,8 @@ def render(method, path, body=None, headers=None):
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
 
 
-def get_json(port, path):
-    c = Client(port)
+def get_json(port, path, host="127.0.0.1"):
+    c = Client(port, host=host)
     try:
         r = c.request("GET", path)
         assert r.status == 200, (path, r.status, r.body)
@@ -297,8 +299,8 @@ class ClusterTest(unittest.TestCase):
         if failures:
             self.fail("\n".join(failures))
 
-    def gpusim(self, *args):
-        p = start_gpusim(*args)
+    def gpusim(self, *args, listen="127.0.0.1:0"):
+        p = start_gpusim(*args, listen=listen)
         self.procs.append(p)
         return p
 

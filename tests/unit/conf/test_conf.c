@@ -1199,3 +1199,57 @@ Test(conf, one_server_in_a_reserved_and_an_elastic_pool_is_refused, .timeout = 1
 		   "    backends: [ { address: 127.0.0.1:9001, max_inflight: 4 }, { address: 127.0.0.1:9000, max_inflight: 4 } ]\n",
 		   11, "backend 127.0.0.1:9000 of elastic pool 'spot' is also in reserved pool 'gold' (line 8)");
 }
+
+#define DISCOVERING \
+	"listen: 127.0.0.1:0\n" \
+	"classes:\n" \
+	"  standard: { pools: [spot] }\n" \
+	"pools:\n" \
+	"  spot:\n" \
+	"    slice: elastic\n"
+
+Test(conf, discovery_and_backend_defaults, .timeout = 10)
+{
+	struct conf *c = parse_ok(DISCOVERING
+		"    discovery: { dns: vllm.inference.svc.cluster.local:8000, refresh_ms: 2s }\n"
+		"    backend_defaults: { max_inflight: 32, slow_start_ms: 30s }\n"
+		"resolvers: [ 10.96.0.10:53, \"[fd00::a]:5353\" ]\n");
+	const struct conf_pool *p = &c->pools[0];
+
+	cr_assert_eq(p->nbackends, 0);
+	cr_assert_str_eq(p->discovery.dns_host, "vllm.inference.svc.cluster.local");
+	cr_assert_eq(p->discovery.dns_port, 8000);
+	cr_assert_eq(p->discovery.refresh_ms, 2000);
+	cr_assert_eq(p->backend_defaults.max_inflight, 32);
+	cr_assert_eq(p->backend_defaults.slow_start_ms, 30000);
+	cr_assert_str_eq(c->resolvers, "10.96.0.10:53,[fd00::a]:5353");
+	conf_destroy(c);
+
+	c = parse_ok(DISCOVERING "    discovery: { dns: \"[fd00::1]:8000\" }\n");
+	cr_assert_str_eq(c->pools[0].discovery.dns_host, "fd00::1");
+	cr_assert_eq(c->pools[0].discovery.refresh_ms, 5000, "refreshed every 5 s by default");
+	cr_assert_eq(c->pools[0].backend_defaults.max_inflight, 16);
+	cr_assert_eq(c->pools[0].backend_defaults.slow_start_ms, 0);
+	cr_assert_null(c->resolvers, "the system's resolvers");
+	conf_destroy(c);
+}
+
+Test(conf, discovery_errors, .timeout = 10)
+{
+	expect_one(DISCOVERING "    discovery: { dns: vllm.svc }\n", 7,
+		   "dns in discovery of pool 'spot' must be HOST:PORT");
+	expect_one(DISCOVERING "    discovery: { dns: \"vllm.svc:0\" }\n", 7, "must be HOST:PORT");
+	expect_one(DISCOVERING "    discovery: { dns: \"fd00::1:80\" }\n", 7, "must be HOST:PORT");
+	expect_one(DISCOVERING "    discovery: { refresh_ms: 1s }\n", 7,
+		   "missing required key 'dns' in discovery of pool 'spot'");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\", refresh_ms: 10ms }\n", 7, "refresh_ms");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\n"
+		   "    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n", 8,
+		   "pool 'spot' has both backends and discovery: use one");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\n    backend_defaults: { max_inflight: 0 }\n", 8,
+		   "max_inflight");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nresolvers: [ kube-dns:53 ]\n", 8,
+		   "resolvers: expected IP:PORT (an address, not a name), got 'kube-dns:53'");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nresolvers: [ 10.0.0.1 ]\n", 8,
+		   "resolvers: expected IP:PORT");
+}

@@ -1,0 +1,196 @@
+"""A fleet that changes: backends found in DNS (a real dnsmasq on loopback),
+added and removed by a reload, and requests that could not reach their
+backend started on another one."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import Client, ClusterTest, Proc, get_json, metric, render, sluice_config, wait_for
+
+COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Dns:
+    """dnsmasq answering from a hosts file that the test rewrites."""
+
+    def __init__(self, records):
+        fd, self.path = tempfile.mkstemp(prefix="sluice-dns-", suffix=".hosts")
+        os.close(fd)
+        self.write(records)
+        self.port = free_udp_port()
+        self.p = Proc([DNSMASQ, "--keep-in-foreground", "--log-facility=-", f"--port={self.port}",
+                       "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                       f"--addn-hosts={self.path}", "--local-ttl=0", "--pid-file=", "--user=root"],
+                      "dnsmasq")
+        self.p.wait_line(r"read .* - \d+ names")
+
+    def write(self, records):
+        with open(self.path, "w") as f:
+            f.writelines(f"{ip} {name}\n" for ip, name in records)
+
+    def update(self, records):
+        self.write(records)
+        before = len(self.p.lines)
+        self.p.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("read " in l for l in self.p.lines[before:]), what="dnsmasq reread its hosts")
+
+    def stop(self):
+        self.p.stop()
+        os.unlink(self.path)
+
+
+def members(s, pool):
+    return sorted(b["address"] for b in get_json(s.admin_port, "/status")["pools"][pool]["backends"])
+
+
+def served(g):
+    return get_json(g.port, "/stats", host=g.host)["requests"]
+
+
+@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (scripts/setup.sh installs it)")
+class Discovery(ClusterTest):
+    def config(self, dns_port, sim_port, refresh="200ms", extra=""):
+        return f"""
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+resolvers: [ 127.0.0.1:{dns_port} ]
+classes:
+  standard: {{ max_queue: 64, max_wait_ms: 5000, pools: [spot] }}
+pools:
+  spot:
+    slice: elastic
+    discovery: {{ dns: vllm.fleet.test:{sim_port}, refresh_ms: {refresh} }}
+    backend_defaults: {{ max_inflight: 4, slow_start_ms: 1s }}
+{extra}"""
+
+    def test_backends_follow_dns_and_a_removed_one_finishes_its_stream(self):
+        a = self.gpusim("--time-scale", "10", listen="127.0.0.2:0")
+        b = self.gpusim(listen=f"127.0.0.3:{a.port}")
+        c = self.gpusim(listen=f"127.0.0.4:{a.port}")
+        dns = Dns([("127.0.0.2", "vllm.fleet.test"), ("127.0.0.3", "vllm.fleet.test")])
+        self.addCleanup(dns.stop)
+        s = self.sluice(self.config(dns.port, a.port))
+        wait_for(lambda: members(s, "spot") == [a.addr, b.addr], what="both DNS records as backends")
+        s.wait_line(rf"pool 'spot': backend {a.addr} added \(4 slots\)")
+
+        # A slow stream on A (the first member takes the first request).
+        slow = Client(s.port, timeout=30)
+        slow.send(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=30, stream=True)))
+        wait_for(lambda: get_json(a.port, "/stats", host=a.host)["active"] == 1, what="stream in flight on A")
+
+        # A leaves DNS, C joins: within a refresh, C takes traffic and A none.
+        dns.update([("127.0.0.3", "vllm.fleet.test"), ("127.0.0.4", "vllm.fleet.test")])
+        wait_for(lambda: members(s, "spot") == [b.addr, c.addr], timeout=5, what="A out and C in")
+        s.wait_line(rf"pool 'spot': backend {a.addr} removed \(1 requests in flight finish\)")
+        s.wait_line(rf"pool 'spot': backend {c.addr} added \(4 slots, slow start\)")
+        before_a = served(a)
+        cl = Client(s.port)
+        for _ in range(12):
+            # Concurrent pairs, so that both members are needed.
+            cl2 = Client(s.port)
+            cl2.send(render("POST", "/v1/completions", COMPLETION))
+            self.assertEqual(cl.request("POST", "/v1/completions", COMPLETION).status, 200)
+            self.assertEqual(cl2.read_response().status, 200)
+            cl2.close()
+        self.assertEqual(served(a), before_a, "a backend gone from DNS gets no new requests")
+        self.assertGreater(served(c), 0, "the new backend takes traffic")
+
+        # The stream that was running on A ends whole.
+        self.assertEqual(slow.read_head()[0], 200)
+        self.assertIn(b"data: [DONE]", b"".join(slow.iter_chunks()))
+        slow.close()
+
+        # DNS gone: the last set stays, and the failure is said once.
+        dns.p.stop()
+        s.wait_line(r"pool 'spot': discovery of vllm\.fleet\.test:\d+ failed \(.*\); keeping its 2 backends",
+                    timeout=10)
+        self.assertEqual(members(s, "spot"), [b.addr, c.addr])
+        self.assertEqual(cl.request("POST", "/v1/completions", COMPLETION).status, 200)
+        self.assertGreaterEqual(metric(s.admin_port, "sluice_discovery_lookups_total",
+                                       'pool="spot",result="failed"'), 1)
+        cl.close()
+
+
+class StaticReload(ClusterTest):
+    def test_a_reload_adds_and_removes_backends_without_dropping_a_request(self):
+        gold, spot, s = self.pair(spot_args=("--time-scale", "10"))
+        extra = self.gpusim()
+        path = s.config_path
+        text = open(path).read()
+        slow = Client(s.port, timeout=30)
+        slow.send(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=30),
+                         {"x-sluice-class": "standard"}))
+        wait_for(lambda: get_json(spot.port, "/stats")["active"] == 1, what="request in flight on spot")
+
+        # spot's only backend is replaced by another one.
+        new = text.replace(f"address: {spot.addr}", f"address: {extra.addr}")
+        self.assertNotEqual(new, text)
+        with open(path, "w") as f:
+            f.write(new)
+        s.p.send_signal(signal.SIGHUP)
+        s.wait_line(rf"pool 'spot': backend {spot.addr} removed \(1 requests in flight finish\)")
+        s.wait_line(rf"pool 'spot': backend {extra.addr} added")
+        s.wait_line("generation 2")
+        c = Client(s.port)
+        for _ in range(3):
+            self.assertEqual(c.request("POST", "/v1/completions", COMPLETION,
+                                       {"x-sluice-class": "standard"}).status, 200)
+        self.assertEqual(get_json(extra.port, "/stats")["requests"], 3)
+        self.assertEqual(get_json(spot.port, "/stats")["requests"], 1, "the removed one got nothing new")
+        r = slow.read_response()
+        self.assertEqual(r.status, 200, "the request in flight on the removed backend finished")
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 30)
+        # Its slot is back (in the pool it was counted in) and nothing leaks.
+        wait_for(lambda: get_json(s.admin_port, "/status")["pools"]["spot"]["inflight"] == 0,
+                 what="slots back to 0")
+        c.close()
+
+
+class Failover(ClusterTest):
+    def test_a_request_whose_backend_refuses_is_started_on_its_sibling(self):
+        gold = self.gpusim()
+        spot = self.gpusim()
+        # A dead address listed first: the first pick goes there.
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        dead_addr = f"127.0.0.1:{dead.getsockname()[1]}"
+        dead.close()
+        conf = sluice_config(gold.addr, spot.addr, extra="access_log: \"-\"\n").replace(
+            f"backends: [ {{ address: {gold.addr}, max_inflight: 8 }} ]",
+            f"backends: [ {{ address: {dead_addr}, max_inflight: 8 }}, {{ address: {gold.addr}, max_inflight: 8 }} ]")
+        self.assertIn(dead_addr, conf)
+        s = self.sluice(conf)
+        c = Client(s.port)
+        for _ in range(5):
+            r = c.request("POST", "/v1/completions", COMPLETION, {"x-sluice-class": "interactive"})
+            self.assertEqual(r.status, 200, r.body)
+        c.close()
+        self.assertEqual(get_json(gold.port, "/stats")["requests"], 5)
+        self.assertEqual(metric(s.admin_port, "sluice_upstream_failovers_total"), 1,
+                         "one failed connect, then the dead backend is marked down")
+        s.wait_line(rf"backend {dead_addr} of pool 'gold': .*; trying another backend")
+        def logged():
+            lines = [json.loads(l) for l in s.lines if l.startswith("{")]
+            return [l["retries"] for l in lines if l["path"] == "/v1/completions"]
+        wait_for(lambda: len(logged()) == 5, what="five access log lines")
+        self.assertEqual(logged(), [1, 0, 0, 0, 0], "the access log records the retry")
+
+
+if __name__ == "__main__":
+    unittest.main(warnings="ignore")
