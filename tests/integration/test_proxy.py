@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (GPUSIM, SLUICE, Client, ClusterTest, Proc, get_json, metric, render, sluice_config,
+from harness import (DEFAULT_CLASSES, GPUSIM, SLUICE, Client, ClusterTest, Proc, get_json, metric, render, sluice_config,
                      wait_for)
 
 COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
@@ -352,11 +352,13 @@ class Cancellation(ClusterTest):
         self.assertEqual(metric(s.admin_port, "sluice_upstream_truncated_total"), 1)
 
     def test_dead_backend_gets_502_and_stalled_one_504(self):
-        gold, spot, s = self.pair(spot_args=("--stall-after-tokens", "0"),
+        classes = DEFAULT_CLASSES.replace("pools: [gold, spot]", "pools: [gold]")
+        gold, spot, s = self.pair(spot_args=("--stall-after-tokens", "0"), classes=classes,
                                   extra="timeouts: { upstream_ms: 400 }")
         gold.stop(signal.SIGKILL)
         r = Client(s.port).request("POST", "/v1/completions", COMPLETION, {"x-sluice-class": "interactive"})
-        # interactive lists gold first; gold is dead, so connecting fails
+        # interactive lists only gold; gold is dead and there is no other
+        # backend to try, so connecting fails
         self.assertEqual(r.status, 502, r.body)
         self.assertEqual(r.json()["error"]["code"], "upstream_connect_failed")
         t0 = time.monotonic()
@@ -364,6 +366,17 @@ class Cancellation(ClusterTest):
         self.assertEqual(r.status, 504, r.body)
         self.assertEqual(r.json()["error"]["code"], "upstream_timeout")
         self.assertGreater(time.monotonic() - t0, 0.35)
+
+    def test_a_dead_backend_costs_no_client_error_while_a_sibling_is_up(self):
+        gold, spot, s = self.pair()
+        gold.stop(signal.SIGKILL)
+        c = Client(s.port)
+        for _ in range(5):
+            r = c.request("POST", "/v1/completions", COMPLETION, {"x-sluice-class": "interactive"})
+            self.assertEqual(r.status, 200, "interactive lists gold, then spot: " + r.body.decode())
+        c.close()
+        self.assertEqual(get_json(spot.port, "/stats")["requests"], 5)
+        self.assertEqual(metric(s.admin_port, "sluice_upstream_failovers_total"), 1)
 
     def test_queued_client_that_leaves_never_reaches_a_backend(self):
         gold, spot, s = self.pair(spot_args=("--time-scale", "10"), spot_inflight=1)
