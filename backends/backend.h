@@ -66,6 +66,7 @@ struct backend_pool {
 	size_t nbackends, cap;
 	unsigned slots;			/* sum of the members' max_inflight */
 	unsigned inflight;		/* slots held on this pool, retired backends included */
+	size_t rotor;			/* where the next pick starts: ties go round */
 };
 
 struct backend_set {
@@ -110,7 +111,7 @@ void backend_pool_retire(struct backend *b);
 /*
  * The backend of `p` that should take the next request: the one with the
  * fewest requests in flight (relative to its slots) among the healthy ones
- * with a free slot, or NULL when there is none.
+ * with a free slot, ties taken in turn, or NULL when there is none.
  */
 struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms);
 

@@ -190,8 +190,11 @@ struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 	 * backend below its inflight, its excess would hide the others'
 	 * free slots. */
 	struct backend *best = NULL;
-	for (size_t i = 0; i < p->nbackends; i++) {
-		struct backend *b = p->backends[i];
+	size_t n = p->nbackends, first = n ? p->rotor++ % n : 0;
+	/* Ties go round the members (the scan starts one further each time),
+	 * so that light traffic, one request at a time, still spreads. */
+	for (size_t k = 0; k < n; k++) {
+		struct backend *b = p->backends[(first + k) % n];
 		if (b->inflight >= usable_slots(b, now_ms) || !backend_is_up(b, now_ms))
 			continue;
 		/* Compare load as a share of capacity so that a backend with

@@ -83,33 +83,28 @@ pools:
         a = self.gpusim("--time-scale", "10", listen="127.0.0.2:0")
         b = self.gpusim(listen=f"127.0.0.3:{a.port}")
         c = self.gpusim(listen=f"127.0.0.4:{a.port}")
-        dns = Dns([("127.0.0.2", "vllm.fleet.test"), ("127.0.0.3", "vllm.fleet.test")])
+        dns = Dns([("127.0.0.2", "vllm.fleet.test")])
         self.addCleanup(dns.stop)
         s = self.sluice(self.config(dns.port, a.port))
-        wait_for(lambda: members(s, "spot") == [a.addr, b.addr], what="both DNS records as backends")
-        s.wait_line(rf"pool 'spot': backend {a.addr} added \(4 slots\)")
+        wait_for(lambda: members(s, "spot") == [a.addr], what="the DNS record as a backend")
+        s.wait_line(rf"pool 'spot': backend {a.addr} added \(4 slots\)$")
 
-        # A slow stream on A (the first member takes the first request).
+        # A slow stream on A, the only backend.
         slow = Client(s.port, timeout=30)
         slow.send(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=30, stream=True)))
         wait_for(lambda: get_json(a.port, "/stats", host=a.host)["active"] == 1, what="stream in flight on A")
 
-        # A leaves DNS, C joins: within a refresh, C takes traffic and A none.
+        # A leaves DNS, B and C join: within a refresh they take the
+        # traffic, ramping up (slow start), and A gets no new request.
         dns.update([("127.0.0.3", "vllm.fleet.test"), ("127.0.0.4", "vllm.fleet.test")])
-        wait_for(lambda: members(s, "spot") == [b.addr, c.addr], timeout=5, what="A out and C in")
+        wait_for(lambda: members(s, "spot") == [b.addr, c.addr], timeout=5, what="A out, B and C in")
         s.wait_line(rf"pool 'spot': backend {a.addr} removed \(1 requests in flight finish\)")
         s.wait_line(rf"pool 'spot': backend {c.addr} added \(4 slots, slow start\)")
-        before_a = served(a)
         cl = Client(s.port)
-        for _ in range(12):
-            # Concurrent pairs, so that both members are needed.
-            cl2 = Client(s.port)
-            cl2.send(render("POST", "/v1/completions", COMPLETION))
+        for _ in range(10):
             self.assertEqual(cl.request("POST", "/v1/completions", COMPLETION).status, 200)
-            self.assertEqual(cl2.read_response().status, 200)
-            cl2.close()
-        self.assertEqual(served(a), before_a, "a backend gone from DNS gets no new requests")
-        self.assertGreater(served(c), 0, "the new backend takes traffic")
+        self.assertEqual(served(a), 1, "a backend gone from DNS gets no new requests")
+        self.assertEqual((served(b), served(c)), (5, 5), "the new backends share the traffic")
 
         # The stream that was running on A ends whole.
         self.assertEqual(slow.read_head()[0], 200)
@@ -166,7 +161,8 @@ class Failover(ClusterTest):
     def test_a_request_whose_backend_refuses_is_started_on_its_sibling(self):
         gold = self.gpusim()
         spot = self.gpusim()
-        # A dead address listed first: the first pick goes there.
+        # A dead address beside a live one: the first pick to go there
+        # fails over, and marks it down.
         dead = socket.socket()
         dead.bind(("127.0.0.1", 0))
         dead_addr = f"127.0.0.1:{dead.getsockname()[1]}"
@@ -189,7 +185,7 @@ class Failover(ClusterTest):
             lines = [json.loads(l) for l in s.lines if l.startswith("{")]
             return [l["retries"] for l in lines if l["path"] == "/v1/completions"]
         wait_for(lambda: len(logged()) == 5, what="five access log lines")
-        self.assertEqual(logged(), [1, 0, 0, 0, 0], "the access log records the retry")
+        self.assertEqual(sorted(logged()), [0, 0, 0, 0, 1], "the access log records the retry")
 
 
 if __name__ == "__main__":
