@@ -44,7 +44,7 @@ static void setup(struct fixture *f)
 	cr_assert_eq(conf_parse("test.yaml", yaml, strlen(yaml), &f->conf, &diag), 0, "%s",
 		     diag.count ? diag.msg[0] : "");
 	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
-	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf), 0);
 	queue_set_pool_slots(&f->q, GOLD, 2);
 	queue_set_pool_slots(&f->q, SPOT, 8);
 	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
@@ -62,7 +62,7 @@ static void teardown(struct fixture *f)
 
 static struct queue_tenant *tenant(struct fixture *f, int i)
 {
-	return &f->tenants.v[i];
+	return f->tenants.v[i];
 }
 
 static double level(struct queue_bucket *b, uint64_t now)

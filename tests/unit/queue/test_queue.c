@@ -41,7 +41,7 @@ static void setup(struct fixture *f, const char *classes)
 	int rc = conf_parse("test.yaml", text, strlen(text), &f->conf, &diag);
 	cr_assert_eq(rc, 0, "%s", diag.count ? diag.msg[0] : "");
 	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
-	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf), 0);
 	queue_set_pool_slots(&f->q, 0, 4);	/* gold */
 	queue_set_pool_slots(&f->q, 1, 8);	/* spot */
 }
@@ -58,7 +58,7 @@ static void teardown(struct fixture *f)
 static struct queue_item *item(struct fixture *f, int tenant, enum conf_class k, double cost, uint64_t deadline)
 {
 	struct queue_item *it = calloc(1, sizeof(*it));
-	it->tenant = &f->tenants.v[tenant];
+	it->tenant = f->tenants.v[tenant];
 	it->klass = (uint8_t)k;
 	it->cost = cost;
 	it->deadline_ms = deadline;
@@ -106,7 +106,7 @@ Test(queue, weighted_fairness_between_tenants, .timeout = 10)
 	for (int i = 0; i < N; i++) {
 		for (int t = 0; t < 2; t++) {
 			struct queue_item *it = &items[2 * i + t];
-			it->tenant = &f.tenants.v[t];
+			it->tenant = f.tenants.v[t];
 			it->klass = CONF_CLASS_INTERACTIVE;
 			it->cost = 50 + (i % 7) * 10;	/* varied sizes */
 			it->deadline_ms = 1000000;
@@ -139,7 +139,7 @@ Test(queue, a_flood_does_not_starve_a_newcomer, .timeout = 5)
 	enum { N = 1000 };
 	struct queue_item *flood = calloc(N, sizeof(*flood));
 	for (int i = 0; i < N; i++) {
-		flood[i] = (struct queue_item){ .tenant = &f.tenants.v[0], .klass = CONF_CLASS_INTERACTIVE,
+		flood[i] = (struct queue_item){ .tenant = f.tenants.v[0], .klass = CONF_CLASS_INTERACTIVE,
 						.cost = 100, .deadline_ms = 100000 };
 		cr_assert_eq(queue_push(&f.q, &flood[i], 0), 0);
 	}
@@ -197,9 +197,9 @@ Test(queue, min_share_gets_its_share_under_pressure, .timeout = 10)
 	enum { N = 3000 };
 	struct queue_item *hi = calloc(N, sizeof(*hi)), *lo = calloc(N, sizeof(*lo));
 	for (int i = 0; i < N; i++) {
-		hi[i] = (struct queue_item){ .tenant = &f.tenants.v[2], .klass = CONF_CLASS_STANDARD,
+		hi[i] = (struct queue_item){ .tenant = f.tenants.v[2], .klass = CONF_CLASS_STANDARD,
 					     .cost = 10, .deadline_ms = 1000000 };
-		lo[i] = (struct queue_item){ .tenant = &f.tenants.v[2], .klass = CONF_CLASS_OPPORTUNISTIC,
+		lo[i] = (struct queue_item){ .tenant = f.tenants.v[2], .klass = CONF_CLASS_OPPORTUNISTIC,
 					     .cost = 10, .deadline_ms = 1000000 };
 		cr_assert_eq(queue_push(&f.q, &hi[i], 0), 0);
 		cr_assert_eq(queue_push(&f.q, &lo[i], 0), 0);
@@ -228,7 +228,7 @@ Test(queue, deadlines_expire_in_order_and_cancellation_is_clean, .timeout = 10)
 	struct queue_item *its = calloc(N, sizeof(*its));
 	for (int i = 0; i < N; i++) {
 		/* deadlines in a scrambled order */
-		its[i] = (struct queue_item){ .tenant = &f.tenants.v[i % 3 == 2 ? 2 : i % 2],
+		its[i] = (struct queue_item){ .tenant = f.tenants.v[i % 3 == 2 ? 2 : i % 2],
 					      .klass = i % 3 == 2 ? CONF_CLASS_STANDARD : CONF_CLASS_INTERACTIVE,
 					      .cost = 1, .deadline_ms = (uint64_t)((i * 7919) % N) + 1, .bytes = 10 };
 		cr_assert_eq(queue_push(&f.q, &its[i], 0), 0);
@@ -266,14 +266,14 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	uint64_t retry = 0;
 	struct queue_item *victim;
 	/* No completion seen yet: the wait cannot be predicted, so it is allowed. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
 	/* gold: 4 slots, each held 200 ms -> 20 requests/s. */
 	for (int i = 0; i < 50; i++) {
 		queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
 		queue_on_release(&f.q, 0, CONF_CLASS_INTERACTIVE, 200);
 	}
-	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0]), 50, "1 item at 20/s: 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
+	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0]), 50, "1 item at 20/s: 50 ms");
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
 	struct queue_item *its[3];
 	for (int i = 0; i < 3; i++) {
 		its[i] = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100);
@@ -281,12 +281,12 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	}
 	/* 3 ahead + itself at 20/s = 200 ms > 100 ms deadline... but the
 	 * queue is also full (max_queue 3): full is reported first. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_FULL);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_FULL);
 	cr_assert_eq(retry, 50, "a slot turns over every 50 ms");
 	queue_remove(&f.q, its[2]);
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_UNMEETABLE);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_UNMEETABLE);
 	cr_assert_eq(retry, 50, "3 x 50 ms = 150 ms predicted, 100 ms budget: retry in 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_CHECK_OK,
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_CHECK_OK,
 		     "a longer deadline can wait");
 	queue_remove(&f.q, its[0]);
 	queue_remove(&f.q, its[1]);
@@ -312,7 +312,7 @@ Test(queue, predicted_wait_follows_fair_order_and_full_queue_evicts_the_fattest,
 		its[i] = item(&f, 1, CONF_CLASS_INTERACTIVE, 1, 100000);
 		cr_assert_eq(queue_push(&f.q, its[i], 0), 0);
 	}
-	const struct queue_tenant *a = &f.tenants.v[0], *b = &f.tenants.v[1];
+	const struct queue_tenant *a = f.tenants.v[0], *b = f.tenants.v[1];
 	/* b's next waits behind b's 10: 11 x 50 ms; a's first behind 3 of b's
 	 * (b's weight per round of a's): 4 x 50 ms. */
 	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, b), 550);

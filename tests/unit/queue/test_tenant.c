@@ -53,11 +53,11 @@ Test(tenant, keys_and_classification, .timeout = 5)
 {
 	struct fixture f;
 	setup(&f);
-	cr_assert_eq(queue_tenant_by_key(&f.tenants, "sk-a", 4), &f.tenants.v[0]);
+	cr_assert_eq(queue_tenant_by_key(&f.tenants, "sk-a", 4), f.tenants.v[0]);
 	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-b", 4));
 	cr_assert_null(queue_tenant_by_key(&f.tenants, "sk-", 3));
 	bool capped;
-	const struct queue_tenant *c = &f.tenants.v[1];
+	const struct queue_tenant *c = f.tenants.v[1];
 	cr_assert_eq(queue_classify(c, NULL, 0, -1, &capped), CONF_CLASS_OPPORTUNISTIC);
 	cr_assert_not(capped);
 	cr_assert_eq(queue_classify(c, "standard", 8, -1, &capped), CONF_CLASS_STANDARD);
