@@ -71,7 +71,8 @@ struct queue_tenants {
 	bool open;			/* no tenants configured: every request is anonymous's */
 	struct queue_key_slot *keys;	/* power-of-two table, at most half full */
 	size_t keys_mask;
-	struct queue_tenant *retired;	/* removed by a reload, still held by requests */
+	struct queue_tenant *retired;	/* removed by a reload, still held by requests (the list
+					 * points back at this field: a queue_tenants never moves) */
 };
 
 /* A reload of the tenants, prepared (queue_tenants_prepare) and not yet
