@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 	struct queue_tenants ts;
 	struct queue q;
 	queue_tenants_init(&ts, conf, 0);
-	queue_init(&q, conf, ts.n);
+	queue_init(&q, conf);
 	queue_set_pool_slots(&q, 0, 64);
 	queue_set_pool_slots(&q, 1, 64);
 

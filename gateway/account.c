@@ -15,10 +15,34 @@
 #include "gateway/account.h"
 #include "gateway/conn.h"
 #include "gateway/server.h"
+#include "queue/tenant.h"
 
 const char *const gw_qout_names[GW_QOUT_COUNT] = { "dispatched", "timeout", "cancelled", "rejected" };
 
 #define NSTATUS 500	/* codes 100..599 */
+
+static int tenant_acct_init(const struct gw_account *a, struct gw_tenant_acct *ta, bool histograms)
+{
+	ta->gpu_ns = calloc(a->npools ? a->npools : 1, sizeof(*ta->gpu_ns));
+	if (ta->gpu_ns == NULL)
+		return -ENOMEM;
+	if (histograms) {
+		ta->duration = calloc(CONF_CLASS_COUNT, sizeof(*ta->duration));
+		if (ta->duration == NULL)
+			return -ENOMEM;
+		for (int k = 0; k < CONF_CLASS_COUNT; k++)
+			gw_hist_init(&ta->duration[k]);
+	}
+	return 0;
+}
+
+static void tenant_acct_finish(struct gw_tenant_acct *ta)
+{
+	free(ta->gpu_ns);
+	free(ta->duration);
+	ta->gpu_ns = NULL;
+	ta->duration = NULL;
+}
 
 int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop)
 {
@@ -49,20 +73,9 @@ int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants
 		gw_hist_init(&a->window[k][1]);
 	}
 	for (size_t t = 0; t < ntenants; t++) {
-		struct gw_tenant_acct *ta = &a->tenants[t];
-		ta->gpu_ns = calloc(a->npools ? a->npools : 1, sizeof(*ta->gpu_ns));
-		if (ta->gpu_ns == NULL) {
+		if (tenant_acct_init(a, &a->tenants[t], c->metrics.tenant_histograms) < 0) {
 			gw__account_finish(a);
 			return -ENOMEM;
-		}
-		if (c->metrics.tenant_histograms) {
-			ta->duration = calloc(CONF_CLASS_COUNT, sizeof(*ta->duration));
-			if (ta->duration == NULL) {
-				gw__account_finish(a);
-				return -ENOMEM;
-			}
-			for (int k = 0; k < CONF_CLASS_COUNT; k++)
-				gw_hist_init(&ta->duration[k]);
 		}
 	}
 	a->window_start_ms = uv_now(loop);
@@ -93,14 +106,56 @@ void gw__account_commit(struct gw_account *a, const struct conf *c, struct gw_al
 	a->histograms = c->metrics.histograms;
 }
 
+int gw__account_tenants_prepare(const struct gw_account *a, const size_t *from, size_t n,
+				struct gw_account_tenants *fresh)
+{
+	fresh->n = n;
+	fresh->v = calloc(n ? n : 1, sizeof(*fresh->v));
+	if (fresh->v == NULL)
+		return -ENOMEM;
+	/* metrics.tenant_histograms cannot change in a reload (server.c) */
+	bool histograms = a->conf->metrics.tenant_histograms;
+	for (size_t i = 0; i < n; i++) {
+		if (from[i] == QUEUE_TENANT_NEW && tenant_acct_init(a, &fresh->v[i], histograms) < 0) {
+			gw__account_tenants_discard(fresh);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void gw__account_tenants_discard(struct gw_account_tenants *fresh)
+{
+	for (size_t i = 0; fresh->v != NULL && i < fresh->n; i++)
+		tenant_acct_finish(&fresh->v[i]);
+	free(fresh->v);
+	fresh->v = NULL;
+	fresh->n = 0;
+}
+
+void gw__account_tenants_commit(struct gw_account *a, const size_t *from, struct gw_account_tenants *fresh)
+{
+	for (size_t i = 0; i < fresh->n; i++) {
+		if (from[i] == QUEUE_TENANT_NEW)
+			continue;
+		fresh->v[i] = a->tenants[from[i]];
+		a->tenants[from[i]] = (struct gw_tenant_acct){ 0 };
+	}
+	for (size_t t = 0; t < a->ntenants; t++)
+		tenant_acct_finish(&a->tenants[t]);	/* what is left: the removed tenants' */
+	free(a->tenants);
+	a->tenants = fresh->v;
+	a->ntenants = fresh->n;
+	fresh->v = NULL;
+	fresh->n = 0;
+}
+
 void gw__account_finish(struct gw_account *a)
 {
 	gw__alog_close(&a->alog);
 	gw_buf_finish(&a->line);
-	for (size_t t = 0; a->tenants != NULL && t < a->ntenants; t++) {
-		free(a->tenants[t].gpu_ns);
-		free(a->tenants[t].duration);
-	}
+	for (size_t t = 0; a->tenants != NULL && t < a->ntenants; t++)
+		tenant_acct_finish(&a->tenants[t]);
 	free(a->tenants);
 	free(a->ttfb);
 	free(a->upstream);
@@ -233,13 +288,18 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 	if (r->reason < GW_R_COUNT)
 		a->rejections[k][r->reason]++;
 	if (c->classified) {
-		struct gw_tenant_acct *ta = &a->tenants[c->qi.tenant->index];
-		ta->requests[k]++;
-		ta->tokens_estimated += r->tokens_estimated;
-		if (r->tokens_reported >= 0)
-			ta->tokens_reported += r->tokens_reported;
-		if (r->pool && r->t_upstream_end > r->t_dispatch)
-			ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
+		/* A tenant a reload removed has no counters any more (index
+		 * QUEUE_TENANT_RETIRED): its last requests count everywhere else. */
+		size_t ti = c->qi.tenant->index;
+		struct gw_tenant_acct *ta = ti < a->ntenants ? &a->tenants[ti] : NULL;
+		if (ta != NULL) {
+			ta->requests[k]++;
+			ta->tokens_estimated += r->tokens_estimated;
+			if (r->tokens_reported >= 0)
+				ta->tokens_reported += r->tokens_reported;
+			if (r->pool && r->t_upstream_end > r->t_dispatch)
+				ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
+		}
 		if (a->histograms) {
 			size_t cp = gw__account_cp(a, k, pool);
 			uint64_t total = t_end - r->t_start;
@@ -249,7 +309,7 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 				gw_hist_record(&a->upstream[cp], r->t_upstream_end - r->t_dispatch);
 			gw_hist_record(&a->request[cp], total);
 			gw_hist_record(&a->window[k][a->window_cur], total);
-			if (ta->duration != NULL)
+			if (ta != NULL && ta->duration != NULL)
 				gw_hist_record(&ta->duration[k], total);
 		}
 	}

@@ -109,6 +109,26 @@ int gw__account_prepare(struct gw_account *a, const struct conf *c, uv_loop_t *l
 		       struct gw_alog *fresh, bool *reopen);
 void gw__account_commit(struct gw_account *a, const struct conf *c, struct gw_alog *fresh, bool reopen);
 
+/*
+ * The per-tenant counters across a reload that adds, removes or reorders
+ * tenants (queue_tenants_prepare() says how: from[i] is the index before
+ * of the i-th tenant after, or QUEUE_TENANT_NEW).  Prepare allocates the
+ * new array, and the counters of new tenants, into *fresh; it returns 0 or
+ * -ENOMEM, changing nothing.  Commit moves the counters of kept tenants to
+ * their new index (they go on counting under their name), frees those of
+ * removed tenants (their series leave /metrics) and cannot fail.  Discard
+ * frees a prepared array that is not committed.  A request of a removed
+ * tenant that ends later is recorded everywhere but under its tenant.
+ */
+struct gw_account_tenants {
+	struct gw_tenant_acct *v;
+	size_t n;
+};
+int gw__account_tenants_prepare(const struct gw_account *a, const size_t *from, size_t n,
+				struct gw_account_tenants *fresh);
+void gw__account_tenants_commit(struct gw_account *a, const size_t *from, struct gw_account_tenants *fresh);
+void gw__account_tenants_discard(struct gw_account_tenants *fresh);
+
 /* Flush the access log synchronously and free everything. */
 void gw__account_finish(struct gw_account *a);
 

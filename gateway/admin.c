@@ -121,7 +121,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 		json_object_set_new(pools, p->cfg->name, pj);
 	}
 	for (size_t t = 0; t < srv->tenants.n; t++) {
-		struct queue_tenant *qt = &srv->tenants.v[t];
+		struct queue_tenant *qt = srv->tenants.v[t];
 		const struct gw_tenant_acct *ta = &a->tenants[t];
 		uint64_t requests = 0;
 		double gpu = 0;

@@ -97,6 +97,7 @@ static void on_handle_closed(uv_handle_t *h)
 		return;
 	struct gw_server *srv = c->srv;
 	scan_drop(c);
+	queue_tenant_put(&c->qi.tenant);	/* a request that ended with its connection */
 	gw_http_finish(&c->http);
 	gw_buf_finish(&c->pending);
 	if (c->prev != NULL)
@@ -513,6 +514,9 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive)
 		return;
 	scan_drop(c);
 	gw__account_end(&c->srv->account, c);
+	/* The request is over: its tenant may go (a reload may have removed it). */
+	c->classified = false;
+	queue_tenant_put(&c->qi.tenant);
 	if (c->writes > 0) {
 		/* answers still on their way: the timer judges progress from here */
 		c->outq_mark = UINT32_MAX;
@@ -538,8 +542,6 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive)
 	gw_http_next(&c->http, c->pending.len == 0);
 	c->state = GW_CONN_IDLE;
 	c->request_id[0] = '\0';
-	c->classified = false;
-	c->qi.tenant = NULL;
 	gw__conn_arm(c, c->srv->conf->timeouts.idle_ms);
 	if (gw__conn_write_queue(c) > GW_WRITE_HIGH) {
 		/* The client is not reading its answers: answer nothing more

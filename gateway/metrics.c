@@ -124,7 +124,7 @@ static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
 			     "Request duration per tenant (metrics.tenant_histograms).");
 		for (size_t t = 0; t < a->ntenants; t++) {
 			for (int k = 0; k < CONF_CLASS_COUNT; k++) {
-				const char *kv[] = { "tenant", srv->tenants.v[t].cfg->name, "class", class_label(k), NULL };
+				const char *kv[] = { "tenant", srv->tenants.v[t]->cfg->name, "class", class_label(k), NULL };
 				rc |= histogram(o, "sluice_tenant_request_duration_seconds", kv,
 						&a->tenants[t].duration[k], m);
 			}
@@ -173,15 +173,15 @@ static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
 	int rc = family(o, "sluice_tenant_requests_total", "counter", "Requests per tenant and class.");
 	for (size_t t = 0; t < a->ntenants; t++) {
 		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
-			const char *kv[] = { "tenant", srv->tenants.v[t].cfg->name, "class", class_label(k), NULL };
+			const char *kv[] = { "tenant", srv->tenants.v[t]->cfg->name, "class", class_label(k), NULL };
 			rc |= sample(o, "sluice_tenant_requests_total", kv, (double)a->tenants[t].requests[k]);
 		}
 	}
 	rc |= family(o, "sluice_tenant_tokens_total", "counter",
 		     "LLM tokens per tenant: estimated at admission, and reported by the backends' usage.");
 	for (size_t t = 0; t < a->ntenants; t++) {
-		const char *est[] = { "tenant", srv->tenants.v[t].cfg->name, "kind", "estimated", NULL };
-		const char *rep[] = { "tenant", srv->tenants.v[t].cfg->name, "kind", "reported", NULL };
+		const char *est[] = { "tenant", srv->tenants.v[t]->cfg->name, "kind", "estimated", NULL };
+		const char *rep[] = { "tenant", srv->tenants.v[t]->cfg->name, "kind", "reported", NULL };
 		rc |= sample(o, "sluice_tenant_tokens_total", est, a->tenants[t].tokens_estimated);
 		rc |= sample(o, "sluice_tenant_tokens_total", rep, a->tenants[t].tokens_reported);
 	}
@@ -189,7 +189,7 @@ static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
 		     "Time backend slots were held for the tenant (chargeback), by pool and slice.");
 	for (size_t t = 0; t < a->ntenants; t++) {
 		for (size_t p = 0; p < a->npools; p++) {
-			const char *kv[] = { "tenant", srv->tenants.v[t].cfg->name, "pool", pool_label(srv, p),
+			const char *kv[] = { "tenant", srv->tenants.v[t]->cfg->name, "pool", pool_label(srv, p),
 					     "slice", slice_label(&srv->backends.pools[p]), NULL };
 			rc |= sample(o, "sluice_tenant_gpu_seconds_total", kv, (double)a->tenants[t].gpu_ns[p] / 1e9);
 		}
@@ -197,7 +197,7 @@ static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
 	rc |= family(o, "sluice_tenant_bucket_level", "gauge",
 		     "Units left in the tenant's token buckets (requests, tokens); negative while in debt.");
 	for (size_t t = 0; t < srv->tenants.n; t++) {
-		struct queue_tenant *qt = &srv->tenants.v[t];
+		struct queue_tenant *qt = srv->tenants.v[t];
 		if (!queue_bucket_unlimited(&qt->requests)) {
 			const char *kv[] = { "tenant", qt->cfg->name, "kind", "requests", NULL };
 			rc |= sample(o, "sluice_tenant_bucket_level", kv, queue_bucket_level(&qt->requests, now));

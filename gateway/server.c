@@ -2,6 +2,7 @@
  * server.c - listeners, signals, the periodic tick and the drain; see server.h.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,14 +122,50 @@ static const char *incompatible(const struct conf *a, const struct conf *b)
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
 		if (a->classes[k].defined != b->classes[k].defined)
 			return "classes cannot be added or removed without a restart";
-	if (a->ntenants != b->ntenants)
-		return "tenants cannot be added or removed without a restart";
-	for (size_t i = 0; i < a->ntenants; i++)
-		if (strcmp(a->tenants[i].name, b->tenants[i].name) != 0)
-			return "tenants cannot be renamed or reordered without a restart";
 	if (a->metrics.tenant_histograms != b->metrics.tenant_histograms)
 		return "metrics.tenant_histograms cannot change without a restart";
 	return NULL;
+}
+
+/* One line per tenant the reload adds, removes or changes (before the
+ * commit: the running config is still srv->conf). */
+static void log_tenant_changes(const struct gw_server *srv, const struct queue_tenants_next *next)
+{
+	const struct queue_tenants *ts = &srv->tenants;
+	const struct conf *fresh = next->conf;
+	for (size_t i = 0; i < next->n; i++) {
+		const struct queue_tenant *t = next->v[i];
+		if (next->from[i] == QUEUE_TENANT_NEW) {
+			gw_info("reload: tenant '%s' added", t->name);
+			continue;
+		}
+		if (fresh->ntenants == 0)
+			continue;	/* the open gateway's tenant has no config to compare */
+		unsigned bits = queue_tenant_changes(t->cfg, &fresh->tenants[i]);
+		char what[160] = "";
+		size_t len = 0;
+		for (unsigned b = 0; b < QUEUE_TENANT_CHANGED_COUNT && len < sizeof(what); b++)
+			if (bits & (1u << b))
+				len += (size_t)snprintf(what + len, sizeof(what) - len, "%s%s", len ? ", " : "",
+							queue_tenant_change_name(1u << b));
+		if (bits != 0)
+			gw_info("reload: tenant '%s' changed: %s", t->name, what);
+	}
+	for (size_t g = 0; g < next->ngone; g++) {
+		const struct queue_tenant *t = ts->v[next->gone[g]];
+		if (t->refs == 0)
+			gw_info("reload: tenant '%s' removed", t->name);
+		else
+			gw_info("reload: tenant '%s' removed (%u request%s still in flight finish%s)", t->name, t->refs,
+				t->refs == 1 ? "" : "s", t->refs == 1 ? "es" : "");
+	}
+	const char *was = ts->anonymous && !ts->open ? ts->anonymous->name : NULL;
+	const char *now = fresh->ntenants ? fresh->anonymous_tenant : NULL;
+	if ((was == NULL) != (now == NULL) || (was != NULL && strcmp(was, now) != 0))
+		gw_info("reload: anonymous_tenant %s%s%s", now ? "is now '" : "removed", now ? now : "", now ? "'" : "");
+	if (fresh->ntenants == 0 && !ts->open)
+		gw_warn("%s has no tenants: an open gateway, every request is served (as tenant 'anonymous', "
+			"unlimited) whatever key it carries", fresh->path);
 }
 
 int gw_server_reload(struct gw_server *srv)
@@ -157,9 +194,13 @@ int gw_server_reload(struct gw_server *srv)
 	 * commit of the access log on, nothing can fail. */
 	struct gw_alog log;
 	bool reopen;
+	struct queue_tenants_next tenants;
+	struct gw_account_tenants accts;
 	rc = gw__account_prepare(&srv->account, fresh, srv->loop, &log, &reopen);
 	if (rc == 0) {
-		rc = queue_tenants_reconfigure(&srv->tenants, fresh, gw_now_ms(srv));
+		rc = queue_tenants_prepare(&srv->tenants, fresh, &tenants);
+		if (rc == 0 && (rc = gw__account_tenants_prepare(&srv->account, tenants.from, tenants.n, &accts)) < 0)
+			queue_tenants_discard(&tenants);
 		if (rc < 0 && reopen)
 			gw__alog_close(&log);
 	}
@@ -169,7 +210,10 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return rc;
 	}
+	log_tenant_changes(srv, &tenants);
 	gw__account_commit(&srv->account, fresh, &log, reopen);
+	gw__account_tenants_commit(&srv->account, tenants.from, &accts);
+	queue_tenants_commit(&srv->tenants, &tenants, gw_now_ms(srv));
 	backend_set_reconfigure(&srv->backends, fresh);
 	gw__fleet_reload(srv, fresh);
 	queue_reconfigure(&srv->queue, fresh);
@@ -239,7 +283,7 @@ static int server_build(struct gw_server *srv)
 	if (rc == 0)
 		rc = queue_tenants_init(&srv->tenants, conf, uv_now(srv->loop));
 	if (rc == 0)
-		rc = queue_init(&srv->queue, conf, srv->tenants.n);
+		rc = queue_init(&srv->queue, conf);
 	if (rc == 0)
 		rc = gw__account_init(&srv->account, conf, srv->tenants.n, srv->loop);
 	if (rc < 0)

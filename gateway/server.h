@@ -75,11 +75,12 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf);
 /*
  * Reload the config file (what SIGHUP does).  The new file is loaded and
  * validated; if it is invalid, or changes what cannot change in place (the
- * listeners, the set of pools, the set of classes or tenants),
- * it is refused with a logged reason and the running config stays.
- * Otherwise it replaces the running snapshot without dropping a connection.
- * Backends may come and go (fleet.h).
- * Returns 0 when applied.
+ * listeners, the set of pools, the set of classes), it is refused with a
+ * logged reason and the running config stays.  Otherwise it replaces the
+ * running snapshot without dropping a connection.  Backends may come and go
+ * (fleet.h).  Tenants may be added, removed and changed: one line per
+ * tenant says what changed, and the requests of a removed tenant, queued or
+ * in flight, finish (queue/tenant.h).  Returns 0 when applied.
  */
 int gw_server_reload(struct gw_server *srv);
 

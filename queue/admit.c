@@ -121,7 +121,11 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 	if (!q->classes[k].cfg->defined)
 		k = t->cfg->default_class;
 	v->klass = k;
-	it->tenant = t;
+	if (it->tenant != t) {
+		/* the item holds its tenant until queue_tenant_put(), whatever the verdict */
+		queue_tenant_put(&it->tenant);
+		it->tenant = queue_tenant_get(t);
+	}
 	it->klass = (uint8_t)k;
 	it->charge = (struct queue_charge){ 0 };
 	if (!class_has_backend(q->classes[k].cfg, f)) {

@@ -89,7 +89,9 @@ struct queue_verdict {
  * the request's queue item (owned by the caller, not queued): on START and
  * WAIT it carries the request's tenant, class and charge; on WAIT it is
  * queued.  On REJECT nothing is charged and nothing changed but the
- * buckets' refill.
+ * buckets' refill.  Whatever the verdict, it->tenant holds a reference to
+ * t (one that it held to another tenant is dropped), which the caller
+ * drops with queue_tenant_put(&it->tenant) when the request is over.
  */
 void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_facts *f, uint64_t now_ms,
 		 struct queue_item *it, struct queue_verdict *v);

@@ -22,7 +22,7 @@
 #define RETRY_MAX_MS 59000
 #define RETRY_MIN_MS 1
 
-int queue_init(struct queue *q, const struct conf *c, size_t ntenants)
+int queue_init(struct queue *q, const struct conf *c)
 {
 	memset(q, 0, sizeof(*q));
 	q->conf = c;
@@ -37,11 +37,6 @@ int queue_init(struct queue *q, const struct conf *c, size_t ntenants)
 			continue;
 		for (size_t i = 0; i < qc->cfg->npools; i++)
 			q->pools[qc->cfg->pools[i]].serves[k] = true;
-		qc->flows = calloc(ntenants ? ntenants : 1, sizeof(*qc->flows));
-		if (qc->flows == NULL) {
-			queue_finish(q);
-			return -ENOMEM;
-		}
 	}
 	return 0;
 }
@@ -67,8 +62,6 @@ void queue_set_pool_slots(struct queue *q, size_t p, unsigned slots)
 
 void queue_finish(struct queue *q)
 {
-	for (int k = 0; k < CONF_CLASS_COUNT; k++)
-		free(q->classes[k].flows);
 	free(q->pools);
 	free(q->heap);
 	memset(q, 0, sizeof(*q));
@@ -217,7 +210,7 @@ static double class_rate(const struct queue *q, enum conf_class k)
 static double work_ahead(const struct queue *q, enum conf_class k, const struct queue_tenant *t)
 {
 	const struct queue_class *qc = &q->classes[k];
-	const struct queue_flow *own = &qc->flows[t->index];
+	const struct queue_flow *own = &t->flows[k];
 	double wt = t->cfg->weight > 0 ? t->cfg->weight : 1;
 	double rounds = own->count + 1;
 	double ahead = own->count;
@@ -285,7 +278,7 @@ enum queue_check queue_check(const struct queue *q, enum conf_class k, const str
 		 * the fattest flow by pushing out that flow's newest item, so
 		 * that one tenant cannot hold the whole queue.  Only when the
 		 * count is the bound: a byte bound is not freed by one item. */
-		struct queue_flow *fat = fattest(qc, qc->flows[t->index].count + 1);
+		struct queue_flow *fat = fattest(qc, t->flows[k].count + 1);
 		/* Exactly at the bound: a reload that shrank max_queue below the
 		 * count leaves the class full until it drains, evicting nobody. */
 		if (fat != NULL && qc->count == qc->cfg->max_queue && qc->bytes + bytes <= qc->cfg->max_queue_bytes &&
@@ -316,7 +309,7 @@ enum queue_check queue_check(const struct queue *q, enum conf_class k, const str
 static int push(struct queue *q, struct queue_item *it, bool head)
 {
 	struct queue_class *qc = &q->classes[it->klass];
-	struct queue_flow *f = &qc->flows[it->tenant->index];
+	struct queue_flow *f = &it->tenant->flows[it->klass];
 	if (queue_reserve(q) < 0)
 		return -ENOMEM;
 	if (f->count == 0) {
@@ -371,7 +364,7 @@ void queue_remove(struct queue *q, struct queue_item *it)
 	if (!it->queued)
 		return;
 	struct queue_class *qc = &q->classes[it->klass];
-	struct queue_flow *f = &qc->flows[it->tenant->index];
+	struct queue_flow *f = &it->tenant->flows[it->klass];
 	if (it->prev != NULL)
 		it->prev->next = it->next;
 	else

@@ -2,7 +2,10 @@
  * queue.h - class queues and the dispatch order (docs/DESIGN.md, "The dispatch order").
  *
  * Requests that cannot start at once wait here.  Per class, each tenant has
- * a flow: a FIFO of its requests.  Flows of one class are served in
+ * a flow: a FIFO of its requests, kept in the tenant object (tenant.h), so
+ * that a reload that adds, removes or reorders tenants moves no queued
+ * request: a kept tenant keeps its flows, and a removed one keeps them
+ * until its last request is served.  Flows of one class are served in
  * weighted fair order by estimated token cost (start-time fair queueing:
  * each flow has a virtual time that advances by cost / weight when one of
  * its requests is dispatched, the flow with the smallest virtual time goes
@@ -72,8 +75,7 @@ struct queue_flow {
 
 struct queue_class {
 	const struct conf_class_cfg *cfg;
-	struct queue_flow *flows;	/* one per tenant */
-	struct queue_flow *active;	/* flows with work waiting */
+	struct queue_flow *active;	/* flows with work waiting (each in its tenant) */
 	unsigned count;
 	uint64_t bytes;
 	double vclock;
@@ -99,11 +101,8 @@ struct queue {
 	unsigned count;
 };
 
-/*
- * Prepare queues for `c` (which must outlive them), with one flow per class
- * for each of `ntenants` tenants (queue_tenant.index).  Returns 0 or -ENOMEM.
- */
-int queue_init(struct queue *q, const struct conf *c, size_t ntenants);
+/* Prepare queues for `c` (which must outlive them).  Returns 0 or -ENOMEM. */
+int queue_init(struct queue *q, const struct conf *c);
 void queue_finish(struct queue *q);
 
 /*

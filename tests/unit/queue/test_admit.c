@@ -44,7 +44,7 @@ static void setup(struct fixture *f)
 	cr_assert_eq(conf_parse("test.yaml", yaml, strlen(yaml), &f->conf, &diag), 0, "%s",
 		     diag.count ? diag.msg[0] : "");
 	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
-	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf), 0);
 	queue_set_pool_slots(&f->q, GOLD, 2);
 	queue_set_pool_slots(&f->q, SPOT, 8);
 	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
@@ -62,7 +62,7 @@ static void teardown(struct fixture *f)
 
 static struct queue_tenant *tenant(struct fixture *f, int i)
 {
-	return &f->tenants.v[i];
+	return f->tenants.v[i];
 }
 
 static double level(struct queue_bucket *b, uint64_t now)
@@ -289,5 +289,59 @@ Test(admit, a_class_over_a_shrunk_max_queue_evicts_nobody, .timeout = 5)
 	cr_assert_eq(f.q.classes[CONF_CLASS_STANDARD].count, 2);
 	queue_withdraw(&f.q, &its[0], 0);
 	queue_withdraw(&f.q, &its[1], 0);
+	teardown(&f);
+}
+
+/* The admission yaml with tenant b's line replaced by `b_line` ("" removes b). */
+static struct conf *with_b(const char *b_line)
+{
+	char text[4096];
+	const char *b = strstr(yaml, "  b: {"), *c = strstr(yaml, "  c: {");
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(b - yaml), yaml, b_line, c);
+	struct conf *conf = NULL;
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &conf, &diag), 0, "%s", diag.count ? diag.msg[0] : "");
+	return conf;
+}
+
+static void reload(struct fixture *f, struct conf *fresh)
+{
+	cr_assert_eq(queue_tenants_reconfigure(&f->tenants, fresh, 0), 0);
+	queue_reconfigure(&f->q, fresh);
+	conf_destroy(f->conf);
+	f->conf = fresh;
+}
+
+Test(admit, a_removed_tenants_queued_request_is_served_and_settles_against_it, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *b = tenant(&f, 1);	/* 1 request/s, burst 1 */
+	f.pools[SPOT] = QUEUE_POOL_UP;	/* no free slot: it waits */
+	queue_admit(&f.q, b, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT);
+	cr_assert_eq(b->refs, 1, "the item holds its tenant");
+
+	reload(&f, with_b(""));
+	cr_assert_eq(f.tenants.retired, b, "removed while queued: retired");
+	/* b comes back under its name, deeper: a new tenant, full. */
+	reload(&f, with_b("  b: { keys: [ { sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 } ], "
+			  "default_class: standard, max_class: interactive, requests_per_s: 1, burst: 2 }\n"));
+	struct queue_tenant *b2 = tenant(&f, 1);
+	cr_assert_neq(b2, b);
+	uint64_t wait;
+	cr_assert(queue_bucket_take(&b2->requests, 1, 0, &wait));
+
+	/* The old b's request is still served, in its turn... */
+	cr_assert_eq(queue_pop(&f.q, SPOT), &it);
+	cr_assert_eq(it.tenant, b);
+	cr_assert_str_eq(it.tenant->cfg->name, "b");
+	/* ...and what it gives back goes to the old b, not to the new one. */
+	queue_refund(&it, 0);
+	cr_assert_float_eq(level(&b2->requests, 0), 1, 1e-9);
+	queue_tenant_put(&it.tenant);
+	cr_assert_null(f.tenants.retired, "its last request ended: freed");
 	teardown(&f);
 }

@@ -41,7 +41,7 @@ static void setup(struct fixture *f, const char *classes)
 	int rc = conf_parse("test.yaml", text, strlen(text), &f->conf, &diag);
 	cr_assert_eq(rc, 0, "%s", diag.count ? diag.msg[0] : "");
 	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
-	cr_assert_eq(queue_init(&f->q, f->conf, f->tenants.n), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf), 0);
 	queue_set_pool_slots(&f->q, 0, 4);	/* gold */
 	queue_set_pool_slots(&f->q, 1, 8);	/* spot */
 }
@@ -58,7 +58,7 @@ static void teardown(struct fixture *f)
 static struct queue_item *item(struct fixture *f, int tenant, enum conf_class k, double cost, uint64_t deadline)
 {
 	struct queue_item *it = calloc(1, sizeof(*it));
-	it->tenant = &f->tenants.v[tenant];
+	it->tenant = f->tenants.v[tenant];
 	it->klass = (uint8_t)k;
 	it->cost = cost;
 	it->deadline_ms = deadline;
@@ -106,7 +106,7 @@ Test(queue, weighted_fairness_between_tenants, .timeout = 10)
 	for (int i = 0; i < N; i++) {
 		for (int t = 0; t < 2; t++) {
 			struct queue_item *it = &items[2 * i + t];
-			it->tenant = &f.tenants.v[t];
+			it->tenant = f.tenants.v[t];
 			it->klass = CONF_CLASS_INTERACTIVE;
 			it->cost = 50 + (i % 7) * 10;	/* varied sizes */
 			it->deadline_ms = 1000000;
@@ -139,7 +139,7 @@ Test(queue, a_flood_does_not_starve_a_newcomer, .timeout = 5)
 	enum { N = 1000 };
 	struct queue_item *flood = calloc(N, sizeof(*flood));
 	for (int i = 0; i < N; i++) {
-		flood[i] = (struct queue_item){ .tenant = &f.tenants.v[0], .klass = CONF_CLASS_INTERACTIVE,
+		flood[i] = (struct queue_item){ .tenant = f.tenants.v[0], .klass = CONF_CLASS_INTERACTIVE,
 						.cost = 100, .deadline_ms = 100000 };
 		cr_assert_eq(queue_push(&f.q, &flood[i], 0), 0);
 	}
@@ -197,9 +197,9 @@ Test(queue, min_share_gets_its_share_under_pressure, .timeout = 10)
 	enum { N = 3000 };
 	struct queue_item *hi = calloc(N, sizeof(*hi)), *lo = calloc(N, sizeof(*lo));
 	for (int i = 0; i < N; i++) {
-		hi[i] = (struct queue_item){ .tenant = &f.tenants.v[2], .klass = CONF_CLASS_STANDARD,
+		hi[i] = (struct queue_item){ .tenant = f.tenants.v[2], .klass = CONF_CLASS_STANDARD,
 					     .cost = 10, .deadline_ms = 1000000 };
-		lo[i] = (struct queue_item){ .tenant = &f.tenants.v[2], .klass = CONF_CLASS_OPPORTUNISTIC,
+		lo[i] = (struct queue_item){ .tenant = f.tenants.v[2], .klass = CONF_CLASS_OPPORTUNISTIC,
 					     .cost = 10, .deadline_ms = 1000000 };
 		cr_assert_eq(queue_push(&f.q, &hi[i], 0), 0);
 		cr_assert_eq(queue_push(&f.q, &lo[i], 0), 0);
@@ -228,7 +228,7 @@ Test(queue, deadlines_expire_in_order_and_cancellation_is_clean, .timeout = 10)
 	struct queue_item *its = calloc(N, sizeof(*its));
 	for (int i = 0; i < N; i++) {
 		/* deadlines in a scrambled order */
-		its[i] = (struct queue_item){ .tenant = &f.tenants.v[i % 3 == 2 ? 2 : i % 2],
+		its[i] = (struct queue_item){ .tenant = f.tenants.v[i % 3 == 2 ? 2 : i % 2],
 					      .klass = i % 3 == 2 ? CONF_CLASS_STANDARD : CONF_CLASS_INTERACTIVE,
 					      .cost = 1, .deadline_ms = (uint64_t)((i * 7919) % N) + 1, .bytes = 10 };
 		cr_assert_eq(queue_push(&f.q, &its[i], 0), 0);
@@ -266,14 +266,14 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	uint64_t retry = 0;
 	struct queue_item *victim;
 	/* No completion seen yet: the wait cannot be predicted, so it is allowed. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
 	/* gold: 4 slots, each held 200 ms -> 20 requests/s. */
 	for (int i = 0; i < 50; i++) {
 		queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
 		queue_on_release(&f.q, 0, CONF_CLASS_INTERACTIVE, 200);
 	}
-	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0]), 50, "1 item at 20/s: 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
+	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0]), 50, "1 item at 20/s: 50 ms");
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_OK);
 	struct queue_item *its[3];
 	for (int i = 0; i < 3; i++) {
 		its[i] = item(&f, 0, CONF_CLASS_INTERACTIVE, 1, 100);
@@ -281,12 +281,12 @@ Test(queue, full_and_unmeetable_verdicts_with_retry_hints, .timeout = 5)
 	}
 	/* 3 ahead + itself at 20/s = 200 ms > 100 ms deadline... but the
 	 * queue is also full (max_queue 3): full is reported first. */
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_FULL);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_FULL);
 	cr_assert_eq(retry, 50, "a slot turns over every 50 ms");
 	queue_remove(&f.q, its[2]);
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_UNMEETABLE);
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 100, &retry, &victim), QUEUE_CHECK_UNMEETABLE);
 	cr_assert_eq(retry, 50, "3 x 50 ms = 150 ms predicted, 100 ms budget: retry in 50 ms");
-	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, &f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_CHECK_OK,
+	cr_assert_eq(queue_check(&f.q, CONF_CLASS_INTERACTIVE, f.tenants.v[0], 10, 0, 1000, &retry, &victim), QUEUE_CHECK_OK,
 		     "a longer deadline can wait");
 	queue_remove(&f.q, its[0]);
 	queue_remove(&f.q, its[1]);
@@ -312,7 +312,7 @@ Test(queue, predicted_wait_follows_fair_order_and_full_queue_evicts_the_fattest,
 		its[i] = item(&f, 1, CONF_CLASS_INTERACTIVE, 1, 100000);
 		cr_assert_eq(queue_push(&f.q, its[i], 0), 0);
 	}
-	const struct queue_tenant *a = &f.tenants.v[0], *b = &f.tenants.v[1];
+	const struct queue_tenant *a = f.tenants.v[0], *b = f.tenants.v[1];
 	/* b's next waits behind b's 10: 11 x 50 ms; a's first behind 3 of b's
 	 * (b's weight per round of a's): 4 x 50 ms. */
 	cr_assert_eq(queue_predicted_wait(&f.q, CONF_CLASS_INTERACTIVE, b), 550);
@@ -333,5 +333,146 @@ Test(queue, predicted_wait_follows_fair_order_and_full_queue_evicts_the_fattest,
 	for (int i = 0; i < 10; i++)
 		free(its[i]);
 	free(mine);
+	teardown(&f);
+}
+
+/* --- reload: tenants added, removed and reordered under queued requests --- */
+
+/* The snapshot of `base` with its tenants in another order, some gone, some
+ * new: `tenants` is the tenants section. */
+static struct conf *reparse(const char *tenants, const char *classes)
+{
+	char text[4096];
+	const char *cut = strstr(base, "tenants:\n");
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(cut - base), base, tenants, classes);
+	struct conf *c = NULL;
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &c, &diag), 0, "%s", diag.count ? diag.msg[0] : "");
+	return c;
+}
+
+static const char reordered[] =
+	"tenants:\n"
+	"  n: { keys: [ { sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 } ], default_class: interactive, max_class: interactive }\n"
+	"  c: { keys: [ { sha256: fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9 } ], default_class: opportunistic, max_class: standard }\n"
+	"  b: { keys: [ { sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 } ], default_class: interactive, max_class: interactive, weight: 3 }\n"
+	"  a: { keys: [ { sha256: 486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7 } ], default_class: interactive, max_class: interactive, weight: 1 }\n";
+
+enum { R_N = 60 };
+
+/* Push the same mixed load on a fixture: tenants a, b, c in two classes. */
+static void load(struct fixture *f, struct queue_item *its)
+{
+	for (int i = 0; i < R_N; i++) {
+		int t = i % 3;
+		its[i] = (struct queue_item){ .tenant = f->tenants.v[t],
+					      .klass = t == 2 ? CONF_CLASS_STANDARD : CONF_CLASS_INTERACTIVE,
+					      .cost = 10 + (i * 37) % 90, .deadline_ms = 100000 + (uint64_t)i,
+					      .bytes = 10 };
+		cr_assert_eq(queue_push(&f->q, &its[i], (uint64_t)i), 0);
+	}
+}
+
+Test(queue, reload_with_tenants_added_removed_and_reordered_keeps_the_dispatch_order, .timeout = 5)
+{
+	/* Two identical queues; one is reloaded halfway through with its
+	 * tenants in reverse order and a new one first.  Both must dispatch
+	 * the same requests in the same order: no queued request moves. */
+	struct fixture x, y;
+	setup(&x, all_classes);
+	setup(&y, all_classes);
+	struct queue_item *xi = calloc(R_N, sizeof(*xi)), *yi = calloc(R_N, sizeof(*yi));
+	load(&x, xi);
+	load(&y, yi);
+	for (int d = 0; d < R_N / 3; d++)
+		cr_assert_eq(queue_pop(&x.q, 1) - xi, queue_pop(&y.q, 1) - yi);
+
+	struct queue_tenant *ya = y.tenants.v[0];
+	struct conf *fresh = reparse(reordered, all_classes);
+	cr_assert_eq(queue_tenants_reconfigure(&y.tenants, fresh, 0), 0);
+	queue_reconfigure(&y.q, fresh);
+	conf_destroy(y.conf);
+	y.conf = fresh;
+	cr_assert_eq(y.tenants.v[3], ya);
+	cr_assert_eq(ya->index, 3, "a's index changed; its queued requests did not move");
+
+	/* The new tenant queues a request too: it takes its turn, and the
+	 * others keep theirs. */
+	struct queue_item yn = { .tenant = y.tenants.v[0], .klass = CONF_CLASS_STANDARD, .cost = 10,
+				 .deadline_ms = 200000 };
+	cr_assert_eq(queue_push(&y.q, &yn, 100), 0);
+	int seen = 0;
+	struct queue_item *a, *b;
+	while ((a = queue_pop(&x.q, 1)) != NULL) {
+		b = queue_pop(&y.q, 1);
+		if (b == &yn)
+			b = queue_pop(&y.q, 1);	/* the newcomer: not in x */
+		cr_assert_not_null(b);
+		cr_assert_eq(a - xi, b - yi, "dispatch %d: x took request %td, y %td", seen, a - xi, b - yi);
+		cr_assert_str_eq(a->tenant->cfg->name, b->tenant->cfg->name);
+		seen++;
+	}
+	cr_assert_eq(seen, R_N - R_N / 3);
+	if (yn.queued)
+		cr_assert_eq(queue_pop(&y.q, 1), &yn);
+	cr_assert_null(queue_pop(&y.q, 1));
+	free(xi);
+	free(yi);
+	teardown(&x);
+	teardown(&y);
+}
+
+Test(queue, a_removed_tenants_queued_requests_still_pop_in_order, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	struct queue_tenant *b = f.tenants.v[1];
+	struct queue_item its[6];
+	/* a a b b b a, all interactive: b (weight 3) is removed by a reload. */
+	const int who[6] = { 0, 0, 1, 1, 1, 0 };
+	for (int i = 0; i < 6; i++) {
+		its[i] = (struct queue_item){ .tenant = queue_tenant_get(f.tenants.v[who[i]]),
+					      .klass = CONF_CLASS_INTERACTIVE, .cost = 10,
+					      .deadline_ms = 1000 + (uint64_t)i, .bytes = 10 };
+		cr_assert_eq(queue_push(&f.q, &its[i], (uint64_t)i), 0);
+	}
+	const char *without_b = strstr(reordered, "  c:");
+	char tenants[2048];
+	snprintf(tenants, sizeof(tenants), "tenants:\n%.*s%s", (int)(strstr(reordered, "  b:") - without_b),
+		 without_b, strstr(reordered, "  a:"));
+	struct conf *fresh = reparse(tenants, all_classes);
+	cr_assert_eq(queue_tenants_reconfigure(&f.tenants, fresh, 0), 0);
+	queue_reconfigure(&f.q, fresh);
+	conf_destroy(f.conf);
+	f.conf = fresh;
+	cr_assert_eq(f.tenants.n, 2);
+	cr_assert_eq(f.tenants.retired, b, "b holds three queued requests");
+	cr_assert_float_eq(b->cfg->weight, 3, 1e-9, "its fair share stays its own");
+	cr_assert_eq(f.q.count, 6, "nothing was dropped");
+
+	/* Its requests keep their order and their weight: b's three come
+	 * before a's second (b is served three tokens per one of a's). */
+	struct queue_item *order[6];
+	for (int i = 0; i < 6; i++) {
+		order[i] = queue_pop(&f.q, 1);
+		cr_assert_not_null(order[i]);
+	}
+	cr_assert_null(queue_pop(&f.q, 1));
+	int last_b = -1, last_a = -1, bs = 0;
+	for (int i = 0; i < 6; i++) {
+		int idx = (int)(order[i] - its);
+		int *last = who[idx] == 1 ? &last_b : &last_a;
+		cr_assert_gt(idx, *last, "tenant %d's requests out of order", who[idx]);
+		*last = idx;
+		bs += who[idx] == 1 && i < 4;
+	}
+	cr_assert_eq(bs, 3, "b's requests kept their weight in the fair order");
+	/* Each request ends: the last of b's frees it. */
+	for (int i = 0; i < 6; i++) {
+		queue_tenant_put(&its[i].tenant);
+		if (i == 3)
+			cr_assert_eq(f.tenants.retired, b);
+	}
+	cr_assert_null(f.tenants.retired);
 	teardown(&f);
 }
