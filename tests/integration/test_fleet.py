@@ -2,6 +2,7 @@
 added and removed by a reload, and requests that could not reach their
 backend started on another one."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Client, ClusterTest, Proc, get_json, metric, render, sluice_config, wait_for
+from harness import BUILD, Client, ClusterTest, Proc, get_json, metric, render, sluice_config, wait_for
 
 COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
@@ -186,6 +187,73 @@ class Failover(ClusterTest):
             return [l["retries"] for l in lines if l["path"] == "/v1/completions"]
         wait_for(lambda: len(logged()) == 5, what="five access log lines")
         self.assertEqual(sorted(logged()), [0, 0, 0, 0, 1], "the access log records the retry")
+
+
+LOADGEN = os.environ.get("LOADGEN_BIN", os.path.join(BUILD, "bench", "loadgen"))
+
+
+def h(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ReloadUnderLoad(ClusterTest):
+    """5,000 requests, streamed and not, through 20 reloads that swap
+    backends, add and remove a tenant and change a key: none fails."""
+
+    def config(self, gold, spot_backends, extra_tenant, second_key):
+        backends = ", ".join(f"{{ address: {a}, max_inflight: 6 }}" for a in spot_backends)
+        keys = f'{{ sha256: "{h("sk-a")}" }}' + (f', {{ sha256: "{h("sk-a2")}" }}' if second_key else "")
+        tenants = f"  a: {{ keys: [ {keys} ], max_class: interactive }}\n"
+        tenants += f'  b: {{ keys: [ {{ sha256: "{h("sk-b")}" }} ] }}\n'
+        if extra_tenant:
+            tenants += f'  x: {{ keys: [ {{ sha256: "{h("sk-x")}" }} ] }}\n'
+        return f"""
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+classes:
+  interactive: {{ max_queue: 512, max_wait_ms: 10s, pools: [gold, spot] }}
+  standard:    {{ max_queue: 512, max_wait_ms: 10s, pools: [spot] }}
+pools:
+  gold:
+    slice: reserved
+    backends: [ {{ address: {gold}, max_inflight: 6 }} ]
+  spot:
+    slice: elastic
+    backend_defaults: {{ slow_start_ms: 1s }}
+    backends: [ {backends} ]
+tenants:
+{tenants}"""
+
+    def test_twenty_reloads_under_load_fail_no_request(self):
+        gold = self.gpusim("--time-scale", "0.2")
+        sims = [self.gpusim("--time-scale", "0.2") for _ in range(3)]
+        sets = [[sims[0].addr, sims[1].addr], [sims[1].addr, sims[2].addr]]
+        s = self.sluice(self.config(gold.addr, sets[0], False, False))
+        path = s.config_path
+        out = os.path.join(tempfile.mkdtemp(prefix="sluice-reload-"), "load.json")
+        load = subprocess.Popen([LOADGEN, "-t", f"127.0.0.1:{s.port}", "-d", "10", "-g", "10", "-j", out,
+                                 "-S", "name=chat,rate=250,key=sk-a,class=interactive,max_tokens=4,stream=1",
+                                 "-S", "name=batch,rate=250,key=sk-b,max_tokens=8"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.5)
+        for i in range(1, 21):
+            with open(path, "w") as f:
+                f.write(self.config(gold.addr, sets[i % 2], i % 2 == 1, i % 4 >= 2))
+            before = len(s.lines)
+            s.p.send_signal(signal.SIGHUP)
+            wait_for(lambda: any(f"generation {i + 1}" in l for l in s.lines[before:]), what=f"reload {i}")
+            time.sleep(0.4)
+        text, _ = load.communicate(timeout=60)
+        self.assertEqual(load.returncode, 0, text)
+        streams = {st["name"]: st for st in json.load(open(out))["streams"]}
+        total = sum(st["sent"] for st in streams.values())
+        self.assertGreater(total, 4000, text)
+        for name, st in streams.items():
+            self.assertEqual((st["ok"], st["errors"], st["unfinished"], st["other_status"], st["rejected_429"]),
+                             (st["sent"], 0, 0, 0, 0), f"{name}: every request answered 200\n{text}")
+        self.assertEqual(metric(s.admin_port, "sluice_config_reloads_total", 'result="ok"'), 20)
+        wait_for(lambda: all(p["inflight"] == 0 for p in get_json(s.admin_port, "/status")["pools"].values()),
+                 what="every slot back")
 
 
 if __name__ == "__main__":
