@@ -237,11 +237,16 @@ void backend__conn_gone(struct backend *b)
 
 void backend_mark_failed(struct backend *b, uint64_t now_ms)
 {
+	b->connect_failures++;
+	/* Connects that were already under way when the backend went down
+	 * fail together; they are one failure, not sixteen doublings (which
+	 * would hold a restarted server out for the full 30 s). */
+	if (!backend_is_up(b, now_ms))
+		return;
 	uint64_t hold = 1000;
 	for (unsigned i = 0; i < b->failures && hold < 30000; i++)
 		hold *= 2;
 	b->failures++;
-	b->connect_failures++;
 	b->down_until_ms = now_ms + (hold < 30000 ? hold : 30000);
 }
 

@@ -257,12 +257,17 @@ Test(pool, mark_failed_holds_down_1s_doubling_to_30s, .timeout = 5)
 
 	backend_mark_failed(f.a, now);
 	cr_assert_not(backend_is_up(f.a, now));
+	uint64_t until = f.a->down_until_ms;
+	for (int i = 0; i < 15; i++)
+		backend_mark_failed(f.a, now + 1);
+	cr_assert_eq(f.a->down_until_ms, until, "connects that fail together while it is down are one failure");
+	cr_assert_eq(f.a->connect_failures, 24, "each is still counted");
 	backend_mark_ok(f.a);
 	cr_assert(backend_is_up(f.a, now), "a successful connect marks it up at once");
 	cr_assert_eq(backend_pool_pick(f.gold, now), f.a);
 	backend_mark_failed(f.a, now);
 	cr_assert_eq(f.a->down_until_ms, now + 1000, "after a success the backoff starts again at 1 s");
-	cr_assert_eq(f.a->connect_failures, 10, "the metric keeps counting across recoveries");
+	cr_assert_eq(f.a->connect_failures, 25, "the metric keeps counting across recoveries");
 	teardown(&f);
 }
 
