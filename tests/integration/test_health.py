@@ -6,6 +6,7 @@ and, for the health checks, with no traffic at all.
 """
 
 import re
+import signal
 import subprocess
 import time
 import unittest
@@ -177,6 +178,33 @@ class ActiveChecks(ClusterTest):
         self.assertIsNone(st["last_check"])
         self.assertEqual(get_json(g.port, "/stats")["connections"], before + 1, "nobody but us connected")
         self.assertEqual(readyz(s).status, 200)
+
+    def reload(self, s, text, expect):
+        before = len(s.lines)
+        with open(s.config_path, "w") as f:
+            f.write(text)
+        s.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(expect in l for l in s.lines[before:]), what=f"log line {expect!r}")
+
+    def test_checks_follow_reloads_and_let_go_of_removed_backends(self):
+        # A check is always in flight on `hung` (it never answers): removing
+        # it, then turning checks off and on, must free everything cleanly
+        # (sluice exits 0, and the sanitizer build finds no leak and no
+        # use after free).
+        (keep, hung), s = self.start()
+        post(hung.port, "/admin/health?status=0")
+        wait_for(lambda: backend_status(s, hung.addr)["last_check"]["result"] == "timeout", timeout=5,
+                 what="a timed out check")
+        self.reload(s, health_config([keep.addr], health=HEALTH), f"backend {hung.addr} removed")
+        self.reload(s, health_config([keep.addr]), "generation 3")
+        self.assertEqual(backend_status(s, keep.addr)["health"], "off")
+        checks = metric(s.admin_port, "sluice_backend_health_checks_total")
+        self.assertEqual(checks, 0, "a pool without health checks has no such series")
+        post(keep.port, "/admin/health?status=503")
+        self.reload(s, health_config([keep.addr, hung.addr], health=HEALTH), "generation 4")
+        wait_for(lambda: readyz(s).status == 503, timeout=DETECT_S + 2,
+                 what="both backends out once checks are back")
+        self.assertEqual(s.stop(), 0)
 
 
 OUTLIER = "{ consecutive_failures: 3, eject_ms: 1500ms, max_eject_ms: 1m, max_ejected_share: 0.5 }"
