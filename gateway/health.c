@@ -243,6 +243,10 @@ static void on_connect(uv_connect_t *req, int status)
 		check_done(p, BACKEND_CHECK_REFUSED, 0, uv_strerror(status));
 		return;
 	}
+	/* The checks are the better judge of a backend that refused
+	 * connections a while ago: one that connects ends the passive mark,
+	 * which could otherwise keep it out for up to 30 s after it is back. */
+	backend_mark_ok(p->b);
 	uv_tcp_nodelay(&p->bc->tcp, 1);
 	send_check(p);
 }

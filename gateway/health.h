@@ -17,7 +17,9 @@
  * head) is `failed`.  Checks repeat every interval_ms, from the start of
  * one to the start of the next, jittered by +-10% so that many gateways do
  * not check in step; a backend's first check comes within a tenth of an
- * interval of its probe starting.
+ * interval of its probe starting.  A check that connects also ends a
+ * passive mark (backend_mark_failed() after refused connects), so that a
+ * restarted backend is not kept out by the marks' back-off.
  *
  * Lifetime.  A probe points at its backend, and a backend may be retired
  * at any time (fleet.h).  While a check runs, its connection is counted in
