@@ -28,6 +28,38 @@ struct backend_conn;
 struct backend_pool;
 
 #define BACKEND_MAGIC 0x424b4e44u	/* "BKND" */
+
+/* The outcome of one active health check (a bounded set: metric labels). */
+enum backend_check_result {
+	BACKEND_CHECK_OK = 0,		/* a 2xx response head */
+	BACKEND_CHECK_FAILED,		/* another status, a reset, a close, a bad response */
+	BACKEND_CHECK_TIMEOUT,		/* no response head within timeout_ms */
+	BACKEND_CHECK_REFUSED,		/* the connect failed */
+	BACKEND_CHECK_COUNT
+};
+
+/* What the active health checks made of a backend (backends/health.h). */
+struct backend_health {
+	bool down;			/* taken out by consecutive failed checks */
+	uint32_t fails, passes;		/* consecutive failed / passed checks */
+	int last_result;		/* enum backend_check_result; -1 before the first check */
+	uint16_t last_status;		/* HTTP status of the last check, 0 when none came */
+	uint64_t last_ms;		/* when the last check ended */
+	uint64_t checks[BACKEND_CHECK_COUNT];	/* checks by result, for the metrics */
+};
+
+/* Passive outlier ejection on real requests (backends/outlier.h). */
+struct backend_outlier {
+	uint32_t consecutive;		/* failed requests in a row */
+	uint32_t level;			/* the next ejection lasts eject_ms << level */
+	uint64_t until_ms;		/* ejected before this time */
+	bool ejected;			/* an ejection whose end is not yet reported */
+	uint64_t ejections;		/* ejections so far, for the metrics */
+};
+
+struct backend;
+/* Told that b was retired; see backend.retire_cb. */
+typedef void (*backend_retire_cb)(struct backend *b, void *arg);
 #define BACKEND_NAME_MAX 64		/* "[v6 address]:port" */
 
 /*
@@ -57,6 +89,15 @@ struct backend {
 	uint64_t down_until_ms;		/* not picked before this time */
 	uint64_t ramp_from_ms;		/* slow start: slots ramp up from here; 0 = none */
 	uint64_t ramp_ms;		/* over this long */
+	struct backend_health health;
+	struct backend_outlier outlier;
+	/* Whoever watches b between its own connections (the active health
+	 * check's timer) is told when b is retired, from inside
+	 * backend_pool_retire(), and must let go of b then: a retired backend
+	 * is freed once its slots and connections are gone, whatever else
+	 * still points at it.  NULL: nobody watches. */
+	backend_retire_cb retire_cb;
+	void *retire_arg;
 };
 
 struct backend_pool {
@@ -103,8 +144,9 @@ void backend_set_slots(struct backend *b, unsigned max_inflight);
 
 /*
  * Take b out of its pool: never picked again, its slots no longer counted,
- * its idle connections closed.  Requests in flight on it finish; it is
- * freed when the last of them and of its connections is gone.
+ * its idle connections closed, its watcher told (retire_cb).  Requests in
+ * flight on it finish; it is freed when the last of them and of its
+ * connections is gone.
  */
 void backend_pool_retire(struct backend *b);
 
@@ -123,9 +165,11 @@ struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms);
 void backend_mark_failed(struct backend *b, uint64_t now_ms);
 void backend_mark_ok(struct backend *b);
 
+/* May b be picked: not marked down after failed connects, not taken out by
+ * its health checks, not ejected as an outlier. */
 static inline bool backend_is_up(const struct backend *b, uint64_t now_ms)
 {
-	return now_ms >= b->down_until_ms;
+	return now_ms >= b->down_until_ms && !b->health.down && now_ms >= b->outlier.until_ms;
 }
 
 /* Does pool p have a healthy backend (busy or not)? */

@@ -94,7 +94,7 @@ void backend_set_finish(struct backend_set *s)
 	for (size_t i = 0; i < s->npools; i++) {
 		struct backend_pool *p = &s->pools[i];
 		for (size_t j = 0; j < p->nbackends; j++) {
-			assert(p->backends[j]->idle == NULL);
+			assert(p->backends[j]->idle == NULL && p->backends[j]->retire_cb == NULL);
 			p->backends[j]->magic = 0;
 			free(p->backends[j]);
 		}
@@ -133,6 +133,7 @@ int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned
 	name_of(sa, b->name, sizeof(b->name));
 	b->pool = p;
 	b->max_inflight = max_inflight;
+	b->health.last_result = -1;
 	if (ramp_ms > 0) {
 		b->ramp_from_ms = now_ms;
 		b->ramp_ms = ramp_ms;
@@ -164,6 +165,11 @@ void backend_pool_retire(struct backend *b)
 		}
 	p->slots -= b->max_inflight;
 	b->retired = true;
+	if (b->retire_cb != NULL) {
+		backend_retire_cb cb = b->retire_cb;
+		b->retire_cb = NULL;
+		cb(b, b->retire_arg);
+	}
 	while (b->idle != NULL) {
 		struct backend_conn *bc = backend_conn_take(b);
 		backend_conn_close(&bc);

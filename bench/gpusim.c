@@ -40,7 +40,11 @@
  * the full length and half the body; the bytes already produced are flushed,
  * then FIN.  --stall-after-tokens N stops the sequence after N tokens; it
  * keeps its slot (and counts in the batch) until its client goes away.
- * Requests that finish before reaching N are not affected.  /stats counts
+ * Requests that finish before reaching N are not affected.  --health-status
+ * S makes GET /health answer S (0: never answer, so a checker times out).
+ * Both kinds of fault can be changed at run time, with no restart and no
+ * traffic, for tests that watch a proxy notice a failure and a recovery:
+ * POST /admin/health?status=S and POST /admin/fail-rate?p=P.  /stats counts
  * injected 500s and closes as "failed", client disconnects as "cancelled"
  * and busy_slot_seconds in wall-clock seconds.
  *
@@ -134,6 +138,7 @@ struct config {
 	double chars_per_token;
 	unsigned default_max_tokens;
 	double fail_rate;
+	long health_status;      /* GET /health answers this; 0: never */
 	long close_after_tokens; /* -1: off */
 	long stall_after_tokens; /* -1: off */
 };
@@ -237,6 +242,7 @@ struct gpusim {
 	struct seq_list active;
 	unsigned n_stalled;
 	uint64_t fail_period; /* 0: no injected failures */
+	int health_status;    /* what GET /health answers; 0: no answer */
 	uint64_t next_id;
 
 	uint64_t stat_requests;
@@ -331,6 +337,7 @@ static const char *status_text(int status)
 	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
 	default: return "Unknown";
 	}
 }
@@ -1108,6 +1115,68 @@ static void handle_body_digest(struct conn *c)
 	conn_respond_json(c, 200, json_pack("{s:I, s:s}", "bytes", (json_int_t)c->body_len, "fnv1a64", hex));
 }
 
+static void set_fail_rate(struct gpusim *gs, double rate)
+{
+	gs->fail_period = rate > 0 ? (uint64_t)llround(1.0 / rate) : 0;
+	if (gs->fail_period == 0 && rate > 0)
+		gs->fail_period = 1;
+}
+
+/* The value of `name=` in the query string of url, or NULL. */
+static const char *query_arg(const char *url, const char *name)
+{
+	const char *q = strchr(url, '?');
+	size_t n = strlen(name);
+	while (q != NULL) {
+		q++;
+		if (strncmp(q, name, n) == 0 && q[n] == '=')
+			return q + n + 1;
+		q = strchr(q, '&');
+	}
+	return NULL;
+}
+
+/* GET /health: as --health-status or POST /admin/health said.  With 0 the
+ * request is never answered (the connection stays until the client goes). */
+static void handle_health(struct conn *c)
+{
+	int status = c->gs->health_status;
+	if (status == 0)
+		return;
+	if (status < 300)
+		conn_respond_json(c, status, json_pack("{s:s}", "status", "ok"));
+	else
+		conn_respond_error(c, status, "server_error", "unhealthy", "simulated unhealthy (--health-status)");
+}
+
+static bool parse_double(const char *s, double min, double *out);
+static bool parse_long(const char *s, long min, long max, long *out);
+
+/* POST /admin/health?status=S, POST /admin/fail-rate?p=P: change a fault
+ * at run time. */
+static void handle_admin(struct conn *c, bool health)
+{
+	const char *v = query_arg(c->url, health ? "status" : "p");
+	char arg[32];
+	size_t n = v ? strcspn(v, "&") : 0;
+	long status;
+	double rate;
+	if (n > 0 && n < sizeof(arg)) {
+		memcpy(arg, v, n);
+		arg[n] = '\0';
+	}
+	if (health && n > 0 && n < sizeof(arg) && parse_long(arg, 0, 599, &status) && (status == 0 || status >= 200)) {
+		c->gs->health_status = (int)status;
+		conn_respond_json(c, 200, json_pack("{s:I}", "health_status", (json_int_t)status));
+	} else if (!health && n > 0 && n < sizeof(arg) && parse_double(arg, 0, &rate) && rate <= 1) {
+		set_fail_rate(c->gs, rate);
+		conn_respond_json(c, 200, json_pack("{s:f}", "fail_rate", rate));
+	} else {
+		conn_respond_error(c, 400, "invalid_request_error", "invalid_request",
+				   health ? "want ?status=0 or 200-599" : "want ?p=P with 0 <= P <= 1");
+	}
+}
+
 static bool path_is(const char *path, size_t len, const char *want)
 {
 	return len == strlen(want) && memcmp(path, want, len) == 0;
@@ -1127,9 +1196,13 @@ static void conn_dispatch(struct conn *c)
 		else
 			conn_respond_error(c, 405, "invalid_request_error", "method_not_allowed",
 					   "use POST");
+	} else if (path_is(path, len, "/admin/health") && post) {
+		handle_admin(c, true);
+	} else if (path_is(path, len, "/admin/fail-rate") && post) {
+		handle_admin(c, false);
 	} else if (path_is(path, len, "/health")) {
 		if (get)
-			conn_respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
+			handle_health(c);
 		else
 			conn_respond_error(c, 405, "invalid_request_error", "method_not_allowed",
 					   "use GET");
@@ -1474,6 +1547,7 @@ static void usage(FILE *f)
 		"  --chars-per-token X         prompt characters per token (4)\n"
 		"  --default-max-tokens N      max_tokens when the request has none (16)\n"
 		"  --fail-rate P               answer every round(1/P)-th completion with 500 (0)\n"
+		"  --health-status S           GET /health answers S; 0: never answers (200)\n"
 		"  --close-after-tokens N      close the connection after N tokens (off)\n"
 		"  --stall-after-tokens N      stop sending after N tokens, keep the slot (off)\n"
 		"  --name NAME                 name reported by /stats (gpusim)\n"
@@ -1519,6 +1593,7 @@ enum {
 	OPT_CHARS_PER_TOKEN,
 	OPT_DEFAULT_MAX_TOKENS,
 	OPT_FAIL_RATE,
+	OPT_HEALTH_STATUS,
 	OPT_CLOSE_AFTER,
 	OPT_STALL_AFTER,
 	OPT_NAME,
@@ -1542,6 +1617,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		{"chars-per-token", required_argument, NULL, OPT_CHARS_PER_TOKEN},
 		{"default-max-tokens", required_argument, NULL, OPT_DEFAULT_MAX_TOKENS},
 		{"fail-rate", required_argument, NULL, OPT_FAIL_RATE},
+		{"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
 		{"close-after-tokens", required_argument, NULL, OPT_CLOSE_AFTER},
 		{"stall-after-tokens", required_argument, NULL, OPT_STALL_AFTER},
 		{"name", required_argument, NULL, OPT_NAME},
@@ -1563,6 +1639,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		.prefill_max_tokens = 8192,
 		.chars_per_token = 4,
 		.default_max_tokens = 16,
+		.health_status = 200,
 		.close_after_tokens = -1,
 		.stall_after_tokens = -1,
 	};
@@ -1601,6 +1678,10 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 			break;
 		case OPT_FAIL_RATE:
 			ok = parse_double(optarg, 0, &cfg->fail_rate) && cfg->fail_rate <= 1;
+			break;
+		case OPT_HEALTH_STATUS:
+			ok = parse_long(optarg, 0, 599, &cfg->health_status) &&
+			     (cfg->health_status == 0 || cfg->health_status >= 200);
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -1682,10 +1763,8 @@ int main(int argc, char **argv)
 		free(gs);
 		return 2;
 	}
-	if (gs->cfg.fail_rate > 0)
-		gs->fail_period = (uint64_t)llround(1.0 / gs->cfg.fail_rate);
-	if (gs->fail_period == 0 && gs->cfg.fail_rate > 0)
-		gs->fail_period = 1;
+	set_fail_rate(gs, gs->cfg.fail_rate);
+	gs->health_status = (int)gs->cfg.health_status;
 
 	llhttp_settings_init(&gs->settings);
 	gs->settings.on_message_begin = on_message_begin;

@@ -247,6 +247,7 @@ void conf_destroy(struct conf *c)
 		free(p->gpu_model);
 		free(p->mig_profile);
 		free(p->discovery.dns_host);
+		free(p->health.path);
 		if (p->upstream_bearer != NULL) {
 			explicit_bzero(p->upstream_bearer, strlen(p->upstream_bearer));
 			free(p->upstream_bearer);

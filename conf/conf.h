@@ -65,6 +65,27 @@ struct conf_backend_defaults {
 	uint64_t slow_start_ms;
 };
 
+/* health: active checks of every backend of a pool (absent: none). */
+struct conf_health {
+	bool enabled;			/* the pool has a health section */
+	char *path;			/* GET target, "/health" by default */
+	uint64_t interval_ms;		/* between two checks of one backend (jittered +-10%) */
+	uint64_t timeout_ms;		/* connect to response head; at most interval_ms */
+	uint32_t unhealthy_after;	/* consecutive failed checks that take a backend out */
+	uint32_t healthy_after;		/* consecutive passed checks that put it back */
+	int line;
+};
+
+/* outlier: passive ejection on the outcomes of real requests (absent: none). */
+struct conf_outlier {
+	bool enabled;
+	uint32_t consecutive_failures;	/* 5xx, resets, timeouts in a row that eject */
+	uint64_t eject_ms;		/* first ejection; doubles with each one after */
+	uint64_t max_eject_ms;		/* cap on the doubling */
+	double max_ejected_share;	/* (0, 1]: never more of the pool ejected at once */
+	int line;
+};
+
 struct conf_pool {
 	char *name;
 	enum conf_slice slice;
@@ -80,6 +101,8 @@ struct conf_pool {
 	size_t nbackends;
 	struct conf_discovery discovery;
 	struct conf_backend_defaults backend_defaults;
+	struct conf_health health;
+	struct conf_outlier outlier;
 	int line;
 };
 

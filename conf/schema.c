@@ -102,6 +102,30 @@ static const struct conf__scalar discovery_keys[] = {
 	CONF__UINT(struct conf_discovery, refresh_ms, CONF__UNIT_MS, 5000, 100, CONF__MS_MAX),
 };
 
+/* A pool's health checks.  Checks more often than every 100 ms would load
+ * the backends more than they tell; a check must end before the next one
+ * is due (timeout_ms <= interval_ms, checked below the table).  A verdict
+ * needs at most 100 checks either way: beyond that a backend would stay in
+ * or out for hours after it changed. */
+enum { HEALTH_PATH, NHEALTH_KEYS = 5 };
+static const struct conf__scalar health_keys[NHEALTH_KEYS] = {
+	[HEALTH_PATH] = CONF__OTHER("path"),
+	CONF__UINT(struct conf_health, interval_ms, CONF__UNIT_MS, 2000, 100, CONF__MS_MAX),
+	CONF__UINT(struct conf_health, timeout_ms, CONF__UNIT_MS, 1000, 1, CONF__MS_MAX),
+	CONF__UINT(struct conf_health, unhealthy_after, CONF__UNIT_NONE, 2, 1, 100),
+	CONF__UINT(struct conf_health, healthy_after, CONF__UNIT_NONE, 2, 1, 100),
+};
+
+/* A pool's outlier ejection.  A share of 0 would never eject (leave the
+ * section out instead); max_eject_ms >= eject_ms is checked below. */
+enum { NOUTLIER_KEYS = 4 };
+static const struct conf__scalar outlier_keys[NOUTLIER_KEYS] = {
+	CONF__UINT(struct conf_outlier, consecutive_failures, CONF__UNIT_NONE, 5, 1, 1000),
+	CONF__UINT(struct conf_outlier, eject_ms, CONF__UNIT_MS, 10000, 1, CONF__MS_MAX),
+	CONF__UINT(struct conf_outlier, max_eject_ms, CONF__UNIT_MS, 300000, 1, CONF__MS_MAX),
+	CONF__NUM(struct conf_outlier, max_ejected_share, 0.5, 0, true, 1),
+};
+
 enum { METRICS_HISTOGRAMS, METRICS_TENANT_HISTOGRAMS, METRICS_BUCKETS, NMETRICS_KEYS };
 
 static const struct conf__scalar metrics_keys[NMETRICS_KEYS] = {
@@ -114,6 +138,8 @@ _Static_assert(ARRAY_SIZE(limits_keys) <= SECTION_KEYS_MAX, "limits_keys is too 
 _Static_assert(ARRAY_SIZE(timeouts_keys) <= SECTION_KEYS_MAX, "timeouts_keys is too long");
 _Static_assert(ARRAY_SIZE(backend_default_keys) <= SECTION_KEYS_MAX, "backend_default_keys is too long");
 _Static_assert(ARRAY_SIZE(discovery_keys) <= SECTION_KEYS_MAX, "discovery_keys is too long");
+_Static_assert(ARRAY_SIZE(health_keys) <= SECTION_KEYS_MAX, "health_keys is too long");
+_Static_assert(ARRAY_SIZE(outlier_keys) <= SECTION_KEYS_MAX, "outlier_keys is too long");
 
 /* A top-level section made only of named scalars, read through table t. */
 static void scalar_section(struct conf__loader *l, const struct conf__field *sec,
@@ -317,10 +343,65 @@ static void parse_discovery(struct conf__loader *l, struct conf_pool *p, const s
 		read_hostport(l, n, ctx, &p->discovery.dns_host, &p->discovery.dns_port);
 }
 
+/* A request target sent as is: an origin-form path, printable, no spaces. */
+static bool check_path_ok(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > 1024 || s[0] != '/')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+static void parse_health(struct conf__loader *l, struct conf_pool *p, const struct conf__field *sec,
+			 const char *pctx)
+{
+	struct conf__field f[SECTION_KEYS_MAX];
+	struct conf_health *h = &p->health;
+	char ctx[CONF__NAME_MAX + 32];
+	const yaml_node_t *m;
+
+	if (!(m = conf__section(l, sec, pctx, YAML_MAPPING_NODE)))
+		return;
+	snprintf(ctx, sizeof ctx, "health of %s", pctx);
+	h->enabled = true;
+	h->line = (int)conf__node_line(sec->key);
+	conf__scalars_read(l, m, ctx, health_keys, NHEALTH_KEYS, h, f);
+	if (f[HEALTH_PATH].key && conf__value_str(l, &f[HEALTH_PATH], ctx, &h->path) && !check_path_ok(h->path))
+		conf__err(l, f[HEALTH_PATH].val, "path in %s must be a path starting with '/', printable, "
+			  "without spaces, at most 1024 bytes, got '%s'", ctx, conf__show(l, f[HEALTH_PATH].val));
+	if (h->path == NULL && !(h->path = strdup("/health")))
+		conf__nomem(l);
+	if (h->timeout_ms > h->interval_ms)
+		conf__err(l, m, "%s: timeout_ms (%llu ms) must not exceed interval_ms (%llu ms)", ctx,
+			  (unsigned long long)h->timeout_ms, (unsigned long long)h->interval_ms);
+}
+
+static void parse_outlier(struct conf__loader *l, struct conf_pool *p, const struct conf__field *sec,
+			  const char *pctx)
+{
+	struct conf__field f[SECTION_KEYS_MAX];
+	struct conf_outlier *o = &p->outlier;
+	char ctx[CONF__NAME_MAX + 32];
+	const yaml_node_t *m;
+
+	if (!(m = conf__section(l, sec, pctx, YAML_MAPPING_NODE)))
+		return;
+	snprintf(ctx, sizeof ctx, "outlier of %s", pctx);
+	o->enabled = true;
+	o->line = (int)conf__node_line(sec->key);
+	conf__scalars_read(l, m, ctx, outlier_keys, NOUTLIER_KEYS, o, f);
+	if (o->max_eject_ms < o->eject_ms)
+		conf__err(l, m, "%s: max_eject_ms (%llu ms) must not be below eject_ms (%llu ms)", ctx,
+			  (unsigned long long)o->max_eject_ms, (unsigned long long)o->eject_ms);
+}
+
 static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
 		       const yaml_node_t *v)
 {
-	enum { SLICE, GPU, AUTH, BACKENDS, DISCOVERY, DEFAULTS, N };
+	enum { SLICE, GPU, AUTH, BACKENDS, DISCOVERY, DEFAULTS, HEALTH, OUTLIER, N };
 	struct conf__field f[N] = {
 		[SLICE] = { .name = "slice" },
 		[GPU] = { .name = "gpu" },
@@ -328,6 +409,8 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 		[BACKENDS] = { .name = "backends" },
 		[DISCOVERY] = { .name = "discovery" },
 		[DEFAULTS] = { .name = "backend_defaults" },
+		[HEALTH] = { .name = "health" },
+		[OUTLIER] = { .name = "outlier" },
 	};
 	struct conf__field df[SECTION_KEYS_MAX];
 	char ctx[CONF__NAME_MAX + 16];
@@ -356,6 +439,10 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 	if ((n = conf__section(l, &f[DEFAULTS], ctx, YAML_MAPPING_NODE)))
 		conf__scalars_read(l, n, "backend_defaults", backend_default_keys,
 				   ARRAY_SIZE(backend_default_keys), &p->backend_defaults, df);
+	conf__scalars_init(health_keys, NHEALTH_KEYS, &p->health);
+	conf__scalars_init(outlier_keys, NOUTLIER_KEYS, &p->outlier);
+	parse_health(l, p, &f[HEALTH], ctx);
+	parse_outlier(l, p, &f[OUTLIER], ctx);
 
 	/* A pool's backends are listed or discovered, never both: a static
 	 * list beside discovery would be a second source of truth. */

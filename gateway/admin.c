@@ -10,9 +10,11 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "backends/health.h"
 #include "gateway/admin.h"
 #include "gateway/conn.h"
 #include "gateway/fleet.h"
+#include "gateway/health.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
 
@@ -84,6 +86,32 @@ static json_t *class_status(const struct gw_server *srv, int k)
 		"latency_buckets", buckets);
 }
 
+/* One backend: whether it may be picked, and each reason it may not. */
+static json_t *backend_status(const struct backend_pool *p, const struct backend *b, uint64_t now)
+{
+	const struct backend_health *h = &b->health;
+	json_t *last = json_null();
+	if (h->last_result >= 0) {
+		last = json_pack("{s:s, s:I}", "result",
+				 backend_check_result_name((enum backend_check_result)h->last_result),
+				 "age_ms", (json_int_t)(now - h->last_ms));
+		if (h->last_status != 0)
+			json_object_set_new(last, "http_status", json_integer(h->last_status));
+	}
+	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:I, s:s, s:o, s:b, s:I, s:b}",
+		"address", b->name, "slots", (json_int_t)b->max_inflight,
+		"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
+		"idle_connections", (json_int_t)b->nidle,
+		"health", !p->cfg->health.enabled ? "off" : h->down ? "down" : "up",
+		"last_check", last,
+		"ejected", now < b->outlier.until_ms,
+		"ejections", (json_int_t)b->outlier.ejections,
+		"connect_failing", now < b->down_until_ms);
+	if (now < b->outlier.until_ms)
+		json_object_set_new(o, "ejected_for_ms", json_integer((json_int_t)(b->outlier.until_ms - now)));
+	return o;
+}
+
 static int render_status(const struct gw_server *srv, struct gw_buf *out)
 {
 	const struct gw_account *a = &srv->account;
@@ -102,11 +130,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 		const struct backend_pool *p = &srv->backends.pools[i];
 		json_t *backends = json_array();
 		for (size_t j = 0; j < p->nbackends; j++) {
-			const struct backend *b = p->backends[j];
-			json_array_append_new(backends, json_pack("{s:s, s:I, s:I, s:b, s:I}",
-				"address", b->name, "slots", (json_int_t)b->max_inflight,
-				"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
-				"idle_connections", (json_int_t)b->nidle));
+			json_array_append_new(backends, backend_status(p, p->backends[j], now));
 		}
 		json_t *pj = json_pack("{s:s, s:I, s:I, s:o}",
 			"slice", p->cfg->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic",
@@ -171,8 +195,13 @@ void gw__admin_handle(struct gw_conn *c)
 		gw_buf_appends(&body, "ok\n");
 		respond(c, 200, "text/plain", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/readyz")) {
-		gw_buf_appends(&body, srv->draining ? "draining\n" : "ready\n");
-		respond(c, srv->draining ? 503 : 200, "text/plain", &body);
+		/* A load balancer should send nothing here while no request
+		 * could be served: draining, or no backend up for any class. */
+		bool ready = !srv->draining && gw__health_ready(srv);
+		gw_buf_appends(&body, srv->draining ? "draining\n"
+				      : ready ? "ready\n"
+					      : "not ready: no class has a healthy backend\n");
+		respond(c, ready ? 200 : 503, "text/plain", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/metrics")) {
 		if (gw__metrics_render(srv, &body) < 0) {
 			gw_buf_finish(&body);

@@ -30,6 +30,7 @@
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
 #include "gateway/exchange.h"
+#include "gateway/health.h"
 #include "gateway/log.h"
 #include "gateway/openai.h"
 #include "gateway/server.h"
@@ -172,6 +173,8 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 		connect_new(x);
 		return;
 	}
+	if (r != GW_R_INTERNAL)	/* outlier ejection: a reset, a timeout, a refused connect */
+		gw__health_outcome(srv, x->slot->backend, false);
 	if (!x->head_sent) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "backend %s of pool '%s': %s", x->slot->backend->name,
@@ -215,6 +218,7 @@ static void exchange_complete(struct gw_exchange *x)
 	 * request unsent: that connection cannot carry another one. */
 	bool reuse = x->reusable && x->resp.msg.keep_alive && x->op == NULL;
 	bool keep_client = !x->close_client;
+	gw__health_outcome(c->srv, x->slot->backend, status < 500);	/* outlier ejection */
 	exchange_end(x, reuse);
 	gw__conn_finish_request(c, keep_client);
 }

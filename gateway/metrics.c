@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "backends/health.h"
 #include "gateway/errors.h"
 #include "gateway/fleet.h"
 #include "gateway/metrics.h"
@@ -234,12 +235,17 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		const char *name, *type, *help;
 	} per_backend[] = {
 		{ "sluice_backend_inflight", "gauge", "Slots of the backend held by requests now." },
-		{ "sluice_backend_up", "gauge", "1 when the backend may be picked, 0 while marked down after failed connects." },
+		{ "sluice_backend_up", "gauge",
+		  "1 when the backend may be picked; 0 while out: failed health checks, outlier ejection, "
+		  "or failed connects." },
 		{ "sluice_backend_slots", "gauge", "Slots of the backend (max_inflight)." },
 		{ "sluice_backend_requests_total", "counter", "Requests sent to the backend." },
-		{ "sluice_backend_connections_total", "counter", "TCP connections opened to the backend." },
+		{ "sluice_backend_connections_total", "counter",
+		  "TCP connections opened to the backend (for requests and for health checks)." },
 		{ "sluice_backend_connect_failures_total", "counter", "Failed TCP connects to the backend." },
 		{ "sluice_backend_idle_connections", "gauge", "Idle pooled connections to the backend." },
+		{ "sluice_backend_ejections_total", "counter",
+		  "Times the backend was ejected as an outlier (consecutive failed requests)." },
 	};
 	for (size_t f = 0; f < sizeof(per_backend) / sizeof(per_backend[0]); f++) {
 		rc |= family(o, per_backend[f].name, per_backend[f].type, per_backend[f].help);
@@ -248,9 +254,26 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 			for (size_t j = 0; j < p->nbackends; j++) {
 				const struct backend *b = p->backends[j];
 				double v[] = { b->inflight, backend_is_up(b, now), b->max_inflight, (double)b->requests,
-					       (double)b->connects, (double)b->connect_failures, b->nidle };
+					       (double)b->connects, (double)b->connect_failures, b->nidle,
+					       (double)b->outlier.ejections };
 				const char *kv[] = { "pool", p->cfg->name, "backend", b->name, NULL };
 				rc |= sample(o, per_backend[f].name, kv, v[f]);
+			}
+		}
+	}
+	rc |= family(o, "sluice_backend_health_checks_total", "counter",
+		     "Active health checks of the backend, by result (ok, failed: a non-2xx status, a reset or "
+		     "a bad answer; timeout; refused: the connect failed), for pools with health checks.");
+	for (size_t i = 0; i < bs->npools; i++) {
+		const struct backend_pool *p = &bs->pools[i];
+		if (!p->cfg->health.enabled)
+			continue;
+		for (size_t j = 0; j < p->nbackends; j++) {
+			const struct backend *b = p->backends[j];
+			for (int r = 0; r < BACKEND_CHECK_COUNT; r++) {
+				const char *kv[] = { "pool", p->cfg->name, "backend", b->name, "result",
+						     backend_check_result_name((enum backend_check_result)r), NULL };
+				rc |= sample(o, "sluice_backend_health_checks_total", kv, (double)b->health.checks[r]);
 			}
 		}
 	}

@@ -10,6 +10,7 @@
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
 #include "gateway/fleet.h"
+#include "gateway/health.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"
@@ -42,6 +43,7 @@ static void on_tick(uv_timer_t *t)
 	struct gw_server *srv = server_from(t->data);
 	backend_set_close_idle(&srv->backends, gw_now_ms(srv), srv->conf->timeouts.upstream_idle_ms);
 	gw__account_tick(&srv->account, gw_now_ms(srv));
+	gw__health_tick(srv);
 	/* A backend marked down comes back by the clock, not by an event: with
 	 * requests queued and no slot in use, no release would ever kick them. */
 	if (srv->queue.count > 0)
@@ -58,6 +60,7 @@ static void stop(struct gw_server *srv)
 	uv_close((uv_handle_t *)&srv->admin_listener, NULL);
 	backend_set_close_idle(&srv->backends, 0, 0);
 	gw__fleet_close(srv);
+	gw__health_stop(srv);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
 	gw__dispatch_close(srv);
 	gw_defer_list_close(&srv->defer);
@@ -216,6 +219,7 @@ int gw_server_reload(struct gw_server *srv)
 	queue_tenants_commit(&srv->tenants, &tenants, gw_now_ms(srv));
 	backend_set_reconfigure(&srv->backends, fresh);
 	gw__fleet_reload(srv, fresh);
+	gw__health_sync(srv);	/* checks follow the new health sections and members */
 	queue_reconfigure(&srv->queue, fresh);
 	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){
@@ -365,6 +369,7 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
 	srv->generation = 1;
+	gw__health_sync(srv);
 	return 0;
 }
 

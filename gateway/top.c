@@ -106,6 +106,62 @@ static void human_bytes(char *out, size_t len, double v)
 	snprintf(out, len, i ? "%.1f%s" : "%.0f%s", v, u[i]);
 }
 
+static const char *str_or(json_t *v, const char *def)
+{
+	const char *s = json_string_value(v);
+	return s != NULL ? s : def;
+}
+
+/* Why a backend is out, in a few words. */
+static void down_reason(json_t *b, char *out, size_t len)
+{
+	json_t *last = json_object_get(b, "last_check");
+	size_t n = 0;
+	out[0] = '\0';
+	if (json_is_true(json_object_get(b, "ejected")) && n < len)
+		n += (size_t)snprintf(out + n, len - n, "ejected %.1fs ",
+				      (double)json_integer_value(json_object_get(b, "ejected_for_ms")) / 1000);
+	if (strcmp(str_or(json_object_get(b, "health"), ""), "down") == 0 && n < len) {
+		json_t *st = json_object_get(last, "http_status");
+		if (st != NULL)
+			n += (size_t)snprintf(out + n, len - n, "health: HTTP %lld ", (long long)json_integer_value(st));
+		else
+			n += (size_t)snprintf(out + n, len - n, "health: %s ",
+					      str_or(json_object_get(last, "result"), "failed"));
+	}
+	if (json_is_true(json_object_get(b, "connect_failing")) && n < len)
+		snprintf(out + n, len - n, "connect failing");
+}
+
+/* The backends that are out, with their pool and address: the first thing
+ * to look at when a pool loses capacity.  At most DOWN_LINES lines. */
+#define DOWN_LINES 4
+static void draw_down(FILE *f, json_t *pools)
+{
+	const char *name;
+	json_t *p;
+	int shown = 0, more = 0;
+	json_object_foreach(pools, name, p) {
+		size_t i;
+		json_t *b;
+		json_array_foreach(json_object_get(p, "backends"), i, b) {
+			if (json_is_true(json_object_get(b, "up")))
+				continue;
+			if (shown == DOWN_LINES) {
+				more++;
+				continue;
+			}
+			char why[64];
+			down_reason(b, why, sizeof(why));
+			fprintf(f, "%s%-12s %-22s %s\n", shown ? "     " : "down ", name,
+				str_or(json_object_get(b, "address"), "?"), why);
+			shown++;
+		}
+	}
+	if (more > 0)
+		fprintf(f, "     ... and %d more backends down\n", more);
+}
+
 static void draw(FILE *f, const char *admin, json_t *st, json_t *prev, double interval)
 {
 	time_t t = time(NULL);
@@ -184,6 +240,7 @@ static void draw(FILE *f, const char *admin, json_t *st, json_t *prev, double in
 		fprintf(f, "%-12s %-8s %5lld/%-5lld [%s]%s\n", name, json_string_value(json_object_get(p, "slice")),
 			used, slots, bar, down ? "  BACKEND DOWN" : "");
 	}
+	draw_down(f, json_object_get(st, "pools"));
 	fflush(f);
 }
 

@@ -1253,3 +1253,75 @@ Test(conf, discovery_errors, .timeout = 10)
 	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nresolvers: [ 10.0.0.1 ]\n", 8,
 		   "resolvers: expected IP:PORT");
 }
+
+/* ---- health and outlier ------------------------------------------------- */
+
+Test(conf, pool_health_and_outlier, .timeout = 10)
+{
+	struct conf *c = parse_ok(MINI
+		"    health: { path: /v1/health?deep=1, interval_ms: 5s, timeout_ms: 500, unhealthy_after: 3, healthy_after: 1 }\n"
+		"    outlier: { consecutive_failures: 7, eject_ms: 2s, max_eject_ms: 1m, max_ejected_share: 0.25 }\n");
+	const struct conf_health *h = &c->pools[0].health;
+	const struct conf_outlier *o = &c->pools[0].outlier;
+
+	cr_assert(h->enabled);
+	cr_assert_str_eq(h->path, "/v1/health?deep=1");
+	cr_assert_eq(h->interval_ms, 5000);
+	cr_assert_eq(h->timeout_ms, 500);
+	cr_assert_eq(h->unhealthy_after, 3);
+	cr_assert_eq(h->healthy_after, 1);
+	cr_assert_eq(h->line, 8);
+	cr_assert(o->enabled);
+	cr_assert_eq(o->consecutive_failures, 7);
+	cr_assert_eq(o->eject_ms, 2000);
+	cr_assert_eq(o->max_eject_ms, 60000);
+	cr_assert_float_eq(o->max_ejected_share, 0.25, 1e-12);
+	cr_assert_eq(o->line, 9);
+	conf_destroy(c);
+}
+
+Test(conf, pool_health_and_outlier_defaults, .timeout = 10)
+{
+	struct conf *c = parse_ok(MINI);
+
+	cr_assert_not(c->pools[0].health.enabled, "no section: no active checks");
+	cr_assert_null(c->pools[0].health.path);
+	cr_assert_not(c->pools[0].outlier.enabled, "no section: no ejection");
+	conf_destroy(c);
+
+	c = parse_ok(MINI "    health: {}\n    outlier: {}\n");
+	const struct conf_health *h = &c->pools[0].health;
+	const struct conf_outlier *o = &c->pools[0].outlier;
+	cr_assert(h->enabled);
+	cr_assert_str_eq(h->path, "/health");
+	cr_assert_eq(h->interval_ms, 2000);
+	cr_assert_eq(h->timeout_ms, 1000);
+	cr_assert_eq(h->unhealthy_after, 2);
+	cr_assert_eq(h->healthy_after, 2);
+	cr_assert(o->enabled);
+	cr_assert_eq(o->consecutive_failures, 5);
+	cr_assert_eq(o->eject_ms, 10000);
+	cr_assert_eq(o->max_eject_ms, 300000);
+	cr_assert_float_eq(o->max_ejected_share, 0.5, 1e-12);
+	conf_destroy(c);
+}
+
+Test(conf, pool_health_and_outlier_bounds, .timeout = 10)
+{
+	expect_one(MINI "    health: { interval_ms: 50ms }\n", 8, "interval_ms in health of pool 'spot' must be at least 100");
+	expect_one(MINI "    health: { timeout_ms: 0 }\n", 8, "timeout_ms in health of pool 'spot' must be at least 1");
+	expect_one(MINI "    health: { unhealthy_after: 0 }\n", 8, "unhealthy_after in health of pool 'spot' must be at least 1");
+	expect_one(MINI "    health: { healthy_after: 101 }\n", 8, "healthy_after in health of pool 'spot' must be at most 100");
+	expect_one(MINI "    health: { interval_ms: 1s, timeout_ms: 2s }\n", 8,
+		   "health of pool 'spot': timeout_ms (2000 ms) must not exceed interval_ms (1000 ms)");
+	expect_one(MINI "    health: { path: health }\n", 8, "path in health of pool 'spot' must be a path starting with '/'");
+	expect_one(MINI "    health: { path: \"/a b\" }\n", 8, "path in health of pool 'spot' must be a path");
+	expect_one(MINI "    health: { paht: /health }\n", 8, "paht");
+	expect_one(MINI "    health: /health\n", 8, "health");
+	expect_one(MINI "    outlier: { consecutive_failures: 0 }\n", 8,
+		   "consecutive_failures in outlier of pool 'spot' must be at least 1");
+	expect_one(MINI "    outlier: { max_ejected_share: 0 }\n", 8, "max_ejected_share in outlier of pool 'spot'");
+	expect_one(MINI "    outlier: { max_ejected_share: 1.5 }\n", 8, "max_ejected_share in outlier of pool 'spot'");
+	expect_one(MINI "    outlier: { eject_ms: 1m, max_eject_ms: 10s }\n", 8,
+		   "outlier of pool 'spot': max_eject_ms (10000 ms) must not be below eject_ms (60000 ms)");
+}
