@@ -265,7 +265,7 @@ static void parse_models(struct conf__loader *l, struct conf_pool *p, const stru
 			continue;
 		}
 		if ((why = model_name_problem(conf__node_text(item), item->data.scalar.length))) {
-			conf__err(l, item, "model %s in %s %s", conf__show(l, item), ctx, why);
+			conf__err(l, item, "model '%s' in %s %s", conf__show(l, item), ctx, why);
 			continue;
 		}
 		for (j = 0; j < i; j++) {
@@ -277,7 +277,7 @@ static void parse_models(struct conf__loader *l, struct conf_pool *p, const stru
 				break;
 		}
 		if (j < i) {
-			conf__err(l, item, "%s lists model %s twice (first at line %zu)", ctx,
+			conf__err(l, item, "%s lists model '%s' twice (first at line %zu)", ctx,
 				  conf__show(l, item), conf__node_line(conf__seq_item(l, seq, j)));
 			continue;
 		}
@@ -393,7 +393,7 @@ static void parse_pools(struct conf__loader *l, const struct conf__field *sec)
 
 		/* Pools are bits of a 64-bit mask (the pools a model may use). */
 		if (c->npools == CONF_POOLS_MAX) {
-			conf__err(l, e.key, "pools: at most %d pools (pool %s is one more)", CONF_POOLS_MAX,
+			conf__err(l, e.key, "pools: at most %d pools (pool '%s' is one more)", CONF_POOLS_MAX,
 				  conf__show(l, e.key));
 			return;
 		}
