@@ -90,10 +90,18 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 				"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
 				"idle_connections", (json_int_t)b->nidle));
 		}
-		json_object_set_new(pools, p->cfg->name, json_pack("{s:s, s:I, s:I, s:o}",
+		json_t *pj = json_pack("{s:s, s:I, s:I, s:o}",
 			"slice", p->cfg->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic",
 			"slots", (json_int_t)p->slots, "inflight", (json_int_t)p->inflight,
-			"backends", backends));
+			"backends", backends);
+		const struct conf_pool *pc = &srv->conf->pools[i];
+		if (pj != NULL && pc->models != NULL) {	/* absent: any model */
+			json_t *models = json_array();
+			for (size_t m = 0; m < pc->nmodels; m++)
+				json_array_append_new(models, json_string(pc->models[m]));
+			json_object_set_new(pj, "models", models);
+		}
+		json_object_set_new(pools, p->cfg->name, pj);
 	}
 	for (size_t t = 0; t < srv->tenants.n; t++) {
 		struct queue_tenant *qt = &srv->tenants.v[t];

@@ -123,6 +123,8 @@ class Models(ClusterTest):
         self.assertEqual((r.status, r.json()["error"]["code"]), (401, "missing_api_key"))
         c.close()
         self.assertEqual((served(self.a), served(self.b)), (0, 0), "answered by sluice itself")
+        pools = get_json(s.admin_port, "/status")["pools"]
+        self.assertEqual(pools["pa"]["models"], ["zeta", "model-a", "shared"], "as listed")
 
     def test_without_models_the_list_is_the_backends(self):
         gold = self.gpusim("--name", "gold")
