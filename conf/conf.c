@@ -248,12 +248,16 @@ void conf_destroy(struct conf *c)
 		free(p->mig_profile);
 		free(p->discovery.dns_host);
 		free(p->health.path);
+		for (j = 0; j < p->nmodels; j++)
+			free(p->models[j]);
+		free(p->models);
 		if (p->upstream_bearer != NULL) {
 			explicit_bzero(p->upstream_bearer, strlen(p->upstream_bearer));
 			free(p->upstream_bearer);
 		}
 	}
 	free(c->pools);
+	free(c->models);	/* the names belong to the pools */
 	for (i = 0; i < CONF_CLASS_COUNT; i++)
 		free(c->classes[i].pools);
 	for (i = 0; i < c->ntenants; i++) {
@@ -307,4 +311,35 @@ int conf_pool_find(const struct conf *c, const char *name)
 		if (strcmp(c->pools[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+int conf__model_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int d = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (d != 0)
+		return d;
+	return alen < blen ? -1 : alen > blen;
+}
+
+uint64_t conf_model_pools(const struct conf *c, const char *name, size_t len)
+{
+	size_t lo = 0, hi = c->nmodels;
+
+	if (c->nmodels == 0)
+		return UINT64_MAX;
+	if (len > CONF_MODEL_MAX)
+		return c->pools_any;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int d = conf__model_cmp(name, len, c->models[mid].name, c->models[mid].len);
+
+		if (d == 0)
+			return c->models[mid].pools | c->pools_any;
+		if (d < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return c->pools_any;
 }

@@ -49,6 +49,13 @@ struct conf_backend {
 	int line;
 };
 
+/* Pool indexes fit one 64-bit mask (queue/: the pools a request may use). */
+#define CONF_POOLS_MAX 64
+/* A model name is at most this many bytes (the request body scan keeps
+ * that many), and a pool lists at most CONF_MODELS_MAX of them. */
+#define CONF_MODEL_MAX 255
+#define CONF_MODELS_MAX 256
+
 /* discovery: { dns: HOST:PORT, refresh_ms }: every A and AAAA record of
  * HOST is a backend on PORT, looked up again every refresh_ms. */
 struct conf_discovery {
@@ -103,7 +110,18 @@ struct conf_pool {
 	struct conf_backend_defaults backend_defaults;
 	struct conf_health health;
 	struct conf_outlier outlier;
+	/* The models the pool serves, as a request body's `model` names them;
+	 * NULL (nmodels 0) when the file gives no list: any model. */
+	char **models;
+	size_t nmodels;
 	int line;
+};
+
+/* One model that some pool lists, with the pools that list it. */
+struct conf_model {
+	char *name;			/* owned by the pool that lists it first */
+	size_t len;
+	uint64_t pools;			/* bit p: pool p lists it */
 };
 
 struct conf_class_cfg {
@@ -171,7 +189,12 @@ struct conf {
 	struct conf_timeouts timeouts;
 	struct conf_class_cfg classes[CONF_CLASS_COUNT];
 	struct conf_pool *pools;
-	size_t npools;
+	size_t npools;			/* at most CONF_POOLS_MAX */
+	/* Every model some pool lists, sorted by name (bytes), without
+	 * repeats; empty when no pool lists models (no routing by model). */
+	struct conf_model *models;
+	size_t nmodels;
+	uint64_t pools_any;		/* bit p: pool p lists no models (serves any) */
 	struct conf_tenant *tenants;
 	size_t ntenants;
 	char *anonymous_tenant;		/* tenant used when no key is sent, or NULL */
@@ -214,5 +237,13 @@ int conf_class_parse(const char *s, size_t len, enum conf_class *out);
 
 /* Index of the pool called `name` or -1. */
 int conf_pool_find(const struct conf *c, const char *name);
+
+/*
+ * The pools that serve model `name` (len bytes, not necessarily
+ * NUL-terminated), as a mask (bit p: pool p): those that list it and those
+ * that list no models.  UINT64_MAX when no pool lists models.  A name
+ * longer than CONF_MODEL_MAX matches no list (its bytes are not read).
+ */
+uint64_t conf_model_pools(const struct conf *c, const char *name, size_t len);
 
 #endif

@@ -16,6 +16,11 @@
  * is not a plain scalar (addresses, lists of pools, backends, buckets) and
  * every rule that relates two keys is code, below its table.
  *
+ * Pools may list the models they serve; the loader then builds one sorted
+ * table of every model with the mask of the pools that list it
+ * (conf_model_pools() reads it), which is why there are at most
+ * CONF_POOLS_MAX pools.
+ *
  * Two rules matter more than the rest, because they are promises sluice
  * makes to its users: an opportunistic class may not list a reserved pool,
  * and listen and admin_listen may not be the same address.
@@ -260,6 +265,68 @@ static void parse_upstream_auth(struct conf__loader *l, struct conf_pool *p, con
 	free(path);
 }
 
+/* A model name fit for logs, headers and JSON: 1 to CONF_MODEL_MAX bytes,
+ * no control characters.  Anything else (UTF-8 included) is the name's. */
+static const char *model_name_problem(const char *s, size_t len)
+{
+	if (len == 0)
+		return "may not be empty";
+	if (len > CONF_MODEL_MAX)
+		return "is longer than 255 bytes";
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
+			return "may not hold control characters";
+	return NULL;
+}
+
+/* models: [NAME, ...]: the models the pool serves (absent: any). */
+static void parse_models(struct conf__loader *l, struct conf_pool *p, const struct conf__field *f,
+			 const char *ctx)
+{
+	const yaml_node_t *seq;
+	size_t i, j, n;
+
+	if (!f->key || !(seq = conf__want(l, f, ctx, YAML_SEQUENCE_NODE)))
+		return;
+	n = conf__seq_len(seq);
+	if (n > CONF_MODELS_MAX) {
+		conf__err(l, seq, "%s lists %zu models; at most %d", ctx, n, CONF_MODELS_MAX);
+		return;
+	}
+	if (!(p->models = items_alloc(l, seq, ctx, "models", sizeof *p->models)))
+		return;
+	for (i = 0; i < n; i++) {
+		const yaml_node_t *item = conf__seq_item(l, seq, i);
+		const char *why;
+
+		if (!conf__node_is(item, YAML_SCALAR_NODE) || conf__node_is_null(item)) {
+			conf__err(l, item, "models in %s: expected a model name, got %s", ctx,
+				  conf__kind(l, item));
+			continue;
+		}
+		if ((why = model_name_problem(conf__node_text(item), item->data.scalar.length))) {
+			conf__err(l, item, "model '%s' in %s %s", conf__show(l, item), ctx, why);
+			continue;
+		}
+		for (j = 0; j < i; j++) {
+			const yaml_node_t *prev = conf__seq_item(l, seq, j);
+
+			if (conf__node_is(prev, YAML_SCALAR_NODE) &&
+			    prev->data.scalar.length == item->data.scalar.length &&
+			    memcmp(conf__node_text(prev), conf__node_text(item), item->data.scalar.length) == 0)
+				break;
+		}
+		if (j < i) {
+			conf__err(l, item, "%s lists model '%s' twice (first at line %zu)", ctx,
+				  conf__show(l, item), conf__node_line(conf__seq_item(l, seq, j)));
+			continue;
+		}
+		if (!(p->models[p->nmodels] = conf__node_dup(l, item)))
+			return;
+		p->nmodels++;
+	}
+}
+
 static void parse_backend(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *item,
 			  size_t idx)
 {
@@ -401,11 +468,12 @@ static void parse_outlier(struct conf__loader *l, struct conf_pool *p, const str
 static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
 		       const yaml_node_t *v)
 {
-	enum { SLICE, GPU, AUTH, BACKENDS, DISCOVERY, DEFAULTS, HEALTH, OUTLIER, N };
+	enum { SLICE, GPU, AUTH, MODELS, BACKENDS, DISCOVERY, DEFAULTS, HEALTH, OUTLIER, N };
 	struct conf__field f[N] = {
 		[SLICE] = { .name = "slice" },
 		[GPU] = { .name = "gpu" },
 		[AUTH] = { .name = "upstream_auth" },
+		[MODELS] = { .name = "models" },
 		[BACKENDS] = { .name = "backends" },
 		[DISCOVERY] = { .name = "discovery" },
 		[DEFAULTS] = { .name = "backend_defaults" },
@@ -435,6 +503,7 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 	}
 	parse_gpu(l, p, &f[GPU], ctx);
 	parse_upstream_auth(l, p, &f[AUTH], ctx);
+	parse_models(l, p, &f[MODELS], ctx);
 	conf__scalars_init(backend_default_keys, ARRAY_SIZE(backend_default_keys), &p->backend_defaults);
 	if ((n = conf__section(l, &f[DEFAULTS], ctx, YAML_MAPPING_NODE)))
 		conf__scalars_read(l, n, "backend_defaults", backend_default_keys,
@@ -486,6 +555,13 @@ static void parse_pools(struct conf__loader *l, const struct conf__field *sec)
 	while (conf__entry_next(l, m, &e)) {
 		struct conf_pool *p = &c->pools[c->npools];
 
+		/* Pools are bits of a 64-bit mask (the pools a model may use). */
+		if (c->npools == CONF_POOLS_MAX) {
+			conf__err(l, e.key, "pools: at most %d pools (pool '%s' is one more)", CONF_POOLS_MAX,
+				  conf__show(l, e.key));
+			return;
+		}
+
 		/* Even a badly named pool is kept, so the classes that list it do
 		 * not add "unknown pool" noise to the one real error. */
 		conf__value_name(l, e.key, "pool");
@@ -497,6 +573,43 @@ static void parse_pools(struct conf__loader *l, const struct conf__field *sec)
 		 * parse must not also trip the opportunistic-reserved rule. */
 		p->slice = CONF_SLICE_ELASTIC;
 		parse_pool(l, p, e.key, e.val);
+	}
+}
+
+static int model_order(const void *a, const void *b)
+{
+	const struct conf_model *x = a, *y = b;
+
+	return conf__model_cmp(x->name, x->len, y->name, y->len);
+}
+
+/* conf.models: every listed model once, sorted, with the pools listing it;
+ * conf.pools_any: the pools that list none. */
+static void build_models(struct conf__loader *l)
+{
+	struct conf *c = l->c;
+	size_t total = 0, i, j, n = 0;
+
+	for (i = 0; i < c->npools; i++) {
+		total += c->pools[i].nmodels;
+		if (c->pools[i].models == NULL)
+			c->pools_any |= UINT64_C(1) << i;
+	}
+	if (total == 0 || !(c->models = conf__calloc(l, total, sizeof *c->models)))
+		return;
+	for (i = 0; i < c->npools; i++)
+		for (j = 0; j < c->pools[i].nmodels; j++)
+			c->models[n++] = (struct conf_model){ c->pools[i].models[j], strlen(c->pools[i].models[j]),
+							       UINT64_C(1) << i };
+	qsort(c->models, n, sizeof *c->models, model_order);
+	c->nmodels = 0;
+	for (i = 0; i < n; i++) {
+		struct conf_model *last = c->nmodels ? &c->models[c->nmodels - 1] : NULL;
+
+		if (last && model_order(last, &c->models[i]) == 0)
+			last->pools |= c->models[i].pools;
+		else
+			c->models[c->nmodels++] = c->models[i];
 	}
 }
 
@@ -792,6 +905,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	scalar_section(l, &f[LIMITS], limits_keys, ARRAY_SIZE(limits_keys), &l->c->limits);
 	scalar_section(l, &f[TIMEOUTS], timeouts_keys, ARRAY_SIZE(timeouts_keys), &l->c->timeouts);
 	parse_pools(l, &f[POOLS]);
+	build_models(l);
 	parse_classes(l, &f[CLASSES]);
 	conf__tenants_read(l, &f[TENANTS], &f[ANON]);
 	conf__anonymous_read(l, &f[ANON]);

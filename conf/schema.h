@@ -15,4 +15,7 @@
  */
 void conf__schema_read(struct conf__loader *l, const yaml_node_t *root);
 
+/* The order of conf.models: bytes, then length (conf.c). */
+int conf__model_cmp(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

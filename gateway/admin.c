@@ -18,23 +18,6 @@
 #include "gateway/metrics.h"
 #include "gateway/server.h"
 
-static void respond(struct gw_conn *c, int status, const char *type, struct gw_buf *body)
-{
-	struct gw_buf out = GW_BUF_INIT;
-	int rc = gw_buf_appendf(&out, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
-				"cache-control: no-store\r\n\r\n",
-				status, gw_status_text(status), type, body->len);
-	rc |= gw_buf_append(&out, body->data, body->len);
-	gw_buf_finish(body);
-	if (rc != 0) {
-		gw_buf_finish(&out);
-		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
-		return;
-	}
-	gw__conn_write(c, &out);
-	gw__conn_finish_request(c, true);
-}
-
 /* Oldest queued request of class k, in ms of waiting (0 when none). */
 static uint64_t oldest_wait_ms(const struct gw_server *srv, int k)
 {
@@ -142,6 +125,13 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 				"dns", p->cfg->discovery.dns_host, "port", (int)p->cfg->discovery.dns_port,
 				"lookups_ok", (json_int_t)fs->lookups_ok, "lookups_failed",
 				(json_int_t)fs->lookups_failed, "last_error", fs->last_error));
+		const struct conf_pool *pc = &srv->conf->pools[i];
+		if (pj != NULL && pc->models != NULL) {	/* absent: any model */
+			json_t *models = json_array();
+			for (size_t m = 0; m < pc->nmodels; m++)
+				json_array_append_new(models, json_string(pc->models[m]));
+			json_object_set_new(pj, "models", models);
+		}
 		json_object_set_new(pools, p->cfg->name, pj);
 	}
 	for (size_t t = 0; t < srv->tenants.n; t++) {
@@ -193,7 +183,7 @@ void gw__admin_handle(struct gw_conn *c)
 		gw__conn_reject(c, GW_R_METHOD_NOT_ALLOWED, "the admin listener only answers GET", 0);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/healthz")) {
 		gw_buf_appends(&body, "ok\n");
-		respond(c, 200, "text/plain", &body);
+		gw__conn_respond(c, 200, "text/plain", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/readyz")) {
 		/* A load balancer should send nothing here while no request
 		 * could be served: draining, or no backend up for any class. */
@@ -201,21 +191,21 @@ void gw__admin_handle(struct gw_conn *c)
 		gw_buf_appends(&body, srv->draining ? "draining\n"
 				      : ready ? "ready\n"
 					      : "not ready: no class has a healthy backend\n");
-		respond(c, ready ? 200 : 503, "text/plain", &body);
+		gw__conn_respond(c, ready ? 200 : 503, "text/plain", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/metrics")) {
 		if (gw__metrics_render(srv, &body) < 0) {
 			gw_buf_finish(&body);
 			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;
 		}
-		respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
+		gw__conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
 	} else if (gw_token_eq(gw_msg_start(m), len, "/status")) {
 		if (render_status(srv, &body) < 0) {
 			gw_buf_finish(&body);
 			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;
 		}
-		respond(c, 200, "application/json", &body);
+		gw__conn_respond(c, 200, "application/json", &body);
 	} else {
 		gw__conn_reject(c, GW_R_NOT_FOUND, "no such admin endpoint", 0);
 	}

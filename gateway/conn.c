@@ -98,6 +98,7 @@ static void on_handle_closed(uv_handle_t *h)
 	struct gw_server *srv = c->srv;
 	scan_drop(c);
 	queue_tenant_put(&c->qi.tenant);	/* a request that ended with its connection */
+	free(c->model);
 	gw_http_finish(&c->http);
 	gw_buf_finish(&c->pending);
 	if (c->prev != NULL)
@@ -517,6 +518,9 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive)
 	/* The request is over: its tenant may go (a reload may have removed it). */
 	c->classified = false;
 	queue_tenant_put(&c->qi.tenant);
+	c->qi.model = NULL;
+	free(c->model);
+	c->model = NULL;
 	if (c->writes > 0) {
 		/* answers still on their way: the timer judges progress from here */
 		c->outq_mark = UINT32_MAX;
@@ -580,10 +584,14 @@ void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, ui
 	}
 	/* 4xx are the client's doing and may come by the thousand: counters and
 	 * the access log keep them; the operator log gets 5xx. */
-	gw_log(ri->status >= 500 ? GW_LOG_WARN : GW_LOG_DEBUG,
-	       "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status, ri->code,
-	       gw__conn_peer(c), c->request_id[0] ? c->request_id : "-",
-	       tenant ? tenant : "-", klass ? klass : "-", detail);
+	enum gw_log_level level = ri->status >= 500 ? GW_LOG_WARN : GW_LOG_DEBUG;
+	if (level >= gw_log_min) {
+		/* The detail may quote the client (a model's name). */
+		char shown[4 * GW_ERROR_MSG_MAX];
+		gw_log(level, "reject %d %s peer=%s request_id=%s tenant=%s class=%s: %s", ri->status,
+		       ri->code, gw__conn_peer(c), c->request_id[0] ? c->request_id : "-",
+		       tenant ? tenant : "-", klass ? klass : "-", gw_log_text(shown, sizeof(shown), detail));
+	}
 
 	struct gw_buf limits = GW_BUF_INIT;
 	int rc = 0;
@@ -608,6 +616,24 @@ void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, ui
 	}
 	gw__conn_write(c, &out);
 	gw__conn_finish_request(c, keep);
+}
+
+void gw__conn_respond(struct gw_conn *c, int status, const char *type, struct gw_buf *body)
+{
+	struct gw_buf out = GW_BUF_INIT;
+	int rc = gw_buf_appendf(&out, "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+				"cache-control: no-store\r\n\r\n",
+				status, gw_status_text(status), type, body->len);
+	rc |= gw_buf_append(&out, body->data, body->len);
+	gw_buf_finish(body);
+	if (rc != 0) {
+		gw_buf_finish(&out);
+		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
+		return;
+	}
+	c->rec.status = (uint16_t)status;
+	gw__conn_write(c, &out);
+	gw__conn_finish_request(c, true);
 }
 
 void gw__conn_accept(struct gw_server *srv, uv_stream_t *listener, bool admin)

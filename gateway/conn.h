@@ -91,6 +91,7 @@ struct gw_conn {
 	struct gw_exchange *x;			/* while UPSTREAM */
 	struct gw_defer resume;			/* parse pending bytes from the loop */
 	struct gw_openai_scan *scan;		/* the body's inspection, while it arrives */
+	char *model;				/* the body's model, kept while queued (qi.model) */
 	struct gw_http http;			/* request parser and current request */
 	struct gw_buf pending;			/* read but not parsed yet (pipelining) */
 	enum gw_conn_state state;
@@ -156,6 +157,13 @@ void gw__conn_finish_request(struct gw_conn *c, bool keep_alive);
  * to its end).
  */
 void gw__conn_reject(struct gw_conn *c, enum gw_reason r, const char *detail, uint64_t retry_ms);
+
+/*
+ * Answer the current request with `status` and `body` (taken, left empty)
+ * of content type `type`, as sluice's own answer (no-store); ends the
+ * request like gw__conn_finish_request() with keep-alive.
+ */
+void gw__conn_respond(struct gw_conn *c, int status, const char *type, struct gw_buf *body);
 
 /* The fields admission reads from the current request's body (openai.h),
  * inspected as it arrived; the inspection's memory is freed. */

@@ -18,7 +18,16 @@
  * runs from the loop (defer.h): giving a slot back only schedules the
  * kick.  So no request is ever admitted or started inside the admission,
  * release or answer of another.
+ *
+ * Routing by model.  The body's `model` goes to admission with the other
+ * facts; a request that waits keeps a copy of it (c->model, pointed at by
+ * its queue item) so that a reload can work out again which pools may take
+ * it, and answers model_not_found, at the reload, to those whose model no
+ * pool of their class serves any more.  When some pool lists models,
+ * `GET /v1/models` is answered here, after the key is checked, with every
+ * model listed: the backends each know only their own.
  */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +40,9 @@
 #include "gateway/server.h"
 #include "gateway/slot.h"
 #include "queue/admit.h"
+
+/* Every configured model name fits the body scan's buffer. */
+_Static_assert(GW_OPENAI_MODEL_MAX > CONF_MODEL_MAX, "the body scan must keep any configured model name");
 
 static struct gw_conn *conn_of_item(struct queue_item *it)
 {
@@ -60,8 +72,12 @@ static void answer_unqueued(struct gw_conn *c, enum queue_reason why)
 		.klass = (enum conf_class)c->qi.klass,
 		.budget_ms = c->qi.deadline_ms - c->qi.enqueued_ms,
 		.retry_ms = queue_retry_hint(&srv->queue, (enum conf_class)c->qi.klass, c->qi.tenant),
+		.model = c->qi.model,
+		.model_len = c->qi.model_len,
 	};
-	char msg[256];
+	if (why == QUEUE_R_MODEL_NOT_FOUND)
+		v.retry_ms = 0;	/* a config change, not load: retrying will not help */
+	char msg[GW_ERROR_MSG_MAX];
 	c->state = GW_CONN_BODY;	/* read, not queued: being answered */
 	enum gw_reason r = gw_error_refusal(&v, c->qi.tenant, msg, sizeof(msg));
 	gw__conn_reject(c, r, msg, v.retry_ms);
@@ -150,6 +166,64 @@ static uint64_t client_deadline(const struct gw_msg *m)
 	return end != num && *end == '\0' ? d : UINT64_MAX;
 }
 
+/* Keep the model of a request that waits: its queue item points at the
+ * body scan's copy, which does not outlive admission.  False when there is
+ * no memory for it (the request is then still queued). */
+static bool keep_model(struct gw_conn *c)
+{
+	if (c->qi.model == NULL || c->qi.model_len > CONF_MODEL_MAX)
+		return true;	/* none, or a name too long to match: nothing to read again */
+	c->model = malloc(c->qi.model_len + 1);
+	if (c->model == NULL)
+		return false;
+	memcpy(c->model, c->qi.model, c->qi.model_len);
+	c->model[c->qi.model_len] = '\0';
+	c->qi.model = c->model;
+	return true;
+}
+
+/* GET /v1/models (query aside), which sluice answers when it routes by model. */
+static bool is_models_list(const struct gw_conn *c)
+{
+	const struct gw_msg *m = &c->http.msg;
+	if (m->method != HTTP_GET || c->srv->conf->nmodels == 0)
+		return false;
+	size_t len;
+	const char *path = gw_msg_origin_form(m, &len);
+	const char *q = memchr(path, '?', len);
+	if (q != NULL)
+		len = (size_t)(q - path);
+	return len == strlen("/v1/models") && memcmp(path, "/v1/models", len) == 0;
+}
+
+/* Every model some pool lists, in the OpenAI list shape (conf.models is
+ * sorted and has no repeats). */
+static void answer_models(struct gw_conn *c)
+{
+	const struct conf *conf = c->srv->conf;
+	json_t *data = json_array();
+	for (size_t i = 0; data != NULL && i < conf->nmodels; i++) {
+		json_t *m = json_pack("{s:s, s:s, s:i, s:s}", "id", conf->models[i].name, "object", "model",
+				      "created", 0, "owned_by", "sluice");
+		if (m == NULL || json_array_append_new(data, m) < 0) {
+			json_decref(data);
+			data = NULL;
+		}
+	}
+	json_t *list = data ? json_pack("{s:s, s:o}", "object", "list", "data", data) : NULL;
+	char *text = list ? json_dumps(list, JSON_COMPACT) : NULL;
+	json_decref(list);
+	struct gw_buf body = GW_BUF_INIT;
+	if (text == NULL || gw_buf_appends(&body, text) < 0) {
+		free(text);
+		gw_buf_finish(&body);
+		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
+		return;
+	}
+	free(text);
+	gw__conn_respond(c, 200, "application/json", &body);
+}
+
 /* The request's tenant, or NULL after answering 401. */
 static struct queue_tenant *identify(struct gw_conn *c)
 {
@@ -176,6 +250,10 @@ void gw__dispatch_request(struct gw_conn *c)
 		return;
 	struct gw_openai_body body;
 	gw__conn_body_fields(c, &body);
+	if (is_models_list(c)) {
+		answer_models(c);
+		return;
+	}
 	const struct gw_field *cls = gw_msg_field(m, "x-sluice-class");
 	struct queue_facts facts = {
 		.class_header = cls ? gw_field_value(m, cls) : NULL,
@@ -186,22 +264,35 @@ void gw__dispatch_request(struct gw_conn *c)
 		.output_tokens = gw_openai_output_tokens(&body),
 		.deadline_ms = client_deadline(m),
 		.pools = pool_view(srv, now),
+		/* A name too long to keep matches no list; "" stands for it. */
+		.model = body.model_len ? body.model : body.model_long ? "" : NULL,
+		.model_len = body.model_len ? body.model_len : CONF_MODEL_MAX + 1,
 	};
 	struct queue_verdict v;
 	queue_admit(&srv->queue, t, &facts, now, &c->qi, &v);
 	c->classified = true;
 	c->rec.tokens_estimated = c->qi.charge.tokens;
+	if (v.action != QUEUE_WAIT)
+		c->qi.model = NULL;	/* only a queued request reads it again */
 	if (v.action == QUEUE_START) {
 		start(c, srv->pool_pick[v.pool]);
 	} else if (v.action == QUEUE_WAIT) {
-		c->state = GW_CONN_QUEUED;
-		gw__conn_disarm(c);
-		if (c->qi.deadline_ms <= queue_next_deadline(&srv->queue))
-			rearm(srv);
+		bool kept = keep_model(c);
+		if (!kept) {
+			queue_withdraw(&srv->queue, &c->qi, now);
+			c->qi.model = NULL;
+		} else {
+			c->state = GW_CONN_QUEUED;
+			gw__conn_disarm(c);
+			if (c->qi.deadline_ms <= queue_next_deadline(&srv->queue))
+				rearm(srv);
+		}
 		if (v.victim != NULL)
 			answer_unqueued(conn_of_item(v.victim), QUEUE_R_EVICTED);
+		if (!kept)
+			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 	} else {
-		char msg[256];
+		char msg[GW_ERROR_MSG_MAX];
 		enum gw_reason r = gw_error_refusal(&v, t, msg, sizeof(msg));
 		gw__conn_reject(c, r, msg, v.retry_ms);
 	}
@@ -218,6 +309,8 @@ bool gw__dispatch_retry(struct gw_conn *c)
 	 * them.  The backend that failed is marked down: it is not picked. */
 	for (size_t i = 0; i < cc->npools; i++) {
 		struct backend_pool *pool = &srv->backends.pools[cc->pools[i]];
+		if (!(c->qi.pools & (UINT64_C(1) << pool->index)))
+			continue;	/* does not serve the request's model */
 		any_up |= backend_pool_has_up(pool, now);
 		if (!queue_share_allows(&srv->queue, pool->index, k))
 			continue;
@@ -236,6 +329,19 @@ bool gw__dispatch_retry(struct gw_conn *c)
 	if (c->qi.deadline_ms <= queue_next_deadline(&srv->queue))
 		rearm(srv);
 	return true;
+}
+
+void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone)
+{
+	uint64_t now = gw_now_ms(srv);
+	while (gone != NULL) {
+		struct queue_item *it = gone;
+		gone = it->next;
+		it->next = NULL;
+		queue_refund(it, now);	/* never served */
+		answer_unqueued(conn_of_item(it), QUEUE_R_MODEL_NOT_FOUND);
+	}
+	rearm(srv);
 }
 
 void gw__dispatch_withdraw(struct gw_conn *c)

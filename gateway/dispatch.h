@@ -15,6 +15,7 @@
 
 struct gw_conn;
 struct gw_server;
+struct queue_item;
 
 /* Set up the queue timer and the kick.  Returns 0 or a negative uv error. */
 int gw__dispatch_init(struct gw_server *srv);
@@ -38,6 +39,14 @@ void gw__dispatch_kick(struct gw_server *srv);
  * pools is healthy: the caller answers the request.
  */
 bool gw__dispatch_retry(struct gw_conn *c);
+
+/*
+ * After a reload: `gone` is what queue_reconfigure() returned, the queued
+ * requests whose model no pool of their class serves any more (linked
+ * through `next`): each is refunded and answered 404 model_not_found.  The
+ * deadline timer is re-armed for what stays queued.
+ */
+void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone);
 
 /* The client of a QUEUED connection left: off the queue, charges given back. */
 void gw__dispatch_withdraw(struct gw_conn *c);

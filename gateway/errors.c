@@ -34,7 +34,11 @@ static const struct gw_reason_info reasons[GW_R_COUNT] = {
 	[GW_R_UPSTREAM_TIMEOUT]		= { 504, "upstream_timeout", "timeout" },
 	[GW_R_INTERNAL]			= { 500, "internal_error", "server_error" },
 	[GW_R_UNSUPPORTED_CODING]	= { 501, "unsupported_transfer_coding", "invalid_request_error" },
+	/* OpenAI's own answer to a model it does not serve, word for word. */
+	[GW_R_MODEL_NOT_FOUND]		= { 404, "model_not_found", "invalid_request_error", "model" },
 };
+
+_Static_assert(GW_ERROR_MSG_MAX > CONF_MODEL_MAX + 64, "a model_not_found message must hold any model name");
 
 const struct gw_reason_info *gw_reason_info(enum gw_reason r)
 {
@@ -70,6 +74,16 @@ enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queu
 	const char *name = t->cfg->name;
 	unsigned long long retry = v->retry_ms;
 	switch (v->reason) {
+	case QUEUE_R_MODEL_NOT_FOUND:
+		/* The name is the client's: jansson escapes it in the body, and
+		 * the log line escapes it too (conn.c). */
+		if (v->model_len > CONF_MODEL_MAX)
+			snprintf(msg, len, "The model named in the request (over %d bytes) does not exist "
+				 "or you do not have access to it.", CONF_MODEL_MAX);
+		else
+			snprintf(msg, len, "The model `%.*s` does not exist or you do not have access to it.",
+				 (int)v->model_len, v->model);
+		return GW_R_MODEL_NOT_FOUND;
 	case QUEUE_R_NO_BACKEND:
 		snprintf(msg, len, "no healthy backend in any pool of class '%s'", k);
 		return GW_R_NO_BACKEND;
@@ -114,8 +128,8 @@ enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queu
 int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive)
 {
 	const struct gw_reason_info *ri = &reasons[r];
-	json_t *err = json_pack("{s:s, s:s, s:n, s:s}", "message", rj->message, "type", ri->type,
-				"param", "code", ri->code);
+	json_t *err = json_pack("{s:s, s:s, s:o, s:s}", "message", rj->message, "type", ri->type,
+				"param", ri->param ? json_string(ri->param) : json_null(), "code", ri->code);
 	if (err != NULL && rj->tenant != NULL)
 		json_object_set_new(err, "tenant", json_string(rj->tenant));
 	if (err != NULL && rj->klass != NULL)

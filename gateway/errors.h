@@ -40,6 +40,7 @@ enum gw_reason {
 	GW_R_UPSTREAM_TIMEOUT,		/* 504 backend silent for timeouts.upstream_ms */
 	GW_R_INTERNAL,			/* 500 out of memory or a bug */
 	GW_R_UNSUPPORTED_CODING,	/* 501 a transfer coding other than chunked */
+	GW_R_MODEL_NOT_FOUND,		/* 404 no pool of the class serves the body's model */
 	GW_R_COUNT
 };
 
@@ -47,6 +48,7 @@ struct gw_reason_info {
 	int status;
 	const char *code;		/* the one name of the reason */
 	const char *type;		/* OpenAI error type */
+	const char *param;		/* the request field at fault (OpenAI `param`), or NULL */
 };
 
 const struct gw_reason_info *gw_reason_info(enum gw_reason r);
@@ -57,10 +59,14 @@ const char *gw_status_text(int status);
 /*
  * The reason and the message (into msg, NUL-terminated) for a request the
  * admission policy refused, or the queues let go of unserved (v->reason:
- * evicted, timed out).  t is the request's tenant.
+ * evicted, timed out, model gone at a reload).  t is the request's tenant.
+ * A model_not_found message repeats the model's name: give it
+ * GW_ERROR_MSG_MAX bytes so that the name is never cut.
  */
 enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queue_tenant *t, char *msg,
 				size_t len);
+
+#define GW_ERROR_MSG_MAX 512
 
 /* Retry hints at or above this are not sent (SDKs ignore them). */
 #define GW_RETRY_HINT_MAX_MS 60000

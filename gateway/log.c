@@ -1,5 +1,6 @@
 /* log.c - operator log lines; see log.h. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -34,4 +35,26 @@ void gw_log(enum gw_log_level level, const char *fmt, ...)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
 	fwrite(line, 1, len, stderr);
+}
+
+const char *gw_log_text(char *buf, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool plain = ch >= 0x20 && ch < 0x7f && ch != '\\';
+		if (n + (plain ? 1 : 4) >= size)
+			break;
+		if (plain) {
+			buf[n++] = (char)ch;
+		} else {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[ch >> 4];
+			buf[n++] = hex[ch & 15];
+		}
+	}
+	buf[n] = '\0';
+	return buf;
 }

@@ -69,7 +69,7 @@ static void top_reset(struct gw_openai_scan *sc, enum field f)
 {
 	struct gw_openai_body *b = &sc->body;
 	switch (f) {
-	case F_MODEL: b->model_len = 0; break;
+	case F_MODEL: b->model_len = 0; b->model_long = false; break;
 	case F_TIER: b->tier_len = 0; break;
 	case F_MAX_TOKENS: sc->max_tokens = -1; break;
 	case F_MAX_COMPLETION_TOKENS: sc->max_completion_tokens = -1; break;
@@ -160,6 +160,8 @@ static void top_end(struct gw_openai_scan *sc, enum field f, enum gw_jscan_type 
 		if (text != NULL && type == GW_JSCAN_STRING && len < sizeof(b->model)) {
 			memcpy(b->model, text, len);
 			b->model_len = len;
+		} else if (type == GW_JSCAN_STRING) {
+			b->model_long = true;	/* matches no configured name */
 		}
 		break;
 	case F_TIER:

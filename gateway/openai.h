@@ -44,7 +44,8 @@ const char *gw_openai_api_key(const struct gw_msg *m, size_t *len);
 struct gw_openai_body {
 	bool valid;			/* a valid JSON object */
 	char model[GW_OPENAI_MODEL_MAX];
-	size_t model_len;		/* 0: absent (or longer than the buffer) */
+	size_t model_len;		/* 0: absent, or too long (model_long) */
+	bool model_long;		/* a string too long for `model` */
 	char tier[GW_OPENAI_TIER_MAX];
 	size_t tier_len;		/* 0: absent */
 	int64_t max_tokens;		/* max_completion_tokens, else max_tokens; -1: absent */

@@ -220,7 +220,7 @@ int gw_server_reload(struct gw_server *srv)
 	backend_set_reconfigure(&srv->backends, fresh);
 	gw__fleet_reload(srv, fresh);
 	gw__health_sync(srv);	/* checks follow the new health sections and members */
-	queue_reconfigure(&srv->queue, fresh);
+	struct queue_item *gone = queue_reconfigure(&srv->queue, fresh);
 	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = fresh->limits.max_body_bytes,
@@ -233,7 +233,10 @@ int gw_server_reload(struct gw_server *srv)
 	srv->generation++;
 	srv->metrics.reloads_ok++;
 	gw_info("reloaded %s: generation %llu", fresh->path, (unsigned long long)srv->generation);
-	gw__dispatch_kick(srv);	/* slots may have grown */
+	/* Queued requests whose model is no longer served by their class are
+	 * answered now, under the new config. */
+	gw__dispatch_reconfigured(srv, gone);
+	gw__dispatch_kick(srv);	/* slots may have grown, and models may have moved */
 	return 0;
 }
 

@@ -6,16 +6,18 @@
  *   1. classify (x-sluice-class, service_tier, tenant default; never above
  *      the tenant's max_class; a class the config does not define falls
  *      back to the tenant's default);
- *   2. refuse no_backend when no pool of the class has a healthy backend
- *      (nothing could serve it, so it must not cost quota);
+ *   2. refuse model_not_found when no pool of the class serves the body's
+ *      model, and no_backend when no pool of the class that does has a
+ *      healthy backend (nothing could serve it, so it must not cost quota);
  *   3. charge one request, then the token estimate (the prompt's, plus the
  *      output it asks for or limits.default_max_tokens); a bucket that
  *      cannot pay refuses with its wait as the hint, and an estimate larger
  *      than the bucket can ever hold is refused for good (no hint): one
  *      request never drives its tenant into debt;
- *   4. START on the first pool of the class (preference order) with a free
- *      slot within the class's max_slot_share, when nobody of the class is
- *      waiting already (a newcomer never overtakes the queue);
+ *   4. START on the first pool of the class (preference order) serving the
+ *      model, with a free slot within the class's max_slot_share, when
+ *      nobody of the class who could take that slot is waiting already (a
+ *      newcomer never overtakes the queue);
  *   5. otherwise WAIT: the deadline is the class's max_wait_ms, shortened
  *      (never lengthened) by the client's; queue_check() refuses a full
  *      class or an unmeetable deadline, or names the victim whose place a
@@ -26,21 +28,24 @@
 
 #include "queue/admit.h"
 
-static bool class_has_backend(const struct conf_class_cfg *cc, const struct queue_facts *f)
+static bool class_has_backend(const struct conf_class_cfg *cc, const struct queue_facts *f, uint64_t mask)
 {
 	for (size_t i = 0; i < cc->npools; i++)
-		if (f->pools[cc->pools[i]] & QUEUE_POOL_UP)
+		if (((mask >> cc->pools[i]) & 1) && (f->pools[cc->pools[i]] & QUEUE_POOL_UP))
 			return true;
 	return false;
 }
 
-/* The first pool of class k, in preference order, with a slot it may take. */
-static bool place(const struct queue *q, enum conf_class k, const struct queue_facts *f, size_t *pool)
+/* The first pool of class k, in preference order, that serves the item's
+ * model and has a slot it may take that nobody queued could take instead. */
+static bool place(const struct queue *q, enum conf_class k, const struct queue_facts *f,
+		  const struct queue_item *it, size_t *pool)
 {
 	const struct conf_class_cfg *cc = q->classes[k].cfg;
 	for (size_t i = 0; i < cc->npools; i++) {
 		size_t p = cc->pools[i];
-		if ((f->pools[p] & QUEUE_POOL_FREE) && queue_share_allows(q, p, k)) {
+		if (((it->pools >> p) & 1) && (f->pools[p] & QUEUE_POOL_FREE) && queue_share_allows(q, p, k) &&
+		    queue_waiting_for(q, p, k) == 0) {
 			*pool = p;
 			return true;
 		}
@@ -128,7 +133,16 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 	}
 	it->klass = (uint8_t)k;
 	it->charge = (struct queue_charge){ 0 };
-	if (!class_has_backend(q->classes[k].cfg, f)) {
+	it->model = f->model;
+	it->model_len = f->model_len;
+	it->pools = f->model != NULL ? conf_model_pools(q->conf, f->model, f->model_len) : UINT64_MAX;
+	if ((it->pools & queue_class_pools(q, k)) == 0) {
+		v->model = f->model;
+		v->model_len = f->model_len;
+		reject(v, QUEUE_R_MODEL_NOT_FOUND, 0);
+		return;
+	}
+	if (!class_has_backend(q->classes[k].cfg, f, it->pools)) {
 		reject(v, QUEUE_R_NO_BACKEND, 0);
 		return;
 	}
@@ -142,7 +156,7 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 		return;
 	it->charge.output = out < v->tokens ? out : v->tokens;
 	it->cost = v->tokens;
-	if (q->classes[k].count == 0 && place(q, k, f, &v->pool)) {
+	if (place(q, k, f, it, &v->pool)) {
 		v->action = QUEUE_START;
 		return;
 	}

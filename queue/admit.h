@@ -52,13 +52,19 @@ struct queue_facts {
 	double output_tokens;		/* asked for (max_tokens x n); < 0 when not said */
 	uint64_t deadline_ms;		/* x-sluice-deadline-ms; UINT64_MAX when not sent */
 	const uint8_t *pools;		/* [conf.npools]: QUEUE_POOL_* bits */
+	/* The body's `model` (NULL: none; a model_len above CONF_MODEL_MAX: a
+	 * name too long to keep, which matches no pool's list).  Only the
+	 * pools of the class that serve it are considered. */
+	const char *model;
+	size_t model_len;
 };
 
 enum queue_action { QUEUE_REJECT = 0, QUEUE_START, QUEUE_WAIT };
 
 enum queue_reason {
 	QUEUE_R_NONE = 0,
-	QUEUE_R_NO_BACKEND,		/* no pool of the class has a healthy backend */
+	QUEUE_R_MODEL_NOT_FOUND,	/* no pool of the class serves the model */
+	QUEUE_R_NO_BACKEND,		/* no pool of the class (serving the model) has a healthy backend */
 	QUEUE_R_RATE_LIMITED,		/* requests bucket empty */
 	QUEUE_R_TOKENS_EXCEEDED,	/* tokens bucket empty */
 	QUEUE_R_TOKENS_NEVER,		/* the estimate exceeds what the bucket can ever hold */
@@ -82,12 +88,16 @@ struct queue_verdict {
 	uint64_t budget_ms;		/* DEADLINE_UNMEETABLE, QUEUE_TIMEOUT: the deadline it had */
 	uint64_t predicted_ms;		/* DEADLINE_UNMEETABLE: the predicted wait */
 	unsigned queued;		/* QUEUE_FULL: requests of the class queued */
+	const char *model;		/* MODEL_NOT_FOUND: the model asked for (f->model) */
+	size_t model_len;
 };
 
 /*
  * Decide for one request of tenant t, described by f, at now_ms.  `it` is
  * the request's queue item (owned by the caller, not queued): on START and
- * WAIT it carries the request's tenant, class and charge; on WAIT it is
+ * WAIT it carries the request's tenant, class, charge, and the pools that
+ * serve its model; on WAIT it is queued, and it->model is f->model: the
+ * caller keeps those bytes (or a copy it points it->model at) while it is
  * queued.  On REJECT nothing is charged and nothing changed but the
  * buckets' refill.  Whatever the verdict, it->tenant holds a reference to
  * t (one that it held to another tenant is dropped), which the caller

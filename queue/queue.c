@@ -6,10 +6,16 @@
  *  - a flow is on its class's active list iff its count is non-zero;
  *  - class, global counts and bytes are the sums over queued items;
  *  - by_class[k] of a pool is the number of slots of that pool held by class
- *    k right now (the gateway reports every dispatch and release).
+ *    k right now (the gateway reports every dispatch and release);
+ *  - when routing, waiting[k] of pool p is the number of queued items of
+ *    class k whose mask has p (when not routing it stays 0 and is not read:
+ *    every item may use every pool of its class);
+ *  - a queued item's mask shares a pool with its class (admission refuses
+ *    the others, a reload takes them off).
  */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +28,19 @@
 #define RETRY_MAX_MS 59000
 #define RETRY_MIN_MS 1
 
+static uint64_t pools_mask(const struct conf_class_cfg *cc)
+{
+	uint64_t m = 0;
+	for (size_t i = 0; i < cc->npools; i++)
+		m |= UINT64_C(1) << cc->pools[i];
+	return m;
+}
+
 int queue_init(struct queue *q, const struct conf *c)
 {
 	memset(q, 0, sizeof(*q));
 	q->conf = c;
+	q->routing = c->nmodels > 0;
 	q->npools = c->npools;
 	q->pools = calloc(c->npools ? c->npools : 1, sizeof(*q->pools));
 	if (q->pools == NULL)
@@ -35,24 +50,84 @@ int queue_init(struct queue *q, const struct conf *c)
 		qc->cfg = &c->classes[k];
 		if (!qc->cfg->defined)
 			continue;
+		qc->pools = pools_mask(qc->cfg);
 		for (size_t i = 0; i < qc->cfg->npools; i++)
 			q->pools[qc->cfg->pools[i]].serves[k] = true;
 	}
 	return 0;
 }
 
-void queue_reconfigure(struct queue *q, const struct conf *c)
+static void waiting_add(struct queue *q, const struct queue_item *it, int d)
 {
+	/* Only the class's pools: the others never pop the item anyway. */
+	uint64_t m = it->pools & q->classes[it->klass].pools;
+	while (m != 0) {
+		int p = __builtin_ctzll(m);
+		m &= m - 1;
+		q->pools[p].waiting[it->klass] += (unsigned)d;
+	}
+}
+
+static void unlink_item(struct queue *q, struct queue_item *it);
+
+struct queue_item *queue_reconfigure(struct queue *q, const struct conf *c)
+{
+	bool was_routing = q->routing;
 	q->conf = c;
-	for (size_t p = 0; p < q->npools; p++)
+	q->routing = c->nmodels > 0;
+	for (size_t p = 0; p < q->npools; p++) {
 		memset(q->pools[p].serves, 0, sizeof(q->pools[p].serves));
+		memset(q->pools[p].waiting, 0, sizeof(q->pools[p].waiting));
+	}
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		q->classes[k].cfg = &c->classes[k];
+		q->classes[k].pools = 0;
 		if (!c->classes[k].defined)
 			continue;
+		q->classes[k].pools = pools_mask(&c->classes[k]);
 		for (size_t i = 0; i < c->classes[k].npools; i++)
 			q->pools[c->classes[k].pools[i]].serves[k] = true;
 	}
+	if (!was_routing && !q->routing)
+		return NULL;	/* every mask is, and stays, full */
+	/* The masks again, from each item's model; then the items left with no
+	 * pool of their class come off (flow by flow: the heap reorders as
+	 * items leave it), and the rest are counted. */
+	bool orphans = false;
+	for (size_t i = 0; i < q->heap_len; i++) {
+		struct queue_item *it = q->heap[i];
+		it->pools = it->model != NULL ? conf_model_pools(c, it->model, it->model_len) : UINT64_MAX;
+		orphans |= (it->pools & q->classes[it->klass].pools) == 0;
+	}
+	struct queue_item *gone = NULL;
+	for (int k = 0; orphans && k < CONF_CLASS_COUNT; k++) {
+		struct queue_class *qc = &q->classes[k];
+		for (struct queue_flow *f = qc->active, *fnext; f != NULL; f = fnext) {
+			fnext = f->next_active;
+			for (struct queue_item *it = f->head, *next; it != NULL; it = next) {
+				next = it->next;
+				if ((it->pools & qc->pools) != 0)
+					continue;
+				unlink_item(q, it);
+				it->next = gone;
+				gone = it;
+			}
+		}
+	}
+	if (q->routing)
+		for (size_t i = 0; i < q->heap_len; i++)
+			waiting_add(q, q->heap[i], 1);
+	return gone;
+}
+
+uint64_t queue_class_pools(const struct queue *q, enum conf_class k)
+{
+	return q->classes[k].pools;
+}
+
+unsigned queue_waiting_for(const struct queue *q, size_t p, enum conf_class k)
+{
+	return q->routing ? q->pools[p].waiting[k] : q->classes[k].count;
 }
 
 void queue_set_pool_slots(struct queue *q, size_t p, unsigned slots)
@@ -345,6 +420,8 @@ static int push(struct queue *q, struct queue_item *it, bool head)
 	q->bytes += it->bytes;
 	it->queued = true;
 	heap_push(q, it);
+	if (q->routing)
+		waiting_add(q, it, 1);
 	return 0;
 }
 
@@ -363,6 +440,14 @@ void queue_remove(struct queue *q, struct queue_item *it)
 {
 	if (!it->queued)
 		return;
+	if (q->routing)
+		waiting_add(q, it, -1);
+	unlink_item(q, it);
+}
+
+/* Off its flow, its class's and the global counts, and the heap. */
+static void unlink_item(struct queue *q, struct queue_item *it)
+{
 	struct queue_class *qc = &q->classes[it->klass];
 	struct queue_flow *f = &it->tenant->flows[it->klass];
 	if (it->prev != NULL)
@@ -400,7 +485,8 @@ static int pick_class(const struct queue *q, size_t p)
 	 * dispatches of this pool. */
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		const struct queue_class *qc = &q->classes[k];
-		if (!pl->serves[k] || qc->count == 0 || !queue_share_allows(q, p, (enum conf_class)k))
+		if (!pl->serves[k] || queue_waiting_for(q, p, (enum conf_class)k) == 0 ||
+		    !queue_share_allows(q, p, (enum conf_class)k))
 			continue;
 		double deficit = qc->cfg->min_share * pl->dispatched_total - pl->dispatched[k];
 		if (qc->cfg->min_share > 0 && deficit > 0 && deficit > worst) {
@@ -411,9 +497,19 @@ static int pick_class(const struct queue *q, size_t p)
 	if (chosen >= 0)
 		return chosen;
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
-		if (pl->serves[k] && q->classes[k].count > 0 && queue_share_allows(q, p, (enum conf_class)k))
+		if (pl->serves[k] && queue_waiting_for(q, p, (enum conf_class)k) > 0 &&
+		    queue_share_allows(q, p, (enum conf_class)k))
 			return k;
 	return -1;
+}
+
+/* The first item of flow f that pool p serves the model of, or NULL. */
+static struct queue_item *first_for(const struct queue_flow *f, size_t p)
+{
+	for (struct queue_item *it = f->head; it != NULL; it = it->next)
+		if ((it->pools >> p) & 1)
+			return it;
+	return NULL;
 }
 
 struct queue_item *queue_pop(struct queue *q, size_t p)
@@ -422,11 +518,29 @@ struct queue_item *queue_pop(struct queue *q, size_t p)
 	if (k < 0)
 		return NULL;
 	struct queue_class *qc = &q->classes[k];
-	struct queue_flow *best = qc->active;
-	for (struct queue_flow *f = best->next_active; f != NULL; f = f->next_active)
-		if (f->vtime < best->vtime)
-			best = f;
-	struct queue_item *it = best->head;
+	struct queue_flow *best = NULL;
+	struct queue_item *it = NULL;
+	if (!q->routing) {
+		best = qc->active;
+		for (struct queue_flow *f = best->next_active; f != NULL; f = f->next_active)
+			if (f->vtime < best->vtime)
+				best = f;
+		it = best->head;
+	} else {
+		/* Fair order among the flows holding an item for p; a flow is
+		 * walked only when it would come before the best so far. */
+		for (struct queue_flow *f = qc->active; f != NULL; f = f->next_active) {
+			struct queue_item *cand;
+			if (best != NULL && f->vtime >= best->vtime)
+				continue;
+			if ((cand = first_for(f, p)) != NULL) {
+				best = f;
+				it = cand;
+			}
+		}
+		if (it == NULL)
+			return NULL;	/* impossible: waiting[k] counted one */
+	}
 	double weight = it->tenant->cfg->weight > 0 ? it->tenant->cfg->weight : 1;
 	double cost = it->cost >= 1 ? it->cost : 1;
 	qc->vclock = best->vtime;

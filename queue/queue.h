@@ -19,6 +19,17 @@
  * the most urgent.  A class never holds more than max_slot_share of P's
  * slots at once (queue_share_allows()); the rest is headroom for spill-over.
  *
+ * Routing by model: an item carries the mask of the pools that serve its
+ * request's model (conf_model_pools(); bit p: pool p), and queue_pop(q, p)
+ * hands out only items whose mask has p.  When no pool lists models (the
+ * config routes nothing by model) every mask is full and nothing else
+ * changes.  Otherwise each pool also counts, per class, the queued items
+ * that may use it (queue_pool.waiting), so that picking a class stays
+ * O(classes); inside the class, fair order is kept among the flows that
+ * hold an item for p, and a flow's first such item goes (a flow's items
+ * for other pools are passed over, so the worst case is a walk of the
+ * class's queued items).
+ *
  * Every queued item is also in one min-heap by deadline, so expiry and
  * removal (a client that left) cost O(log n).
  *
@@ -64,6 +75,12 @@ struct queue_item {
 	double cost;			/* estimated tokens */
 	uint64_t bytes;			/* body bytes held while queued */
 	struct queue_charge charge;	/* held from admission to the end of the request */
+	uint64_t pools;			/* bit p: pool p serves its model (UINT64_MAX: any) */
+	/* Its body's `model` (NULL: none), owned by the caller and valid while
+	 * queued, so that a reload can work out `pools` again.  A model_len
+	 * above CONF_MODEL_MAX stands for a name too long to match any list. */
+	const char *model;
+	size_t model_len;
 };
 
 struct queue_flow {
@@ -79,6 +96,7 @@ struct queue_class {
 	unsigned count;
 	uint64_t bytes;
 	double vclock;
+	uint64_t pools;			/* the pools cfg lists, as a mask */
 };
 
 struct queue_pool {
@@ -88,6 +106,7 @@ struct queue_pool {
 	double dispatched[CONF_CLASS_COUNT];	/* recent dispatches (decaying) */
 	double dispatched_total;
 	double held_ms;				/* EWMA of how long a request holds a slot; 0 = unknown */
+	unsigned waiting[CONF_CLASS_COUNT];	/* queued items that may use it (only when routing) */
 };
 
 struct queue {
@@ -99,6 +118,7 @@ struct queue {
 	size_t heap_len, heap_cap;
 	uint64_t bytes;			/* all classes */
 	unsigned count;
+	bool routing;			/* some pool lists models: masks matter */
 };
 
 /* Prepare queues for `c` (which must outlive them).  Returns 0 or -ENOMEM. */
@@ -107,10 +127,21 @@ void queue_finish(struct queue *q);
 
 /*
  * Point the queues at a new snapshot with the same classes defined and the
- * same pools (the caller checked): limits, deadlines, shares and the pools a
- * class lists may change.  Queued items keep their deadlines.
+ * same pools (the caller checked): limits, deadlines, shares, the pools a
+ * class lists and the models a pool lists may change.  Queued items keep
+ * their deadlines; their pool masks are worked out again from their model.
+ * Returns the items that no pool of their class serves any more (their
+ * model is gone), taken off their queues and linked through `next`
+ * (NULL: none): the caller refunds them (queue_refund) and answers them
+ * model_not_found.
  */
-void queue_reconfigure(struct queue *q, const struct conf *c);
+struct queue_item *queue_reconfigure(struct queue *q, const struct conf *c);
+
+/* The pools of class k (in its preference order) as a mask. */
+uint64_t queue_class_pools(const struct queue *q, enum conf_class k);
+
+/* Items of class k queued now that a slot of pool p could take. */
+unsigned queue_waiting_for(const struct queue *q, size_t p, enum conf_class k);
 
 /* Pool p has `slots` slots in all (backends/ counts them; the gateway tells
  * the queues whenever the number changes).  Shares and predicted waits are
@@ -152,7 +183,8 @@ uint64_t queue_retry_hint(const struct queue *q, enum conf_class k, const struct
 /* Make sure the next queue_push() cannot fail.  Returns 0 or -ENOMEM. */
 int queue_reserve(struct queue *q);
 
-/* Enqueue: the caller filled tenant, klass, deadline_ms, cost and bytes.
+/* Enqueue: the caller filled tenant, klass, deadline_ms, cost, bytes and
+ * pools (UINT64_MAX: any pool of its class).
  * Returns 0, or -ENOMEM (nothing changed; never after queue_reserve()). */
 int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms);
 
@@ -168,7 +200,8 @@ void queue_remove(struct queue *q, struct queue_item *it);
 
 /*
  * The next item for a free slot of pool p, taken off its queue, or NULL when
- * no class that may use p has work waiting (within its max_slot_share).
+ * no class that may use p has work waiting (within its max_slot_share) that
+ * p serves the model of.
  */
 struct queue_item *queue_pop(struct queue *q, size_t p);
 

@@ -79,6 +79,8 @@ static void expect(json_t *root, struct gw_openai_body *want)
 	const char *model = json_string_value(json_object_get(root, "model"));
 	if (model != NULL && json_string_length(json_object_get(root, "model")) < GW_OPENAI_MODEL_MAX)
 		want->model_len = json_string_length(json_object_get(root, "model"));
+	else if (model != NULL)
+		want->model_long = true;
 	const char *tier = json_string_value(json_object_get(root, "service_tier"));
 	if (tier != NULL && json_string_length(json_object_get(root, "service_tier")) < GW_OPENAI_TIER_MAX)
 		want->tier_len = json_string_length(json_object_get(root, "service_tier"));
@@ -115,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		struct gw_openai_body want;
 		expect(root, &want);
 		json_t *m = json_object_get(root, "model"), *t = json_object_get(root, "service_tier");
-		if (whole_body.model_len != want.model_len ||
+		if (whole_body.model_len != want.model_len || whole_body.model_long != want.model_long ||
 		    (want.model_len && memcmp(whole_body.model, json_string_value(m), want.model_len) != 0) ||
 		    whole_body.tier_len != want.tier_len ||
 		    (want.tier_len && memcmp(whole_body.tier, json_string_value(t), want.tier_len) != 0) ||

@@ -1325,3 +1325,131 @@ Test(conf, pool_health_and_outlier_bounds, .timeout = 10)
 	expect_one(MINI "    outlier: { eject_ms: 1m, max_eject_ms: 10s }\n", 8,
 		   "outlier of pool 'spot': max_eject_ms (10000 ms) must not be below eject_ms (60000 ms)");
 }
+
+/* ---- models ------------------------------------------------------------- */
+
+/* Two pools: a lists models from line 6, b lists none (any model). */
+#define MODELS_HEAD \
+	"listen: 127.0.0.1:0\n" \
+	"classes:\n" \
+	"  standard: { pools: [a, b] }\n" \
+	"pools:\n" \
+	"  a:\n"
+#define MODELS_TAIL \
+	"    slice: elastic\n" \
+	"    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n" \
+	"  b:\n" \
+	"    slice: elastic\n" \
+	"    backends: [ { address: 127.0.0.1:9001, max_inflight: 4 } ]\n"
+
+Test(conf, pool_models_parse_into_one_sorted_table, .timeout = 10)
+{
+	struct conf *c = parse_ok("listen: 127.0.0.1:0\n"
+				  "classes:\n"
+				  "  standard: { pools: [a, b, c] }\n"
+				  "pools:\n"
+				  "  a:\n"
+				  "    slice: elastic\n"
+				  "    models: [llama-3.1-8b-instruct, \"meta-llama/Llama-3.1-70B\", qwen2.5:7b]\n"
+				  "    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n"
+				  "  b:\n"
+				  "    slice: elastic\n"
+				  "    models:\n"
+				  "      - llama-3.1-8b-instruct\n"
+				  "      - mistral-7b\n"
+				  "    backends: [ { address: 127.0.0.1:9001, max_inflight: 4 } ]\n"
+				  "  c:\n"
+				  "    slice: elastic\n"
+				  "    backends: [ { address: 127.0.0.1:9002, max_inflight: 4 } ]\n");
+
+	cr_assert_eq(c->pools[0].nmodels, 3);
+	cr_assert_str_eq(c->pools[0].models[1], "meta-llama/Llama-3.1-70B");
+	cr_assert_eq(c->pools[1].nmodels, 2);
+	cr_assert_null(c->pools[2].models, "no list: any model");
+	cr_assert_eq(c->pools_any, 1u << 2);
+	/* Sorted by bytes, listed once, with every pool that lists it. */
+	cr_assert_eq(c->nmodels, 4);
+	cr_assert_str_eq(c->models[0].name, "llama-3.1-8b-instruct");
+	cr_assert_eq(c->models[0].pools, 3u);
+	cr_assert_str_eq(c->models[1].name, "meta-llama/Llama-3.1-70B");
+	cr_assert_str_eq(c->models[2].name, "mistral-7b");
+	cr_assert_eq(c->models[2].pools, 2u);
+	cr_assert_str_eq(c->models[3].name, "qwen2.5:7b");
+	/* The pools a request may use: those listing its model, and those
+	 * listing none. */
+	cr_assert_eq(conf_model_pools(c, "llama-3.1-8b-instruct", 21), 7u);
+	cr_assert_eq(conf_model_pools(c, "mistral-7b", 10), 6u);
+	cr_assert_eq(conf_model_pools(c, "qwen2.5:7b", 10), 5u);
+	cr_assert_eq(conf_model_pools(c, "mistral-7bX", 10), 6u, "a counted name, not a C string");
+	cr_assert_eq(conf_model_pools(c, "mistral", 7), 4u, "a prefix is another name");
+	cr_assert_eq(conf_model_pools(c, "gpt-4o", 6), 4u);
+	cr_assert_eq(conf_model_pools(c, "x", CONF_MODEL_MAX + 1), 4u, "too long to be listed");
+	conf_destroy(c);
+
+	/* No list anywhere: no routing by model, every pool for every model. */
+	c = parse_ok(MINI);
+	cr_assert_eq(c->nmodels, 0);
+	cr_assert_eq(conf_model_pools(c, "anything", 8), UINT64_MAX);
+	conf_destroy(c);
+}
+
+Test(conf, pool_models_errors, .timeout = 10)
+{
+	expect_one(MODELS_HEAD "    models: [m1, m2, m1]\n" MODELS_TAIL, 6,
+		   "pool 'a' lists model 'm1' twice (first at line 6)");
+	expect_one(MODELS_HEAD "    models:\n      - m1\n      - \"m1\"\n" MODELS_TAIL, 8,
+		   "pool 'a' lists model 'm1' twice (first at line 7)");
+	expect_one(MODELS_HEAD "    models: llama\n" MODELS_TAIL, 6,
+		   "models in pool 'a': expected a list, got 'llama'");
+	expect_one(MODELS_HEAD "    models: { llama: 1 }\n" MODELS_TAIL, 6,
+		   "models in pool 'a': expected a list, got a mapping");
+	expect_one(MODELS_HEAD "    models: []\n" MODELS_TAIL, 6, "pool 'a' has no models");
+	expect_one(MODELS_HEAD "    models: [m1, [m2]]\n" MODELS_TAIL, 6,
+		   "models in pool 'a': expected a model name, got a list");
+	expect_one(MODELS_HEAD "    models: [m1, ~]\n" MODELS_TAIL, 6,
+		   "models in pool 'a': expected a model name");
+	expect_one(MODELS_HEAD "    models: [m1, \"\"]\n" MODELS_TAIL, 6, "model '' in pool 'a' may not be empty");
+	expect_one(MODELS_HEAD "    models: [\"m\\t1\"]\n" MODELS_TAIL, 6, "may not hold control characters");
+
+	/* Bounds: a name of 255 bytes is fine, 256 is not; 256 names, not 257. */
+	char text[8192], names[4096];
+	char name[CONF_MODEL_MAX + 2];
+	memset(name, 'm', sizeof name - 1);
+	name[CONF_MODEL_MAX] = '\0';
+	snprintf(text, sizeof text, MODELS_HEAD "    models: [%s]\n" MODELS_TAIL, name);
+	struct conf *c = parse_ok(text);
+	cr_assert_eq(c->models[0].len, CONF_MODEL_MAX);
+	conf_destroy(c);
+	name[CONF_MODEL_MAX] = 'm';
+	name[CONF_MODEL_MAX + 1] = '\0';
+	snprintf(text, sizeof text, MODELS_HEAD "    models: [%s]\n" MODELS_TAIL, name);
+	expect_one(text, 6, "is longer than 255 bytes");
+
+	size_t n = 0;
+	for (int i = 0; i < CONF_MODELS_MAX; i++)
+		n += (size_t)snprintf(names + n, sizeof names - n, "%sm%d", i ? "," : "", i);
+	snprintf(text, sizeof text, MODELS_HEAD "    models: [%s]\n" MODELS_TAIL, names);
+	c = parse_ok(text);
+	cr_assert_eq(c->nmodels, CONF_MODELS_MAX);
+	conf_destroy(c);
+	snprintf(names + n, sizeof names - n, ",m%d", CONF_MODELS_MAX);
+	snprintf(text, sizeof text, MODELS_HEAD "    models: [%s]\n" MODELS_TAIL, names);
+	expect_one(text, 6, "pool 'a' lists 257 models; at most 256");
+}
+
+Test(conf, at_most_64_pools, .timeout = 10)
+{
+	static char text[64 * 1024];
+	size_t n = (size_t)snprintf(text, sizeof text, "listen: 127.0.0.1:0\n"
+				    "classes:\n  standard: { pools: [p0] }\npools:\n");
+	for (int i = 0; i < CONF_POOLS_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof text - n,
+				      "  p%d: { slice: elastic, backends: [ { address: 127.0.0.1:%d, max_inflight: 1 } ] }\n",
+				      i, 9000 + i);
+	struct conf *c = parse_ok(text);
+	cr_assert_eq(c->npools, CONF_POOLS_MAX);
+	conf_destroy(c);
+	snprintf(text + n, sizeof text - n,
+		 "  p64: { slice: elastic, backends: [ { address: 127.0.0.1:9999, max_inflight: 1 } ] }\n");
+	expect_one(text, 5 + CONF_POOLS_MAX, "pools: at most 64 pools (pool 'p64' is one more)");
+}

@@ -257,3 +257,28 @@ Test(openai, usage_from_the_end_of_a_response, .timeout = 5)
 	const char *none = "{\"choices\":[]}";
 	cr_assert_float_eq(gw_openai_usage_tokens(none, strlen(none)), -1, 1e-9);
 }
+
+Test(openai, a_model_name_too_long_to_keep_is_flagged, .timeout = 5)
+{
+	char json[1024];
+	char name[GW_OPENAI_MODEL_MAX + 1];
+	memset(name, 'm', sizeof(name) - 1);
+	name[GW_OPENAI_MODEL_MAX - 1] = '\0';	/* 255 bytes: kept */
+	snprintf(json, sizeof(json), "{\"model\":\"%s\"}", name);
+	struct gw_openai_body b = scan(json);
+	cr_assert_eq(b.model_len, GW_OPENAI_MODEL_MAX - 1);
+	cr_assert_not(b.model_long);
+	name[GW_OPENAI_MODEL_MAX - 1] = 'm';
+	name[GW_OPENAI_MODEL_MAX] = '\0';	/* 256 bytes: too long */
+	snprintf(json, sizeof(json), "{\"model\":\"%s\"}", name);
+	b = scan(json);
+	cr_assert_eq(b.model_len, 0);
+	cr_assert(b.model_long, "routing must not read it as no model at all");
+	snprintf(json, sizeof(json), "{\"model\":\"%s\",\"model\":\"short\"}", name);
+	b = scan(json);
+	cr_assert_eq(b.model_len, 5, "the last duplicate wins");
+	cr_assert_not(b.model_long);
+	b = scan("{\"model\":42}");
+	cr_assert_eq(b.model_len, 0);
+	cr_assert_not(b.model_long, "not a string: no model");
+}

@@ -307,7 +307,7 @@ static struct conf *with_b(const char *b_line)
 static void reload(struct fixture *f, struct conf *fresh)
 {
 	cr_assert_eq(queue_tenants_reconfigure(&f->tenants, fresh, 0), 0);
-	queue_reconfigure(&f->q, fresh);
+	cr_assert_null(queue_reconfigure(&f->q, fresh), "no model changed: nothing is taken off");
 	conf_destroy(f->conf);
 	f->conf = fresh;
 }
@@ -343,5 +343,259 @@ Test(admit, a_removed_tenants_queued_request_is_served_and_settles_against_it, .
 	cr_assert_float_eq(level(&b2->requests, 0), 1, 1e-9);
 	queue_tenant_put(&it.tenant);
 	cr_assert_null(f.tenants.retired, "its last request ended: freed");
+	teardown(&f);
+}
+
+/* ---- routing by model --------------------------------------------------- */
+
+/* Pools a and b list models; pool any lists none.  Standard may use a and
+ * b, interactive all three. */
+static const char models_yaml[] =
+	"listen: 127.0.0.1:0\n"
+	"admin_listen: 127.0.0.1:1\n"
+	"limits: { default_max_tokens: 100 }\n"
+	"classes:\n"
+	"  interactive: { max_queue: 100, max_wait_ms: 1000, pools: [a, b, any] }\n"
+	"  standard: { max_queue: 100, max_wait_ms: 5000, pools: [a, b] }\n"
+	"pools:\n"
+	"  a: { slice: elastic, models: [ma, shared], backends: [ { address: 127.0.0.1:9001, max_inflight: 2 } ] }\n"
+	"  b: { slice: elastic, models: [mb, shared], backends: [ { address: 127.0.0.1:9002, max_inflight: 2 } ] }\n"
+	"  any: { slice: elastic, backends: [ { address: 127.0.0.1:9003, max_inflight: 2 } ] }\n"
+	"tenants:\n"
+	"  a: { keys: [ { sha256: 486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7 } ], default_class: standard, max_class: interactive, requests_per_s: 10, burst: 10, tokens_per_min: 6000 }\n"
+	"  b: { keys: [ { sha256: 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 } ], default_class: standard, max_class: interactive }\n";
+
+enum { PA = 0, PB = 1, PANY = 2 };
+
+struct mfix {
+	struct conf *conf;
+	struct queue_tenants tenants;
+	struct queue q;
+	uint8_t pools[3];
+	struct queue_facts facts;
+};
+
+static void msetup(struct mfix *f)
+{
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", models_yaml, strlen(models_yaml), &f->conf, &diag), 0, "%s",
+		     diag.count ? diag.msg[0] : "");
+	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf), 0);
+	for (size_t p = 0; p < 3; p++) {
+		queue_set_pool_slots(&f->q, p, 2);
+		f->pools[p] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	}
+	f->facts = (struct queue_facts){ .body_bytes = 400, .prompt_tokens = 100, .output_tokens = -1,
+					 .deadline_ms = UINT64_MAX, .body_class = -1, .pools = f->pools };
+}
+
+static void mteardown(struct mfix *f)
+{
+	cr_assert_eq(f->q.count, 0, "items left queued");
+	for (size_t p = 0; p < 3; p++)
+		for (int k = 0; k < CONF_CLASS_COUNT; k++)
+			cr_assert_eq(f->q.pools[p].waiting[k], 0, "pool %zu still counts class %d items", p, k);
+	queue_finish(&f->q);
+	queue_tenants_finish(&f->tenants);
+	conf_destroy(f->conf);
+}
+
+static void model(struct mfix *f, const char *name)
+{
+	f->facts.model = name;
+	f->facts.model_len = name ? strlen(name) : 0;
+}
+
+Test(admit, a_request_starts_only_on_a_pool_serving_its_model, .timeout = 5)
+{
+	struct mfix f;
+	msetup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = f.tenants.v[0];
+
+	model(&f, "ma");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	cr_assert_eq(v.pool, PA);
+	model(&f, "mb");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq((int)v.action, QUEUE_START);
+	cr_assert_eq(v.pool, PB, "a comes first in the class, but does not serve mb");
+	model(&f, "shared");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.pool, PA);
+	model(&f, NULL);
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.pool, PA, "no model: any pool of the class");
+
+	/* interactive may use `any`, which lists no models: it serves all. */
+	f.facts.class_header = "interactive";
+	f.facts.class_header_len = 11;
+	model(&f, "gpt-4o");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	cr_assert_eq(v.pool, PANY);
+	f.facts.model = "";
+	f.facts.model_len = CONF_MODEL_MAX + 1;	/* a name too long to keep */
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.pool, PANY);
+	mteardown(&f);
+}
+
+Test(admit, a_model_no_pool_of_the_class_serves_is_404_and_costs_nothing, .timeout = 5)
+{
+	struct mfix f;
+	msetup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *a = f.tenants.v[0];
+
+	model(&f, "gpt-4o");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_REJECT);
+	cr_assert_eq(v.reason, QUEUE_R_MODEL_NOT_FOUND, "standard may not use `any`");
+	cr_assert_eq(v.model_len, 6);
+	cr_assert_eq(memcmp(v.model, "gpt-4o", 6), 0);
+	cr_assert_eq(v.retry_ms, 0);
+	cr_assert_float_eq(level(&a->requests, 0), 10, 1e-9, "no request charged");
+	cr_assert_float_eq(level(&a->tokens, 0), 6000, 1e-9, "no token charged");
+	cr_assert_float_eq(it.charge.requests + it.charge.tokens, 0, 1e-9);
+	/* Even with every backend down: the model is unknown, not the backends. */
+	f.pools[PA] = f.pools[PB] = 0;
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.reason, QUEUE_R_MODEL_NOT_FOUND);
+	f.facts.model = "";
+	f.facts.model_len = CONF_MODEL_MAX + 1;
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.reason, QUEUE_R_MODEL_NOT_FOUND, "too long for any list");
+
+	/* no_backend only when no pool serving the model is up. */
+	f.pools[PA] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	model(&f, "mb");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.reason, QUEUE_R_NO_BACKEND, "a is up, but only b serves mb");
+	cr_assert_float_eq(level(&a->requests, 0), 10, 1e-9);
+	model(&f, "ma");
+	queue_admit(&f.q, a, &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	cr_assert_float_eq(level(&a->requests, 0), 9, 1e-9, "served: charged");
+	mteardown(&f);
+}
+
+Test(admit, queued_items_pop_only_for_pools_serving_their_model, .timeout = 5)
+{
+	struct mfix f;
+	msetup(&f);
+	struct queue_item a1 = { 0 }, b1 = { 0 }, a2 = { 0 }, any1 = { 0 }, b2 = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *ta = f.tenants.v[0], *tb = f.tenants.v[1];
+
+	f.pools[PA] = f.pools[PB] = QUEUE_POOL_UP;	/* every slot busy */
+	model(&f, "ma");
+	queue_admit(&f.q, ta, &f.facts, 0, &a1, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT);
+	model(&f, "mb");
+	queue_admit(&f.q, ta, &f.facts, 1, &b1, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT);
+	model(&f, "ma");
+	queue_admit(&f.q, tb, &f.facts, 2, &a2, &v);
+	model(&f, NULL);
+	queue_admit(&f.q, tb, &f.facts, 3, &any1, &v);
+	cr_assert_eq(f.q.count, 4);
+	cr_assert_eq(queue_waiting_for(&f.q, PA, CONF_CLASS_STANDARD), 3);
+	cr_assert_eq(queue_waiting_for(&f.q, PB, CONF_CLASS_STANDARD), 2);
+
+	/* b frees: a newcomer for mb does not overtake b1, queued for b. */
+	f.pools[PB] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	model(&f, "mb");
+	queue_admit(&f.q, tb, &f.facts, 4, &b2, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT, "b1 waits for b already");
+
+	/* A slot of b goes, in fair order between the flows (tied: the most
+	 * recently active first), to the flow's first item that b serves:
+	 * tb's head a2 is passed over for any1, then ta's a1 for b1. */
+	cr_assert_eq(queue_pop(&f.q, PB), &any1);
+	cr_assert_eq(queue_pop(&f.q, PB), &b1, "ta's turn: its first item for b");
+	cr_assert_eq(queue_pop(&f.q, PB), &b2);
+	cr_assert_null(queue_pop(&f.q, PB), "only ma left: b serves none of it");
+	cr_assert_eq(f.q.count, 2);
+	cr_assert_eq(queue_waiting_for(&f.q, PB, CONF_CLASS_STANDARD), 0);
+	cr_assert_eq(queue_waiting_for(&f.q, PA, CONF_CLASS_STANDARD), 2);
+	cr_assert_eq(queue_next_deadline(&f.q), 5000, "a1's deadline leads the heap");
+
+	/* b is free and nobody waiting could take it: a newcomer for mb starts. */
+	model(&f, "mb");
+	queue_admit(&f.q, tb, &f.facts, 5, &b2, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	cr_assert_eq(v.pool, PB);
+
+	cr_assert_eq(queue_pop(&f.q, PA), &a1);
+	cr_assert_eq(queue_pop(&f.q, PA), &a2);
+	cr_assert_null(queue_pop(&f.q, PA));
+	cr_assert_eq(queue_next_deadline(&f.q), UINT64_MAX);
+	mteardown(&f);
+}
+
+Test(admit, a_reload_moves_queued_items_to_the_pools_now_serving_their_model, .timeout = 5)
+{
+	struct mfix f;
+	msetup(&f);
+	struct queue_item a1 = { 0 }, b1 = { 0 }, n1 = { 0 };
+	struct queue_verdict v;
+	struct queue_tenant *ta = f.tenants.v[0];
+
+	f.pools[PA] = f.pools[PB] = QUEUE_POOL_UP;
+	char ma[] = "ma", mb[] = "mb";
+	model(&f, ma);
+	queue_admit(&f.q, ta, &f.facts, 0, &a1, &v);
+	model(&f, mb);
+	queue_admit(&f.q, ta, &f.facts, 0, &b1, &v);
+	model(&f, NULL);
+	queue_admit(&f.q, ta, &f.facts, 0, &n1, &v);
+	cr_assert_eq(f.q.count, 3);
+	cr_assert_float_eq(level(&ta->requests, 0), 7, 1e-9);
+
+	/* ma is gone; b now serves shared and mb, and a serves mb too. */
+	char text[sizeof models_yaml + 64];
+	snprintf(text, sizeof text, "%s", models_yaml);
+	char *at = strstr(text, "models: [ma, shared]");
+	memcpy(at, "models: [mb, mc    ]", 20);
+	struct conf *fresh = NULL;
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &fresh, &diag), 0, "%s",
+		     diag.count ? diag.msg[0] : "");
+	struct queue_item *gone = queue_reconfigure(&f.q, fresh);
+	cr_assert_eq(gone, &a1, "no pool of standard serves ma any more");
+	cr_assert_null(gone->next);
+	cr_assert_not(a1.queued);
+	queue_refund(gone, 0);
+	cr_assert_float_eq(level(&ta->requests, 0), 8, 1e-9, "its charge comes back");
+	cr_assert_eq(f.q.count, 2);
+	cr_assert_eq(queue_waiting_for(&f.q, PA, CONF_CLASS_STANDARD), 2, "mb and the model-less one");
+	cr_assert_eq(queue_waiting_for(&f.q, PB, CONF_CLASS_STANDARD), 2);
+	cr_assert_eq(queue_pop(&f.q, PA), &b1, "a serves mb now");
+	cr_assert_eq(queue_pop(&f.q, PB), &n1);
+	conf_destroy(f.conf);
+	f.conf = fresh;
+	mteardown(&f);
+}
+
+Test(admit, without_models_anywhere_masks_are_full_and_nothing_is_counted, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	f.facts.model = "anything";
+	f.facts.model_len = 8;
+	f.pools[SPOT] = QUEUE_POOL_UP;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 0, &it, &v);
+	cr_assert_eq(v.action, QUEUE_WAIT, "a model no pool lists: no routing, no 404");
+	cr_assert_eq(it.pools, UINT64_MAX);
+	cr_assert_eq(f.q.pools[SPOT].waiting[CONF_CLASS_STANDARD], 0, "not routing: no counts kept");
+	cr_assert_eq(queue_waiting_for(&f.q, SPOT, CONF_CLASS_STANDARD), 1);
+	cr_assert_eq(queue_pop(&f.q, SPOT), &it);
 	teardown(&f);
 }
