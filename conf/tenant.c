@@ -230,7 +230,10 @@ static void parse_tenant(struct conf__loader *l, struct keyrefs *refs, size_t ti
 	conf__value_num(l, &f[RPS], ctx, 0, false, INFINITY, &t->requests_per_s);
 	t->burst = t->requests_per_s > 1 ? t->requests_per_s : 1;
 	/* A bucket shallower than one request could never admit anything. */
-	conf__value_num(l, &f[BURST], ctx, 1, false, INFINITY, &t->burst);
+	if (conf__value_num(l, &f[BURST], ctx, 1, false, INFINITY, &t->burst) && f[BURST].key &&
+	    t->requests_per_s == 0)
+		conf__err(l, f[BURST].val, "burst in %s needs requests_per_s: without a rate, requests are "
+			  "not limited and a burst means nothing", ctx);
 	conf__value_num(l, &f[TPM], ctx, 0, false, INFINITY, &t->tokens_per_min);
 }
 

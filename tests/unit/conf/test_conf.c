@@ -824,6 +824,10 @@ Test(conf, tenant_number_ranges, .timeout = 10)
 	expect_one(MINI "tenants:\n  a: { requests_per_s: 10, burst: 0.5 }\nanonymous_tenant: a\n", 9,
 		   "burst in tenant 'a' must be at least 1");
 	expect_one(MINI "tenants:\n  \"a/b\": { " KEY_A " }\n", 9, "tenant name 'a/b' may use only");
+	expect_one(MINI "tenants:\n  a: { " KEY_A ", burst: 10 }\n", 9,
+		   "burst in tenant 'a' needs requests_per_s: without a rate, requests are not limited");
+	expect_one(MINI "tenants:\n  a: { " KEY_A ", requests_per_s: 0, burst: 10 }\n", 9,
+		   "burst in tenant 'a' needs requests_per_s");
 }
 
 Test(conf, tenant_key_hashes, .timeout = 10)
