@@ -85,9 +85,7 @@ static void wait_or_refuse(struct queue *q, const struct queue_facts *f, uint64_
 {
 	const struct queue_class *qc = &q->classes[it->klass];
 	enum conf_class k = (enum conf_class)it->klass;
-	uint64_t deadline = now_ms + qc->cfg->max_wait_ms;
-	if (f->deadline_ms < qc->cfg->max_wait_ms)
-		deadline = now_ms + f->deadline_ms;
+	uint64_t deadline = it->deadline_ms;
 	uint64_t retry = 0;
 	struct queue_item *victim = NULL;
 	enum queue_check check = queue_check(q, k, it->tenant, f->body_bytes, now_ms, deadline, &retry, &victim);
@@ -110,8 +108,6 @@ static void wait_or_refuse(struct queue *q, const struct queue_facts *f, uint64_
 	/* The bound holds whatever answering the victim leads to: room was
 	 * made, and this item takes it, before anyone else can run. */
 	assert(qc->count < qc->cfg->max_queue);
-	it->deadline_ms = deadline;
-	it->bytes = f->body_bytes;
 	queue_push(q, it, now_ms);
 	v->action = QUEUE_WAIT;
 	v->victim = victim;
@@ -156,6 +152,12 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 		return;
 	it->charge.output = out < v->tokens ? out : v->tokens;
 	it->cost = v->tokens;
+	/* Set for a request that starts at once too: one whose connect fails
+	 * goes back to the queue with them (queue_requeue()). */
+	const struct conf_class_cfg *cc = q->classes[k].cfg;
+	it->deadline_ms = now_ms + (f->deadline_ms < cc->max_wait_ms ? f->deadline_ms : cc->max_wait_ms);
+	it->enqueued_ms = now_ms;
+	it->bytes = f->body_bytes;
 	if (place(q, k, f, it, &v->pool)) {
 		v->action = QUEUE_START;
 		return;

@@ -40,7 +40,7 @@ for ip in $PODS; do start_pod "$ip"; done
 
 dns_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # hosts IP...: the pods DNS lists now.
-hosts() { : >"$WORK/hosts"; for ip in "$@"; do echo "$ip vllm.churn.test" >>"$WORK/hosts"; done; }
+hosts() { local a; : >"$WORK/hosts"; for a in "$@"; do echo "$a vllm.churn.test" >>"$WORK/hosts"; done; }
 # shellcheck disable=SC2086
 hosts $PODS
 "$DNSMASQ" --keep-in-foreground --log-facility=- --port="$dns_port" --listen-address=127.0.0.1 \

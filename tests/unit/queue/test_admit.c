@@ -103,6 +103,27 @@ Test(admit, classifies_caps_charges_and_starts_on_the_first_pool_with_a_slot, .t
 	teardown(&f);
 }
 
+Test(admit, a_started_request_put_back_keeps_its_deadline_and_charge, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f);
+	struct queue_item it = { .deadline_ms = 7 };	/* left over from an earlier request */
+	struct queue_verdict v;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 1000, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START);
+	cr_assert_eq(it.deadline_ms, 1000 + 5000, "standard's max_wait_ms, from admission");
+	double tokens = level(&tenant(&f, 0)->tokens, 1000);
+
+	/* Its connect failed and every backend is busy: back at the head. */
+	cr_assert_eq(queue_requeue(&f.q, &it), 0);
+	cr_assert_null(queue_expired(&f.q, 1200), "not expired: the deadline is from its admission");
+	cr_assert_eq(queue_next_deadline(&f.q), 6000);
+	cr_assert_float_eq(level(&tenant(&f, 0)->tokens, 1200), tokens + 0.2 * 100, 1e-6,
+			   "charged once: the bucket only refills");
+	cr_assert_eq(queue_pop(&f.q, SPOT), &it);
+	teardown(&f);
+}
+
 Test(admit, refusals_cost_nothing, .timeout = 5)
 {
 	struct fixture f;
