@@ -189,6 +189,49 @@ class Failover(ClusterTest):
         self.assertEqual(sorted(logged()), [0, 0, 0, 0, 1], "the access log records the retry")
 
 
+class BackendFaults(ClusterTest):
+    def test_killed_mid_stream_restarted_and_silent_backends_hang_no_client(self):
+        gold = self.gpusim()
+        spot = self.gpusim("--time-scale", "10")
+        s = self.sluice(sluice_config(gold.addr, spot.addr, extra="timeouts: { upstream_ms: 500 }"))
+        # Killed mid-stream: the client's stream ends in an error, not a hang.
+        c = Client(s.port, timeout=10)
+        c.send(render("POST", "/v1/completions", dict(COMPLETION, max_tokens=50, stream=True)))
+        self.assertEqual(c.read_head()[0], 200)
+        spot.stop(signal.SIGKILL)
+        with self.assertRaises((EOFError, ConnectionResetError)):
+            for _ in c.iter_chunks():
+                pass
+        c.close()
+        wait_for(lambda: get_json(s.admin_port, "/status")["pools"]["spot"]["inflight"] == 0,
+                 what="the slot of the cut stream is back")
+        # Restarted on the same address: served again once its short hold ends.
+        again = self.gpusim(listen=spot.addr)
+        cl = Client(s.port)
+        wait_for(lambda: cl.request("POST", "/v1/completions", COMPLETION).status == 200, timeout=5,
+                 what="the restarted backend serves")
+        # Accepting and never answering: a 504 after upstream_ms, the slot back.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        conf = open(s.config_path).read().replace(f"address: {spot.addr}",
+                                                  f"address: 127.0.0.1:{silent.getsockname()[1]}")
+        with open(s.config_path, "w") as f:
+            f.write(conf)
+        before = len(s.lines)
+        s.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("generation 2" in l for l in s.lines[before:]), what="reload")
+        t0 = time.monotonic()
+        r = cl.request("POST", "/v1/completions", COMPLETION)
+        self.assertEqual(r.status, 504, r.body)
+        self.assertLess(time.monotonic() - t0, 3)
+        wait_for(lambda: get_json(s.admin_port, "/status")["pools"]["spot"]["inflight"] == 0,
+                 what="the slot of the silent backend's request is back")
+        cl.close()
+        silent.close()
+        self.assertGreaterEqual(get_json(again.port, "/stats")["requests"], 1)
+
+
 LOADGEN = os.environ.get("LOADGEN_BIN", os.path.join(BUILD, "bench", "loadgen"))
 
 
