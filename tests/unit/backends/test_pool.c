@@ -68,8 +68,8 @@ static void setup(struct fixture *f, unsigned a_slots, unsigned b_slots)
 	f->conf = conf_with(a_slots, b_slots);
 	cr_assert_eq(backend_set_init(&f->set, f->conf), 0);
 	cr_assert_eq(f->set.npools, 2);
-	f->gold = &f->set.pools[0];
-	f->spot = &f->set.pools[1];
+	f->gold = f->set.pools[0];
+	f->spot = f->set.pools[1];
 	f->a = f->gold->backends[0];
 	f->b = f->gold->backends[1];
 	f->c = f->spot->backends[0];
