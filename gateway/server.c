@@ -312,6 +312,11 @@ int gw_server_reload(struct gw_server *srv)
 	gw__health_sync(srv);	/* checks follow the new health sections and members */
 	struct queue_gone gone;
 	queue_reconfigure_pools(&srv->queue, fresh, from, &pools.queue, &gone);
+	/* A request in flight keeps the pools of its model, in the new
+	 * indexes, should a failed connect start it again. */
+	for (struct gw_conn *c = srv->conns; c != NULL; c = c->next)
+		if (c->classified && !c->qi.queued)
+			c->qi.pools = queue_pools_remap(c->qi.pools, from, fresh->npools);
 	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = fresh->limits.max_body_bytes,

@@ -98,6 +98,17 @@ static uint64_t remap(uint64_t m, const size_t *to)
 	return r;
 }
 
+uint64_t queue_pools_remap(uint64_t mask, const size_t *from, size_t n)
+{
+	if (mask == UINT64_MAX)
+		return mask;
+	uint64_t r = 0;
+	for (size_t i = 0; i < n; i++)
+		if (from[i] != CONF_POOL_NEW && ((mask >> from[i]) & 1))
+			r |= UINT64_C(1) << i;
+	return r;
+}
+
 struct queue_item *queue_reconfigure(struct queue *q, const struct conf *c)
 {
 	struct queue_gone gone;

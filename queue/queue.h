@@ -173,6 +173,12 @@ struct queue_gone {
 void queue_reconfigure_pools(struct queue *q, const struct conf *c, const size_t *from,
 			     struct queue_pools_next *next, struct queue_gone *gone);
 
+/* A mask of running pool indexes in the indexes of a reload's snapshot
+ * (from[0..n): conf_pool_map()): kept pools move, removed ones drop out,
+ * new ones are not in it.  UINT64_MAX (any pool) stays UINT64_MAX.  For
+ * the requests in flight, which a failed connect may start again. */
+uint64_t queue_pools_remap(uint64_t mask, const size_t *from, size_t n);
+
 /* The pools of class k (in its preference order) as a mask. */
 uint64_t queue_class_pools(const struct queue *q, enum conf_class k);
 

@@ -671,3 +671,13 @@ Test(queue, a_reorder_remaps_the_masks_and_losing_the_pool_of_a_model_is_no_back
 	free(m2);
 	teardown(&f);
 }
+
+Test(queue, a_mask_in_flight_follows_its_pools_to_their_new_indexes, .timeout = 5)
+{
+	/* Before: 0 gold, 1 spot, 2 old.  After: 0 new, 1 spot, 2 gold. */
+	const size_t from[3] = { CONF_POOL_NEW, 1, 0 };
+	cr_assert_eq(queue_pools_remap(0x1, from, 3), 0x4, "gold moved to 2");
+	cr_assert_eq(queue_pools_remap(0x3, from, 3), 0x6);
+	cr_assert_eq(queue_pools_remap(0x4, from, 3), 0, "old is gone");
+	cr_assert_eq(queue_pools_remap(UINT64_MAX, from, 3), UINT64_MAX, "any pool stays any pool");
+}
