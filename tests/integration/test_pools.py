@@ -1,6 +1,7 @@
 """Pools across a reload: added, removed, reordered, their slice changed,
 without a restart and without dropping a request in flight."""
 
+import os
 import re
 import signal
 import threading
@@ -8,6 +9,7 @@ import time
 import unittest
 
 from harness import Client, ClusterTest, get_json, metric, render, wait_for
+from test_fleet import DNSMASQ, Dns
 
 COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
 STANDARD = {"x-sluice-class": "standard"}
@@ -210,6 +212,47 @@ class PoolReload(ClusterTest):
         wait_for(lambda: all(p["inflight"] == 0 for p in get_json(s.admin_port, "/status")["pools"].values()),
                  what="every slot back")
         self.assertEqual(metric(s.admin_port, "sluice_backend_inflight"), 0)
+
+
+    @unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (scripts/setup.sh installs it)")
+    def test_pools_with_health_checks_and_discovery_come_and_go(self):
+        gold, spot, found = self.gpusim(), self.gpusim(), self.gpusim()
+        dns = Dns([("127.0.0.1", "found.pools.test")])
+        try:
+            checked = pool("gold", "reserved", [gold.addr]) + "    health: { interval_ms: 100, timeout_ms: 100 }\n"
+            spot_p = pool("spot", "elastic", [spot.addr])
+            discovered = ("  found:\n    slice: elastic\n"
+                          f"    discovery: {{ dns: found.pools.test:{found.port}, refresh_ms: 100ms }}\n")
+            extra = f"resolvers: [ 127.0.0.1:{dns.port} ]\n"
+            small = config([spot_p], ["spot"], interactive=["spot"], extra=extra)
+            full = config([discovered, checked, spot_p], ["found", "spot"], extra=extra)
+            s = self.sluice(full)
+            c = Client(s.port)
+            wait_for(lambda: c.request("POST", "/v1/completions", COMPLETION, STANDARD).headers.get(
+                "x-sluice-pool") == "found", what="a request on the discovered pool")
+            generation = 1
+            for _ in range(3):
+                # Out go the probed pool and the discovering one (a lookup
+                # may be out), and back they come.
+                generation += 1
+                out = self.reload(s, small, f"generation {generation}")
+                self.assertIn("reload: pool 'gold' removed", out)
+                self.assertIn("reload: pool 'found' removed", out)
+                self.assertEqual(c.request("POST", "/v1/completions", COMPLETION, INTERACTIVE).status, 200)
+                time.sleep(0.25)
+                generation += 1
+                out = self.reload(s, full, f"generation {generation}")
+                self.assertIn("reload: pool 'found' added (discovery of found.pools.test:", out)
+                wait_for(lambda: get_json(s.admin_port, "/status")["pools"]["found"]["backends"],
+                         what="the discovered backend back")
+                checks = metric(s.admin_port, "sluice_backend_health_checks_total", 'pool="gold"')
+                wait_for(lambda: metric(s.admin_port, "sluice_backend_health_checks_total", 'pool="gold"') > checks,
+                         what="gold checked again")
+                self.assertEqual(c.request("POST", "/v1/completions", COMPLETION, INTERACTIVE).status, 200)
+            self.assertGreaterEqual(metric(s.admin_port, "sluice_discovery_lookups_total", 'pool="found"'), 1)
+            c.close()
+        finally:
+            dns.stop()
 
 
 if __name__ == "__main__":
