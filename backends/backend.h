@@ -100,9 +100,28 @@ struct backend {
 	void *retire_arg;
 };
 
+#define BACKEND_POOL_MAGIC 0x504f4f4cu	/* "POOL" */
+/* The index of a pool a reload removed. */
+#define BACKEND_POOL_RETIRED SIZE_MAX
+
+/*
+ * One pool, allocated on its own: a reload may add, remove and reorder
+ * pools, and a backend, a slot or a request record points at its pool for
+ * as long as it lives.  A pool that a reload removes is *retired*: out of
+ * backend_set.pools (index BACKEND_POOL_RETIRED), its members retired, its
+ * config copied (the snapshot that held it is freed after the reload), and
+ * freed once nothing refers to it: `refs` counts its backends, members or
+ * retired, until they are freed, and the holds of backend_pool_hold().
+ */
 struct backend_pool {
-	const struct conf_pool *cfg;
-	size_t index;			/* in conf.pools and backend_set.pools */
+	uint32_t magic;
+	const struct conf_pool *cfg;	/* the running snapshot's; a retired pool's own copy */
+	size_t index;			/* in conf.pools and backend_set.pools; BACKEND_POOL_RETIRED */
+	bool retired;
+	unsigned refs;			/* backends pointing here, and holds */
+	struct conf_pool *last;		/* a retired pool's copy of its config (what requests read) */
+	struct backend_set *set;	/* a retired pool's set, whose list holds it */
+	struct backend_pool *next_retired;	/* in backend_set.retired */
 	struct backend **backends;	/* the members, in the order they joined */
 	size_t nbackends, cap;
 	unsigned slots;			/* sum of the members' max_inflight */
@@ -111,8 +130,23 @@ struct backend_pool {
 };
 
 struct backend_set {
-	struct backend_pool *pools;	/* same order as conf.pools */
+	struct backend_pool **pools;	/* same order as conf.pools */
 	size_t npools;
+	struct backend_pool *retired;	/* removed pools still referred to */
+};
+
+/*
+ * A reload's pools, prepared before anything changes (backend_set_prepare)
+ * and committed after (backend_set_commit), or discarded.  from[i] is the
+ * index before the reload of the i-th pool of the new snapshot, or
+ * CONF_POOL_NEW (conf_pool_map()).
+ */
+struct backend_set_next {
+	struct backend_pool **v;	/* [n]: the pools after the reload */
+	size_t n;
+	struct backend_pool **fresh;	/* [n]: the new pools (NULL for kept ones) */
+	struct conf_pool **last;	/* [npools before]: the config copies of removed pools */
+	size_t nold;
 };
 
 /* Build the pools of `c` with their static backends.  Returns 0 or
@@ -124,8 +158,31 @@ int backend_set_init(struct backend_set *s, const struct conf *c);
  * and backend_pool_retire(). */
 void backend_set_reconfigure(struct backend_set *s, const struct conf *c);
 
-/* Free the pools and their members.  Every connection must have been
- * closed and every slot given back before (the loop has ended). */
+/*
+ * A reload to snapshot c that may add, remove and reorder pools (matched by
+ * name: from[i], see struct backend_set_next).  Prepare allocates the new
+ * pool array, the new pools (with no members) and the config copies of the
+ * removed pools; it returns 0 or -ENOMEM and changes nothing.  Commit
+ * cannot fail: kept pools keep their members and counts under their new
+ * index, new pools join empty (gateway/fleet.c gives them members), and
+ * removed pools are retired with all their members (requests in flight on
+ * them finish).  Discard frees what prepare made when the reload does not
+ * happen.
+ */
+int backend_set_prepare(const struct backend_set *s, const struct conf *c, const size_t *from,
+			struct backend_set_next *next);
+void backend_set_commit(struct backend_set *s, const struct conf *c, struct backend_set_next *next);
+void backend_set_discard(struct backend_set_next *next);
+
+/* Keep p (retired or not) alive until backend_pool_put(); returns p. */
+struct backend_pool *backend_pool_hold(struct backend_pool *p);
+/* Let go of a hold; *pp becomes NULL (NULL: a no-op).  The last one of a
+ * retired pool frees it. */
+void backend_pool_put(struct backend_pool **pp);
+
+/* Free the pools and their members, retired pools included.  Every
+ * connection must have been closed and every slot given back before (the
+ * loop has ended). */
 void backend_set_finish(struct backend_set *s);
 
 /* The member of p at this address, or NULL. */

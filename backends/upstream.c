@@ -161,7 +161,7 @@ void backend_conn_put(struct backend_conn **bcp, uint64_t now_ms)
 void backend_set_close_idle(struct backend_set *s, uint64_t now_ms, uint64_t max_idle_ms)
 {
 	for (size_t i = 0; i < s->npools; i++) {
-		struct backend_pool *p = &s->pools[i];
+		struct backend_pool *p = s->pools[i];
 		for (size_t j = 0; j < p->nbackends; j++) {
 			struct backend *b = p->backends[j];
 			/* The list is ordered by idle_since, newest first: walk

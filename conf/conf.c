@@ -313,6 +313,65 @@ int conf_pool_find(const struct conf *c, const char *name)
 	return -1;
 }
 
+void conf_pool_map(const struct conf *old, const struct conf *next, size_t *from)
+{
+	size_t i;
+
+	for (i = 0; i < next->npools; i++) {
+		int j = conf_pool_find(old, next->pools[i].name);
+		from[i] = j < 0 ? CONF_POOL_NEW : (size_t)j;
+	}
+}
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = strdup(s);
+	if (d == NULL)
+		*failed = true;
+	return d;
+}
+
+struct conf_pool *conf_pool_copy(const struct conf_pool *p)
+{
+	struct conf_pool *c = malloc(sizeof(*c));
+	bool failed = false;
+
+	if (c == NULL)
+		return NULL;
+	*c = *p;
+	c->backends = NULL;
+	c->nbackends = 0;
+	c->models = NULL;
+	c->nmodels = 0;
+	c->discovery.dns_host = NULL;
+	c->gpu_model = c->mig_profile = NULL;
+	c->name = dup_or_null(p->name, &failed);
+	c->health.path = dup_or_null(p->health.path, &failed);
+	c->upstream_bearer = dup_or_null(p->upstream_bearer, &failed);
+	if (failed) {
+		conf_pool_free_copy(c);
+		return NULL;
+	}
+	return c;
+}
+
+void conf_pool_free_copy(struct conf_pool *p)
+{
+	if (p == NULL)
+		return;
+	free(p->name);
+	free(p->health.path);
+	if (p->upstream_bearer != NULL) {
+		explicit_bzero(p->upstream_bearer, strlen(p->upstream_bearer));
+		free(p->upstream_bearer);
+	}
+	free(p);
+}
+
 int conf__model_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
 	int d = memcmp(a, b, alen < blen ? alen : blen);

@@ -238,6 +238,23 @@ int conf_class_parse(const char *s, size_t len, enum conf_class *out);
 /* Index of the pool called `name` or -1. */
 int conf_pool_find(const struct conf *c, const char *name);
 
+/* A pool of a newer snapshot that the older one does not have. */
+#define CONF_POOL_NEW SIZE_MAX
+
+/* Pools are matched by name across a reload: from[i] is the index in
+ * `old` of the pool named like next->pools[i], or CONF_POOL_NEW.  `from`
+ * holds next->npools entries (at most CONF_POOLS_MAX). */
+void conf_pool_map(const struct conf *old, const struct conf *next, size_t *from);
+
+/*
+ * A copy of pool p that outlives its snapshot, for requests still running
+ * on a pool that a reload removed: its name, slice, upstream credential,
+ * health and outlier settings; no backends, models or discovery.  Returns
+ * NULL when out of memory.  Free with conf_pool_free_copy() (NULL-safe).
+ */
+struct conf_pool *conf_pool_copy(const struct conf_pool *p);
+void conf_pool_free_copy(struct conf_pool *p);
+
 /*
  * The pools that serve model `name` (len bytes, not necessarily
  * NUL-terminated), as a mask (bit p: pool p): those that list it and those

@@ -150,6 +150,87 @@ void gw__account_tenants_commit(struct gw_account *a, const size_t *from, struct
 	fresh->n = 0;
 }
 
+void gw__account_pools_discard(struct gw_account_pools *fresh)
+{
+	free(fresh->ttfb);
+	free(fresh->upstream);
+	free(fresh->request);
+	free(fresh->codes);
+	for (size_t t = 0; fresh->gpu_ns != NULL && t < fresh->ntenants; t++)
+		free(fresh->gpu_ns[t]);
+	free(fresh->gpu_ns);
+	memset(fresh, 0, sizeof(*fresh));
+}
+
+int gw__account_pools_prepare(const struct gw_account *a, size_t npools, size_t ntenants,
+			      struct gw_account_pools *fresh)
+{
+	(void)a;
+	memset(fresh, 0, sizeof(*fresh));
+	fresh->npools = npools;
+	fresh->ntenants = ntenants;
+	size_t cp = CONF_CLASS_COUNT * (npools + 1);
+	fresh->ttfb = calloc(cp, sizeof(*fresh->ttfb));
+	fresh->upstream = calloc(cp, sizeof(*fresh->upstream));
+	fresh->request = calloc(cp, sizeof(*fresh->request));
+	fresh->codes = calloc((CONF_CLASS_COUNT + 1) * (npools + 1) * NSTATUS, sizeof(*fresh->codes));
+	fresh->gpu_ns = calloc(ntenants ? ntenants : 1, sizeof(*fresh->gpu_ns));
+	bool ok = fresh->ttfb && fresh->upstream && fresh->request && fresh->codes && fresh->gpu_ns;
+	for (size_t t = 0; ok && t < ntenants; t++)
+		ok = (fresh->gpu_ns[t] = calloc(npools ? npools : 1, sizeof(**fresh->gpu_ns))) != NULL;
+	if (!ok) {
+		gw__account_pools_discard(fresh);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cp; i++) {
+		gw_hist_init(&fresh->ttfb[i]);
+		gw_hist_init(&fresh->upstream[i]);
+		gw_hist_init(&fresh->request[i]);
+	}
+	return 0;
+}
+
+void gw__account_pools_commit(struct gw_account *a, const size_t *from, struct gw_account_pools *fresh)
+{
+	size_t n = fresh->npools, was = a->npools;
+	/* Column i of the new arrays is column from[i] of the old ones; the
+	 * last column, pool "none", stays the last. */
+	for (int k = 0; k <= CONF_CLASS_COUNT; k++) {
+		for (size_t i = 0; i <= n; i++) {
+			size_t o = i == n ? was : from[i];
+			if (o == CONF_POOL_NEW)
+				continue;
+			memcpy(&fresh->codes[((size_t)k * (n + 1) + i) * NSTATUS],
+			       &a->codes[((size_t)k * (was + 1) + o) * NSTATUS], NSTATUS * sizeof(*a->codes));
+			if (k == CONF_CLASS_COUNT)
+				continue;
+			fresh->ttfb[(size_t)k * (n + 1) + i] = a->ttfb[(size_t)k * (was + 1) + o];
+			fresh->upstream[(size_t)k * (n + 1) + i] = a->upstream[(size_t)k * (was + 1) + o];
+			fresh->request[(size_t)k * (n + 1) + i] = a->request[(size_t)k * (was + 1) + o];
+		}
+	}
+	for (size_t t = 0; t < a->ntenants && t < fresh->ntenants; t++) {
+		for (size_t i = 0; i < n; i++)
+			if (from[i] != CONF_POOL_NEW)
+				fresh->gpu_ns[t][i] = a->tenants[t].gpu_ns[from[i]];
+		free(a->tenants[t].gpu_ns);
+		a->tenants[t].gpu_ns = fresh->gpu_ns[t];
+		fresh->gpu_ns[t] = NULL;
+	}
+	free(a->ttfb);
+	free(a->upstream);
+	free(a->request);
+	free(a->codes);
+	a->ttfb = fresh->ttfb;
+	a->upstream = fresh->upstream;
+	a->request = fresh->request;
+	a->codes = fresh->codes;
+	a->npools = n;
+	fresh->ttfb = fresh->upstream = fresh->request = NULL;
+	fresh->codes = NULL;
+	gw__account_pools_discard(fresh);
+}
+
 void gw__account_finish(struct gw_account *a)
 {
 	gw__alog_close(&a->alog);
@@ -283,7 +364,10 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 	uint64_t t_end = uv_hrtime();
 	int k = c->classified ? c->qi.klass : CONF_CLASS_COUNT;
 	size_t pool = r->pool ? r->pool->index : a->npools;
-	if (r->status >= 100 && r->status < 600)
+	/* A pool a reload removed left /metrics with its series: its last
+	 * requests count everywhere else (rejections, the access log). */
+	bool pool_gone = pool == BACKEND_POOL_RETIRED;
+	if (r->status >= 100 && r->status < 600 && !pool_gone)
 		a->codes[((size_t)k * (a->npools + 1) + pool) * NSTATUS + (r->status - 100)]++;
 	if (r->reason < GW_R_COUNT)
 		a->rejections[k][r->reason]++;
@@ -297,10 +381,10 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 			ta->tokens_estimated += r->tokens_estimated;
 			if (r->tokens_reported >= 0)
 				ta->tokens_reported += r->tokens_reported;
-			if (r->pool && r->t_upstream_end > r->t_dispatch)
+			if (r->pool && !pool_gone && r->t_upstream_end > r->t_dispatch)
 				ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
 		}
-		if (a->histograms) {
+		if (a->histograms && !pool_gone) {
 			size_t cp = gw__account_cp(a, k, pool);
 			uint64_t total = t_end - r->t_start;
 			if (r->t_first_byte)

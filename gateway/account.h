@@ -54,9 +54,11 @@ struct gw_reqrec {
 	uint64_t bytes_in, bytes_out;
 	double tokens_estimated;	/* charged at admission */
 	double tokens_reported;		/* from the response's usage; < 0: none */
-	/* Where it was sent, copied: a backend may be retired and freed
-	 * before the request's line is written. */
-	const struct backend_pool *pool;	/* NULL: not sent */
+	/* Where it was sent.  The pool is held (backend_pool_hold()) until
+	 * the connection's next request or its close, since a reload may
+	 * retire it; the backend's name is copied: a backend may be retired
+	 * and freed before the request's line is written. */
+	struct backend_pool *pool;	/* NULL: not sent */
 	char backend[BACKEND_NAME_MAX];
 	uint8_t retries;		/* resent to another backend after a failed connect */
 	uint16_t status;		/* 499: the client left first */
@@ -128,6 +130,28 @@ int gw__account_tenants_prepare(const struct gw_account *a, const size_t *from, 
 				struct gw_account_tenants *fresh);
 void gw__account_tenants_commit(struct gw_account *a, const size_t *from, struct gw_account_tenants *fresh);
 void gw__account_tenants_discard(struct gw_account_tenants *fresh);
+
+/*
+ * The per-pool counters across a reload that adds, removes or reorders
+ * pools (conf_pool_map(): from[i] is the index before of the i-th pool
+ * after, or CONF_POOL_NEW).  Prepare allocates the new [class][pool]
+ * arrays and a gpu_ns array for each of the `ntenants` tenants the reload
+ * leaves (after gw__account_tenants_prepare()); it returns 0 or -ENOMEM,
+ * changing nothing.  Commit, after gw__account_tenants_commit(), moves the
+ * counters of kept pools to their new index (they go on counting under
+ * their name), drops those of removed pools and cannot fail.  Discard
+ * frees a prepared set that is not committed.
+ */
+struct gw_account_pools {
+	struct gw_hist *ttfb, *upstream, *request;
+	uint64_t *codes;
+	uint64_t **gpu_ns;		/* [ntenants][npools] */
+	size_t npools, ntenants;
+};
+int gw__account_pools_prepare(const struct gw_account *a, size_t npools, size_t ntenants,
+			      struct gw_account_pools *fresh);
+void gw__account_pools_commit(struct gw_account *a, const size_t *from, struct gw_account_pools *fresh);
+void gw__account_pools_discard(struct gw_account_pools *fresh);
 
 /* Flush the access log synchronously and free everything. */
 void gw__account_finish(struct gw_account *a);

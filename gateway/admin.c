@@ -110,7 +110,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 		if (srv->conf->classes[k].defined)
 			json_object_set_new(classes, conf_class_name((enum conf_class)k), class_status(srv, k));
 	for (size_t i = 0; i < srv->backends.npools; i++) {
-		const struct backend_pool *p = &srv->backends.pools[i];
+		const struct backend_pool *p = srv->backends.pools[i];
 		json_t *backends = json_array();
 		for (size_t j = 0; j < p->nbackends; j++) {
 			json_array_append_new(backends, backend_status(p, p->backends[j], now));

@@ -98,6 +98,7 @@ static void on_handle_closed(uv_handle_t *h)
 	struct gw_server *srv = c->srv;
 	scan_drop(c);
 	queue_tenant_put(&c->qi.tenant);	/* a request that ended with its connection */
+	backend_pool_put(&c->rec.pool);
 	free(c->model);
 	gw_http_finish(&c->http);
 	gw_buf_finish(&c->pending);
@@ -406,6 +407,7 @@ static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
 		off += used;
 		if (c->state == GW_CONN_IDLE && c->http.started) {
 			c->state = GW_CONN_HEAD;
+			backend_pool_put(&c->rec.pool);	/* the last request's */
 			c->rec = (struct gw_reqrec){ .t_start = uv_hrtime(), .active = !c->admin,
 						     .reason = GW_R_COUNT, .tokens_reported = -1 };
 			gw__conn_arm(c, c->srv->conf->timeouts.header_ms);

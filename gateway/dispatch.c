@@ -75,7 +75,7 @@ static void answer_unqueued(struct gw_conn *c, enum queue_reason why)
 		.model = c->qi.model,
 		.model_len = c->qi.model_len,
 	};
-	if (why == QUEUE_R_MODEL_NOT_FOUND)
+	if (why == QUEUE_R_MODEL_NOT_FOUND || why == QUEUE_R_NO_BACKEND)
 		v.retry_ms = 0;	/* a config change, not load: retrying will not help */
 	char msg[GW_ERROR_MSG_MAX];
 	c->state = GW_CONN_BODY;	/* read, not queued: being answered */
@@ -103,7 +103,8 @@ static void start(struct gw_conn *c, struct backend *b)
 		return;
 	}
 	c->rec.t_dispatch = uv_hrtime();
-	c->rec.pool = b->pool;
+	backend_pool_put(&c->rec.pool);	/* a retry: the pool of the failed start */
+	c->rec.pool = backend_pool_hold(b->pool);
 	memcpy(c->rec.backend, b->name, sizeof(c->rec.backend));
 	gw__account_queue(&srv->account, (enum conf_class)c->qi.klass, GW_QOUT_DISPATCHED,
 			 c->rec.t_dispatch - c->rec.t_ready);
@@ -116,7 +117,7 @@ static void kick(struct gw_defer *d)
 	uint64_t now = gw_now_ms(srv);
 	bool popped = false;
 	for (size_t p = 0; p < srv->backends.npools && srv->queue.count > 0; p++) {
-		struct backend_pool *pool = &srv->backends.pools[p];
+		struct backend_pool *pool = srv->backends.pools[p];
 		struct backend *b;
 		while (srv->queue.count > 0 && (b = backend_pool_pick(pool, now)) != NULL) {
 			struct queue_item *it = queue_pop(&srv->queue, p);
@@ -142,7 +143,7 @@ void gw__dispatch_kick(struct gw_server *srv)
 static const uint8_t *pool_view(struct gw_server *srv, uint64_t now)
 {
 	for (size_t p = 0; p < srv->backends.npools; p++) {
-		struct backend_pool *pool = &srv->backends.pools[p];
+		struct backend_pool *pool = srv->backends.pools[p];
 		struct backend *b = backend_pool_pick(pool, now);
 		srv->pool_pick[p] = b;
 		srv->pool_view[p] = b != NULL ? QUEUE_POOL_UP | QUEUE_POOL_FREE
@@ -308,7 +309,7 @@ bool gw__dispatch_retry(struct gw_conn *c)
 	/* The class's pools in its order, as a start from the queue takes
 	 * them.  The backend that failed is marked down: it is not picked. */
 	for (size_t i = 0; i < cc->npools; i++) {
-		struct backend_pool *pool = &srv->backends.pools[cc->pools[i]];
+		struct backend_pool *pool = srv->backends.pools[cc->pools[i]];
 		if (!(c->qi.pools & (UINT64_C(1) << pool->index)))
 			continue;	/* does not serve the request's model */
 		any_up |= backend_pool_has_up(pool, now);
@@ -331,7 +332,7 @@ bool gw__dispatch_retry(struct gw_conn *c)
 	return true;
 }
 
-void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone)
+void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone, enum queue_reason why)
 {
 	uint64_t now = gw_now_ms(srv);
 	while (gone != NULL) {
@@ -339,7 +340,7 @@ void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone)
 		gone = it->next;
 		it->next = NULL;
 		queue_refund(it, now);	/* never served */
-		answer_unqueued(conn_of_item(it), QUEUE_R_MODEL_NOT_FOUND);
+		answer_unqueued(conn_of_item(it), why);
 	}
 	rearm(srv);
 }

@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 
+#include "queue/admit.h"
+
 struct gw_conn;
 struct gw_server;
 struct queue_item;
@@ -41,12 +43,13 @@ void gw__dispatch_kick(struct gw_server *srv);
 bool gw__dispatch_retry(struct gw_conn *c);
 
 /*
- * After a reload: `gone` is what queue_reconfigure() returned, the queued
- * requests whose model no pool of their class serves any more (linked
- * through `next`): each is refunded and answered 404 model_not_found.  The
- * deadline timer is re-armed for what stays queued.
+ * After a reload: `gone` is a list that queue_reconfigure_pools() took off
+ * the queues (linked through `next`): each is refunded and answered `why`,
+ * QUEUE_R_NO_BACKEND (503: every pool it could use was removed) or
+ * QUEUE_R_MODEL_NOT_FOUND (404: no pool of its class serves its model any
+ * more).  The deadline timer is re-armed for what stays queued.
  */
-void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone);
+void gw__dispatch_reconfigured(struct gw_server *srv, struct queue_item *gone, enum queue_reason why);
 
 /* The client of a QUEUED connection left: off the queue, charges given back. */
 void gw__dispatch_withdraw(struct gw_conn *c);

@@ -8,6 +8,11 @@
  * timer; at most one lookup per pool is out at a time.  An answer is
  * applied only if it belongs to the pool's current discovery (`epoch`): a
  * reload that changes the name drops the answers to the old one.
+ *
+ * Each pool's state is a heap object, matched by name across reloads like
+ * its backend_pool.  A pool that a reload removes stops its timer and is
+ * freed once the timer is closed and no lookup of its is out (`out`: a
+ * lookup's callback always comes, with ARES_EDESTRUCTION at the latest).
  */
 #include <ares.h>
 #include <errno.h>
@@ -47,6 +52,9 @@ struct fleet_pool {
 	bool looking;			/* a lookup is out */
 	bool found_once;		/* members found later ramp up (slow start) */
 	bool failing;			/* the last lookup failed (logged once per run of failures) */
+	bool removed;			/* a reload removed the pool: waiting to be freed */
+	bool timer_closed;
+	unsigned out;			/* lookups out, current or not */
 	struct gw_fleet_stats stats;
 };
 
@@ -64,7 +72,7 @@ struct gw_fleet {
 	char *resolvers;		/* the channel's servers, as configured */
 	uv_timer_t ares_timer;
 	struct fleet_sock *socks;
-	struct fleet_pool *pools;	/* [npools] */
+	struct fleet_pool **pools;	/* [npools], as conf.pools */
 	size_t npools;
 	bool closed;
 };
@@ -144,7 +152,7 @@ static void members_changed(struct gw_server *srv)
 }
 
 /* The static list of cp, as a member set. */
-static void apply_static(struct gw_server *srv, struct backend_pool *p, const struct conf_pool *cp)
+static void apply_static(struct gw_server *srv, struct backend_pool *p, const struct conf_pool *cp, bool ramp)
 {
 	struct sockaddr_storage *addrs = calloc(cp->nbackends ? cp->nbackends : 1, sizeof(*addrs));
 	unsigned *slots = calloc(cp->nbackends ? cp->nbackends : 1, sizeof(*slots));
@@ -155,7 +163,7 @@ static void apply_static(struct gw_server *srv, struct backend_pool *p, const st
 			memcpy(&addrs[j], &cp->backends[j].addr.sa, sizeof(addrs[j]));
 			slots[j] = cp->backends[j].max_inflight;
 		}
-		set_members(srv, p, cp, addrs, slots, cp->nbackends, cp->backend_defaults.slow_start_ms);
+		set_members(srv, p, cp, addrs, slots, cp->nbackends, ramp ? cp->backend_defaults.slow_start_ms : 0);
 	}
 	free(addrs);
 	free(slots);
@@ -279,8 +287,16 @@ static void lookup_failed(struct fleet_pool *fp, const struct conf_pool *cp, con
 	fp->stats.last_error = why;
 	if (!fp->failing)
 		gw_warn("pool '%s': discovery of %s:%u failed (%s); keeping its %zu backends", cp->name,
-			cp->discovery.dns_host, cp->discovery.dns_port, why, fp->fleet->srv->backends.pools[fp->index].nbackends);
+			cp->discovery.dns_host, cp->discovery.dns_port, why, fp->fleet->srv->backends.pools[fp->index]->nbackends);
 	fp->failing = true;
+}
+
+static void fleet_pool_maybe_free(struct fleet_pool *fp)
+{
+	if (!fp->removed || !fp->timer_closed || fp->out > 0)
+		return;
+	fp->magic = 0;
+	free(fp);
 }
 
 static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
@@ -289,6 +305,12 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	struct fleet_pool *fp = lk->fp;
 	bool current = lk->epoch == fp->epoch;
 	free(lk);
+	fp->out--;
+	if (fp->removed) {
+		ares_freeaddrinfo(ai);
+		fleet_pool_maybe_free(fp);
+		return;
+	}
 	if (status == ARES_EDESTRUCTION || !current) {
 		if (current)
 			fp->looking = false;
@@ -341,7 +363,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		fp->failing = false;
 		fp->stats.lookups_ok++;
 		fp->stats.last_error = NULL;
-		struct backend_pool *p = &srv->backends.pools[fp->index];
+		struct backend_pool *p = srv->backends.pools[fp->index];
 		if (set_members(srv, p, cp, found, slots, n, fp->found_once ? cp->backend_defaults.slow_start_ms : 0))
 			members_changed(srv);
 		fp->found_once = true;
@@ -357,7 +379,7 @@ static void on_refresh(uv_timer_t *t)
 		abort();
 	struct gw_fleet *f = fp->fleet;
 	const struct conf_pool *cp = &f->srv->conf->pools[fp->index];
-	if (cp->discovery.dns_host == NULL || fp->looking || f->channel == NULL || f->closed)
+	if (fp->removed || cp->discovery.dns_host == NULL || fp->looking || f->channel == NULL || f->closed)
 		return;
 	struct lookup *lk = malloc(sizeof(*lk));
 	if (lk == NULL) {
@@ -368,6 +390,7 @@ static void on_refresh(uv_timer_t *t)
 	*lk = (struct lookup){ .fp = fp, .epoch = fp->epoch };
 	struct ares_addrinfo_hints hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	fp->looking = true;
+	fp->out++;
 	/* May answer before returning (a name in /etc/hosts): on_answer only
 	 * updates members and re-arms this timer, which is safe here. */
 	ares_getaddrinfo(f->channel, cp->discovery.dns_host, NULL, &hints, on_answer, lk);
@@ -376,7 +399,7 @@ static void on_refresh(uv_timer_t *t)
 
 static void schedule(struct fleet_pool *fp, uint64_t ms)
 {
-	if (!fp->fleet->closed)
+	if (!fp->fleet->closed && !fp->removed)
 		uv_timer_start(&fp->refresh, on_refresh, ms, 0);
 }
 
@@ -399,6 +422,22 @@ static bool any_discovery(const struct conf *c)
 	return false;
 }
 
+/* Its timer is set up by fleet_pool_start() (on the loop, cannot fail). */
+static struct fleet_pool *fleet_pool_create(struct gw_fleet *f)
+{
+	struct fleet_pool *fp = calloc(1, sizeof(*fp));
+	if (fp != NULL)
+		*fp = (struct fleet_pool){ .magic = FLEET_POOL_MAGIC, .fleet = f };
+	return fp;
+}
+
+static void fleet_pool_start(struct fleet_pool *fp, size_t index)
+{
+	fp->index = index;
+	uv_timer_init(fp->fleet->srv->loop, &fp->refresh);
+	fp->refresh.data = fp;
+}
+
 int gw__fleet_init(struct gw_server *srv)
 {
 	const struct conf *c = srv->conf;
@@ -410,22 +449,24 @@ int gw__fleet_init(struct gw_server *srv)
 	f->magic = FLEET_MAGIC;
 	f->srv = srv;
 	f->npools = c->npools;
+	for (size_t i = 0; i < c->npools; i++) {
+		if ((f->pools[i] = fleet_pool_create(f)) == NULL) {
+			gw__fleet_destroy(&f);
+			return -ENOMEM;
+		}
+	}
 	srv->fleet = f;
 	uv_timer_init(srv->loop, &f->ares_timer);
 	f->ares_timer.data = f;
-	for (size_t i = 0; i < f->npools; i++) {
-		struct fleet_pool *fp = &f->pools[i];
-		*fp = (struct fleet_pool){ .magic = FLEET_POOL_MAGIC, .fleet = f, .index = i };
-		uv_timer_init(srv->loop, &fp->refresh);
-		fp->refresh.data = fp;
-	}
+	for (size_t i = 0; i < f->npools; i++)
+		fleet_pool_start(f->pools[i], i);
 	/* Without a resolver the pools keep no members until a reload sets
 	 * one up; the gateway still serves its static pools. */
 	if (!any_discovery(c) || channel_open(f, c->resolvers) < 0)
 		return 0;
 	for (size_t i = 0; i < f->npools; i++)
 		if (c->pools[i].discovery.dns_host != NULL)
-			schedule(&f->pools[i], 0);
+			schedule(f->pools[i], 0);
 	return 0;
 }
 
@@ -434,10 +475,80 @@ static bool same_str(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-void gw__fleet_reload(struct gw_server *srv, const struct conf *c)
+int gw__fleet_prepare(const struct gw_server *srv, const struct conf *c, const size_t *from,
+		      struct gw_fleet_next *next)
+{
+	struct gw_fleet *f = fleet_of(srv);
+	next->n = c->npools;
+	next->v = calloc(c->npools ? c->npools : 1, sizeof(*next->v));
+	next->fresh = calloc(c->npools ? c->npools : 1, sizeof(*next->fresh));
+	bool ok = next->v != NULL && next->fresh != NULL;
+	for (size_t i = 0; ok && i < c->npools; i++) {
+		if (from[i] != CONF_POOL_NEW)
+			next->v[i] = f->pools[from[i]];
+		else
+			ok = (next->v[i] = next->fresh[i] = fleet_pool_create(f)) != NULL;
+	}
+	if (!ok) {
+		gw__fleet_discard(next);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void gw__fleet_discard(struct gw_fleet_next *next)
+{
+	for (size_t i = 0; next->fresh != NULL && i < next->n; i++)
+		free(next->fresh[i]);
+	free(next->fresh);
+	free(next->v);
+	memset(next, 0, sizeof(*next));
+}
+
+static void on_fleet_pool_closed(uv_handle_t *h)
+{
+	struct fleet_pool *fp = h->data;
+	if (fp == NULL || fp->magic != FLEET_POOL_MAGIC)
+		abort();
+	fp->timer_closed = true;
+	fleet_pool_maybe_free(fp);
+}
+
+void gw__fleet_reload(struct gw_server *srv, const struct conf *c, const size_t *from, struct gw_fleet_next *next)
 {
 	struct gw_fleet *f = fleet_of(srv);
 	const struct conf *old = srv->conf;
+	/* The pools a reload removed stop now; their state goes once libuv
+	 * and c-ares are done with it (an answer still out is dropped). */
+	bool kept[CONF_POOLS_MAX] = { false };
+	for (size_t i = 0; i < next->n; i++)
+		if (from[i] != CONF_POOL_NEW)
+			kept[from[i]] = true;
+	for (size_t i = 0; i < f->npools; i++) {
+		struct fleet_pool *fp = f->pools[i];
+		if (kept[i])
+			continue;
+		fp->removed = true;
+		fp->epoch++;
+		uv_timer_stop(&fp->refresh);
+		if (f->closed) {
+			fp->timer_closed = true;	/* closed with the fleet already */
+			fleet_pool_maybe_free(fp);
+		} else {
+			uv_close((uv_handle_t *)&fp->refresh, on_fleet_pool_closed);
+		}
+	}
+	free(f->pools);
+	f->pools = next->v;
+	f->npools = next->n;
+	for (size_t i = 0; i < f->npools; i++) {
+		if (next->fresh[i] != NULL)
+			fleet_pool_start(f->pools[i], i);
+		else
+			f->pools[i]->index = i;
+	}
+	free(next->fresh);
+	memset(next, 0, sizeof(*next));
 	/* New resolvers: a new channel; every discovering pool starts over. */
 	bool reopen = any_discovery(c) && (f->channel == NULL || !same_str(f->resolvers, c->resolvers));
 	if (reopen || !any_discovery(c))
@@ -445,21 +556,27 @@ void gw__fleet_reload(struct gw_server *srv, const struct conf *c)
 	if (reopen && channel_open(f, c->resolvers) < 0)
 		gw_warn("discovery stops until a reload sets up its resolver");
 	for (size_t i = 0; i < f->npools; i++) {
-		struct fleet_pool *fp = &f->pools[i];
-		const struct conf_pool *cp = &c->pools[i], *was = &old->pools[i];
-		struct backend_pool *p = &srv->backends.pools[i];
+		struct fleet_pool *fp = f->pools[i];
+		const struct conf_pool *cp = &c->pools[i];
+		/* A new pool: no source before, and its first members take all
+		 * their slots at once, as at start (nothing ran there to protect). */
+		const struct conf_pool *was = from[i] != CONF_POOL_NEW ? &old->pools[from[i]] : NULL;
+		struct backend_pool *p = srv->backends.pools[i];
 		if (cp->discovery.dns_host == NULL) {
 			fp->epoch++;	/* an answer still out is for the old source */
 			fp->looking = false;
 			uv_timer_stop(&fp->refresh);
-			apply_static(srv, p, cp);
+			apply_static(srv, p, cp, was != NULL);
 			continue;
 		}
 		/* Discovered members take the new default slots at once. */
 		for (size_t j = 0; j < p->nbackends; j++)
 			backend_set_slots(p->backends[j], cp->backend_defaults.max_inflight);
-		if (reopen || !same_str(cp->discovery.dns_host, was->discovery.dns_host) || cp->discovery.dns_port != was->discovery.dns_port ||
-		    cp->discovery.refresh_ms != was->discovery.refresh_ms) {
+		if (was == NULL) {
+			restart(fp);
+		} else if (reopen || !same_str(cp->discovery.dns_host, was->discovery.dns_host) ||
+			   cp->discovery.dns_port != was->discovery.dns_port ||
+			   cp->discovery.refresh_ms != was->discovery.refresh_ms) {
 			if (was->discovery.dns_host == NULL)
 				fp->found_once = true;	/* the static members were serving */
 			restart(fp);
@@ -481,7 +598,7 @@ void gw__fleet_close(struct gw_server *srv)
 	channel_close(f);	/* closes its sockets through on_sock_state */
 	uv_close((uv_handle_t *)&f->ares_timer, on_closed_noop);
 	for (size_t i = 0; i < f->npools; i++)
-		uv_close((uv_handle_t *)&f->pools[i].refresh, on_closed_noop);
+		uv_close((uv_handle_t *)&f->pools[i]->refresh, on_closed_noop);
 }
 
 void gw__fleet_destroy(struct gw_fleet **fp)
@@ -492,8 +609,11 @@ void gw__fleet_destroy(struct gw_fleet **fp)
 		return;
 	channel_close(f);
 	free(f->resolvers);
-	for (size_t i = 0; i < f->npools; i++)
-		f->pools[i].magic = 0;
+	for (size_t i = 0; f->pools != NULL && i < f->npools; i++) {
+		if (f->pools[i] != NULL)
+			f->pools[i]->magic = 0;
+		free(f->pools[i]);
+	}
 	free(f->pools);
 	f->magic = 0;
 	free(f);
@@ -504,5 +624,5 @@ const struct gw_fleet_stats *gw__fleet_stats(const struct gw_server *srv, size_t
 	const struct gw_fleet *f = srv->fleet;
 	if (f == NULL || p >= f->npools || srv->conf->pools[p].discovery.dns_host == NULL)
 		return NULL;
-	return &f->pools[p].stats;
+	return &f->pools[p]->stats;
 }

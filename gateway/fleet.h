@@ -32,6 +32,7 @@
 
 struct gw_server;
 struct gw_fleet;
+struct fleet_pool;
 
 /* Per pool, for /metrics and /status. */
 struct gw_fleet_stats {
@@ -48,14 +49,33 @@ struct gw_fleet_stats {
 int gw__fleet_init(struct gw_server *srv);
 
 /*
- * A reload is about to commit snapshot c (srv->conf is still the old one):
- * make the static pools' members match their lists (logging each change),
- * and restart discovery where a pool's name, port or refresh changed, or
- * the resolvers did.  The caller tells the queues the new slot counts.
- * Never fails: a backend that cannot be added for want of memory is logged
- * and left out until the next reload or lookup.
+ * The per-pool discovery state of a reload to snapshot c, whose pools may
+ * be added, removed and reordered (from[i]: conf_pool_map()).  Prepare
+ * allocates before anything changes (0 or -ENOMEM); gw__fleet_reload()
+ * takes it; discard frees it when the reload does not happen.
  */
-void gw__fleet_reload(struct gw_server *srv, const struct conf *c);
+struct gw_fleet_next {
+	struct fleet_pool **v;		/* [n]: the pools' states after the reload */
+	struct fleet_pool **fresh;	/* [n]: the new ones (NULL for kept ones) */
+	size_t n;
+};
+int gw__fleet_prepare(const struct gw_server *srv, const struct conf *c, const size_t *from,
+		      struct gw_fleet_next *next);
+void gw__fleet_discard(struct gw_fleet_next *next);
+
+/*
+ * A reload is about to commit snapshot c (srv->conf is still the old one;
+ * srv->backends has the new pools already, backend_set_commit()): kept
+ * pools keep their discovery state (counters, last answer, timer) under
+ * their new index, removed ones stop (an answer still out is dropped), new
+ * ones start.  Make the static pools' members match their lists (logging
+ * each change; a new pool's take all their slots at once), and restart
+ * discovery where a pool's name, port or refresh changed, or the resolvers
+ * did, or the pool is new.  The caller tells the queues the new slot
+ * counts.  Never fails: a backend that cannot be added for want of memory
+ * is logged and left out until the next reload or lookup.
+ */
+void gw__fleet_reload(struct gw_server *srv, const struct conf *c, const size_t *from, struct gw_fleet_next *next);
 
 /* Stop discovery and close its handles (at the end of a drain). */
 void gw__fleet_close(struct gw_server *srv);

@@ -309,7 +309,7 @@ void gw__health_sync(struct gw_server *srv)
 	if (srv->stopped)
 		return;
 	for (size_t i = 0; i < srv->backends.npools; i++) {
-		struct backend_pool *pool = &srv->backends.pools[i];
+		struct backend_pool *pool = srv->backends.pools[i];
 		bool want = pool->cfg->health.enabled;
 		for (size_t j = 0; j < pool->nbackends; j++) {
 			struct backend *b = pool->backends[j];
@@ -331,7 +331,7 @@ void gw__health_sync(struct gw_server *srv)
 void gw__health_stop(struct gw_server *srv)
 {
 	for (size_t i = 0; i < srv->backends.npools; i++) {
-		struct backend_pool *pool = &srv->backends.pools[i];
+		struct backend_pool *pool = srv->backends.pools[i];
 		for (size_t j = 0; j < pool->nbackends; j++)
 			if (pool->backends[j]->retire_cb == on_retired)
 				probe_stop(probe_from(pool->backends[j]->retire_arg));
@@ -362,7 +362,7 @@ void gw__health_tick(struct gw_server *srv)
 {
 	uint64_t now = gw_now_ms(srv);
 	for (size_t i = 0; i < srv->backends.npools; i++) {
-		struct backend_pool *pool = &srv->backends.pools[i];
+		struct backend_pool *pool = srv->backends.pools[i];
 		for (size_t j = 0; j < pool->nbackends; j++)
 			if (backend_outlier_returned(pool->backends[j], now))
 				gw_info("pool '%s': backend %s back from ejection", pool->cfg->name,
@@ -379,7 +379,7 @@ bool gw__health_ready(const struct gw_server *srv)
 		if (!cc->defined)
 			continue;
 		for (size_t i = 0; i < cc->npools; i++)
-			if (backend_pool_has_up(&srv->backends.pools[cc->pools[i]], now))
+			if (backend_pool_has_up(srv->backends.pools[cc->pools[i]], now))
 				return true;
 	}
 	return false;

@@ -80,7 +80,7 @@ static const char *class_label(int k)
 
 static const char *pool_label(const struct gw_server *srv, size_t p)
 {
-	return p < srv->backends.npools ? srv->backends.pools[p].cfg->name : "none";
+	return p < srv->backends.npools ? srv->backends.pools[p]->cfg->name : "none";
 }
 
 static const char *slice_label(const struct backend_pool *p)
@@ -191,7 +191,7 @@ static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
 	for (size_t t = 0; t < a->ntenants; t++) {
 		for (size_t p = 0; p < a->npools; p++) {
 			const char *kv[] = { "tenant", srv->tenants.v[t]->cfg->name, "pool", pool_label(srv, p),
-					     "slice", slice_label(&srv->backends.pools[p]), NULL };
+					     "slice", slice_label(srv->backends.pools[p]), NULL };
 			rc |= sample(o, "sluice_tenant_gpu_seconds_total", kv, (double)a->tenants[t].gpu_ns[p] / 1e9);
 		}
 	}
@@ -217,8 +217,8 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 	uint64_t now = gw_now_ms(srv);
 	int rc = family(o, "sluice_pool_slots", "gauge", "Slots of the pool (sum of max_inflight), by slice.");
 	for (size_t i = 0; i < bs->npools; i++) {
-		const char *kv[] = { "pool", bs->pools[i].cfg->name, "slice", slice_label(&bs->pools[i]), NULL };
-		rc |= sample(o, "sluice_pool_slots", kv, bs->pools[i].slots);
+		const char *kv[] = { "pool", bs->pools[i]->cfg->name, "slice", slice_label(bs->pools[i]), NULL };
+		rc |= sample(o, "sluice_pool_slots", kv, bs->pools[i]->slots);
 	}
 	rc |= family(o, "sluice_discovery_lookups_total", "counter",
 		     "DNS lookups of a pool's discovery name, by result (a failed one keeps the last set).");
@@ -226,8 +226,8 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		const struct gw_fleet_stats *fs = gw__fleet_stats(srv, i);
 		if (fs == NULL)
 			continue;
-		const char *ok[] = { "pool", bs->pools[i].cfg->name, "result", "ok", NULL };
-		const char *failed[] = { "pool", bs->pools[i].cfg->name, "result", "failed", NULL };
+		const char *ok[] = { "pool", bs->pools[i]->cfg->name, "result", "ok", NULL };
+		const char *failed[] = { "pool", bs->pools[i]->cfg->name, "result", "failed", NULL };
 		rc |= sample(o, "sluice_discovery_lookups_total", ok, (double)fs->lookups_ok);
 		rc |= sample(o, "sluice_discovery_lookups_total", failed, (double)fs->lookups_failed);
 	}
@@ -250,7 +250,7 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 	for (size_t f = 0; f < sizeof(per_backend) / sizeof(per_backend[0]); f++) {
 		rc |= family(o, per_backend[f].name, per_backend[f].type, per_backend[f].help);
 		for (size_t i = 0; i < bs->npools; i++) {
-			const struct backend_pool *p = &bs->pools[i];
+			const struct backend_pool *p = bs->pools[i];
 			for (size_t j = 0; j < p->nbackends; j++) {
 				const struct backend *b = p->backends[j];
 				double v[] = { b->inflight, backend_is_up(b, now), b->max_inflight, (double)b->requests,
@@ -265,7 +265,7 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		     "Active health checks of the backend, by result (ok, failed: a non-2xx status, a reset or "
 		     "a bad answer; timeout; refused: the connect failed), for pools with health checks.");
 	for (size_t i = 0; i < bs->npools; i++) {
-		const struct backend_pool *p = &bs->pools[i];
+		const struct backend_pool *p = bs->pools[i];
 		if (!p->cfg->health.enabled)
 			continue;
 		for (size_t j = 0; j < p->nbackends; j++) {

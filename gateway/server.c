@@ -117,17 +117,53 @@ static const char *incompatible(const struct conf *a, const struct conf *b)
 {
 	if (strcmp(a->listen.text, b->listen.text) != 0 || strcmp(a->admin_listen.text, b->admin_listen.text) != 0)
 		return "listen and admin_listen cannot change without a restart";
-	if (a->npools != b->npools)
-		return "pools cannot be added or removed without a restart";
-	for (size_t i = 0; i < a->npools; i++)
-		if (strcmp(a->pools[i].name, b->pools[i].name) != 0 || a->pools[i].slice != b->pools[i].slice)
-			return "pools (their names, order and slices) cannot change without a restart";
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
 		if (a->classes[k].defined != b->classes[k].defined)
 			return "classes cannot be added or removed without a restart";
 	if (a->metrics.tenant_histograms != b->metrics.tenant_histograms)
 		return "metrics.tenant_histograms cannot change without a restart";
 	return NULL;
+}
+
+static const char *slice_name(enum conf_slice s)
+{
+	return s == CONF_SLICE_RESERVED ? "reserved" : "elastic";
+}
+
+/* One line per pool the reload adds, removes or changes the slice of
+ * (before the commit: the running config is still srv->conf).  Backends
+ * joining and leaving kept pools are logged by fleet.c. */
+static void log_pool_changes(const struct gw_server *srv, const struct conf *fresh, const size_t *from)
+{
+	const struct conf *old = srv->conf;
+	bool kept[CONF_POOLS_MAX] = { false };
+	for (size_t i = 0; i < fresh->npools; i++) {
+		const struct conf_pool *cp = &fresh->pools[i];
+		if (from[i] == CONF_POOL_NEW) {
+			if (cp->discovery.dns_host != NULL)
+				gw_info("reload: pool '%s' added (discovery of %s:%u)", cp->name, cp->discovery.dns_host,
+					cp->discovery.dns_port);
+			else
+				gw_info("reload: pool '%s' added (%zu backend%s)", cp->name, cp->nbackends,
+					cp->nbackends == 1 ? "" : "s");
+			continue;
+		}
+		kept[from[i]] = true;
+		const struct conf_pool *was = &old->pools[from[i]];
+		if (was->slice != cp->slice)
+			gw_info("reload: pool '%s' changed: slice %s -> %s", cp->name, slice_name(was->slice),
+				slice_name(cp->slice));
+	}
+	for (size_t i = 0; i < old->npools; i++) {
+		if (kept[i])
+			continue;
+		unsigned n = srv->backends.pools[i]->inflight;
+		if (n == 0)
+			gw_info("reload: pool '%s' removed", old->pools[i].name);
+		else
+			gw_info("reload: pool '%s' removed (%u request%s in flight finish%s)", old->pools[i].name, n,
+				n == 1 ? "" : "s", n == 1 ? "es" : "");
+	}
 }
 
 /* One line per tenant the reload adds, removes or changes (before the
@@ -171,6 +207,45 @@ static void log_tenant_changes(const struct gw_server *srv, const struct queue_t
 			"unlimited) whatever key it carries", fresh->path);
 }
 
+/* What a reload allocates for pools that may be added, removed and
+ * reordered, before anything changes. */
+struct pools_next {
+	struct backend_set_next backends;
+	struct gw_fleet_next fleet;
+	struct queue_pools_next queue;
+	struct gw_account_pools account;
+	uint8_t *view;
+	struct backend **pick;
+};
+
+static void pools_discard(struct pools_next *n)
+{
+	backend_set_discard(&n->backends);
+	gw__fleet_discard(&n->fleet);
+	queue_pools_discard(&n->queue);
+	gw__account_pools_discard(&n->account);
+	free(n->view);
+	free(n->pick);
+	n->view = NULL;
+	n->pick = NULL;
+}
+
+static int pools_prepare(struct gw_server *srv, const struct conf *fresh, const size_t *from, size_t ntenants,
+			 struct pools_next *n)
+{
+	size_t np = fresh->npools ? fresh->npools : 1;
+	memset(n, 0, sizeof(*n));
+	n->view = calloc(np, sizeof(*n->view));
+	n->pick = calloc(np, sizeof(*n->pick));
+	if (n->view == NULL || n->pick == NULL || backend_set_prepare(&srv->backends, fresh, from, &n->backends) < 0 ||
+	    gw__fleet_prepare(srv, fresh, from, &n->fleet) < 0 || queue_pools_prepare(fresh->npools, &n->queue) < 0 ||
+	    gw__account_pools_prepare(&srv->account, fresh->npools, ntenants, &n->account) < 0) {
+		pools_discard(n);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int gw_server_reload(struct gw_server *srv)
 {
 	struct conf *fresh = NULL;
@@ -199,11 +274,18 @@ int gw_server_reload(struct gw_server *srv)
 	bool reopen;
 	struct queue_tenants_next tenants;
 	struct gw_account_tenants accts;
+	struct pools_next pools;
+	size_t from[CONF_POOLS_MAX];
+	conf_pool_map(srv->conf, fresh, from);
 	rc = gw__account_prepare(&srv->account, fresh, srv->loop, &log, &reopen);
 	if (rc == 0) {
 		rc = queue_tenants_prepare(&srv->tenants, fresh, &tenants);
 		if (rc == 0 && (rc = gw__account_tenants_prepare(&srv->account, tenants.from, tenants.n, &accts)) < 0)
 			queue_tenants_discard(&tenants);
+		if (rc == 0 && (rc = pools_prepare(srv, fresh, from, tenants.n, &pools)) < 0) {
+			gw__account_tenants_discard(&accts);
+			queue_tenants_discard(&tenants);
+		}
 		if (rc < 0 && reopen)
 			gw__alog_close(&log);
 	}
@@ -213,14 +295,28 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return rc;
 	}
+	log_pool_changes(srv, fresh, from);
 	log_tenant_changes(srv, &tenants);
 	gw__account_commit(&srv->account, fresh, &log, reopen);
 	gw__account_tenants_commit(&srv->account, tenants.from, &accts);
+	gw__account_pools_commit(&srv->account, from, &pools.account);
 	queue_tenants_commit(&srv->tenants, &tenants, gw_now_ms(srv));
-	backend_set_reconfigure(&srv->backends, fresh);
-	gw__fleet_reload(srv, fresh);
+	/* Pools: backends/ first (removed pools retire their members, whose
+	 * probes stop), then discovery and static members, then the queues. */
+	backend_set_commit(&srv->backends, fresh, &pools.backends);
+	free(srv->pool_view);
+	free(srv->pool_pick);
+	srv->pool_view = pools.view;
+	srv->pool_pick = pools.pick;
+	gw__fleet_reload(srv, fresh, from, &pools.fleet);
 	gw__health_sync(srv);	/* checks follow the new health sections and members */
-	struct queue_item *gone = queue_reconfigure(&srv->queue, fresh);
+	struct queue_gone gone;
+	queue_reconfigure_pools(&srv->queue, fresh, from, &pools.queue, &gone);
+	/* A request in flight keeps the pools of its model, in the new
+	 * indexes, should a failed connect start it again. */
+	for (struct gw_conn *c = srv->conns; c != NULL; c = c->next)
+		if (c->classified && !c->qi.queued)
+			c->qi.pools = queue_pools_remap(c->qi.pools, from, fresh->npools);
 	gw__slot_sync_pools(srv);
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = fresh->limits.max_body_bytes,
@@ -233,9 +329,11 @@ int gw_server_reload(struct gw_server *srv)
 	srv->generation++;
 	srv->metrics.reloads_ok++;
 	gw_info("reloaded %s: generation %llu", fresh->path, (unsigned long long)srv->generation);
-	/* Queued requests whose model is no longer served by their class are
-	 * answered now, under the new config. */
-	gw__dispatch_reconfigured(srv, gone);
+	/* Queued requests that lost every pool they could use, or whose model
+	 * is no longer served by their class, are answered now, under the new
+	 * config. */
+	gw__dispatch_reconfigured(srv, gone.no_backend, QUEUE_R_NO_BACKEND);
+	gw__dispatch_reconfigured(srv, gone.model_not_found, QUEUE_R_MODEL_NOT_FOUND);
 	gw__dispatch_kick(srv);	/* slots may have grown, and models may have moved */
 	return 0;
 }

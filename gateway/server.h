@@ -75,10 +75,13 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf);
 /*
  * Reload the config file (what SIGHUP does).  The new file is loaded and
  * validated; if it is invalid, or changes what cannot change in place (the
- * listeners, the set of pools, the set of classes), it is refused with a
- * logged reason and the running config stays.  Otherwise it replaces the
- * running snapshot without dropping a connection.  Backends may come and go
- * (fleet.h).  Tenants may be added, removed and changed: one line per
+ * listeners, the set of classes, metrics.tenant_histograms), it is refused
+ * with a logged reason and the running config stays.  Otherwise it replaces
+ * the running snapshot without dropping a connection.  Backends may come and
+ * go (fleet.h).  Pools may be added, removed, reordered and change slice:
+ * matched by name, a kept pool keeps its state, a removed one is retired
+ * (backend.h) and its queued requests that have no pool left are answered
+ * 503 no_backend; one line per pool says what changed.  Tenants may be added, removed and changed: one line per
  * tenant says what changed, and the requests of a removed tenant, queued or
  * in flight, finish (queue/tenant.h).  Returns 0 when applied.
  */

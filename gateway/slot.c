@@ -29,9 +29,13 @@ void gw__slot_give(struct gw_server *srv, struct gw_slot **sp)
 	*sp = NULL;
 	if (s->magic != GW_SLOT_MAGIC)
 		abort();
+	/* Read before the release, which may free a retired backend and its
+	 * retired pool.  A pool a reload removed is no longer in the queues:
+	 * its slots were forgotten there with it. */
+	size_t p = s->backend->pool->index;
 	backend_release(s->backend);
-	queue_on_release(&srv->queue, s->backend->pool->index, (enum conf_class)s->klass,
-			 gw_now_ms(srv) - s->taken_ms);
+	if (p != BACKEND_POOL_RETIRED)
+		queue_on_release(&srv->queue, p, (enum conf_class)s->klass, gw_now_ms(srv) - s->taken_ms);
 	s->magic = 0;
 	free(s);
 	gw__dispatch_kick(srv);
@@ -40,5 +44,5 @@ void gw__slot_give(struct gw_server *srv, struct gw_slot **sp)
 void gw__slot_sync_pools(struct gw_server *srv)
 {
 	for (size_t p = 0; p < srv->backends.npools; p++)
-		queue_set_pool_slots(&srv->queue, p, srv->backends.pools[p].slots);
+		queue_set_pool_slots(&srv->queue, p, srv->backends.pools[p]->slots);
 }

@@ -70,9 +70,91 @@ static void waiting_add(struct queue *q, const struct queue_item *it, int d)
 
 static void unlink_item(struct queue *q, struct queue_item *it);
 
+int queue_pools_prepare(size_t npools, struct queue_pools_next *next)
+{
+	next->n = npools;
+	next->v = calloc(npools ? npools : 1, sizeof(*next->v));
+	return next->v != NULL ? 0 : -ENOMEM;
+}
+
+void queue_pools_discard(struct queue_pools_next *next)
+{
+	free(next->v);
+	next->v = NULL;
+	next->n = 0;
+}
+
+/* Bits of mask m (old pool indexes) moved to the new indexes; removed
+ * pools drop out. */
+static uint64_t remap(uint64_t m, const size_t *to)
+{
+	uint64_t r = 0;
+	while (m != 0) {
+		int p = __builtin_ctzll(m);
+		m &= m - 1;
+		if (to[p] != CONF_POOL_NEW)
+			r |= UINT64_C(1) << to[p];
+	}
+	return r;
+}
+
+uint64_t queue_pools_remap(uint64_t mask, const size_t *from, size_t n)
+{
+	if (mask == UINT64_MAX)
+		return mask;
+	uint64_t r = 0;
+	for (size_t i = 0; i < n; i++)
+		if (from[i] != CONF_POOL_NEW && ((mask >> from[i]) & 1))
+			r |= UINT64_C(1) << i;
+	return r;
+}
+
 struct queue_item *queue_reconfigure(struct queue *q, const struct conf *c)
 {
+	struct queue_gone gone;
+	queue_reconfigure_pools(q, c, NULL, NULL, &gone);
+	/* The same pools: nothing loses its pools, only its model. */
+	return gone.model_not_found;
+}
+
+void queue_reconfigure_pools(struct queue *q, const struct conf *c, const size_t *from,
+			     struct queue_pools_next *next, struct queue_gone *gone)
+{
 	bool was_routing = q->routing;
+	gone->model_not_found = gone->no_backend = NULL;
+	/* to[p]: the new index of the running pool p, or CONF_POOL_NEW when the
+	 * reload removes it.  A pool that a reload keeps keeps its counts:
+	 * slots held per class, recent dispatches, how long slots are held. */
+	size_t to[CONF_POOLS_MAX];
+	bool lost = false;
+	for (size_t p = 0; p < q->npools; p++)
+		to[p] = from != NULL ? CONF_POOL_NEW : p;
+	if (from != NULL) {
+		for (size_t i = 0; i < next->n; i++) {
+			if (from[i] == CONF_POOL_NEW)
+				continue;
+			to[from[i]] = i;
+			next->v[i] = q->pools[from[i]];
+		}
+		for (size_t p = 0; p < q->npools; p++)
+			lost |= to[p] == CONF_POOL_NEW;
+		free(q->pools);
+		q->pools = next->v;
+		q->npools = next->n;
+		next->v = NULL;
+		next->n = 0;
+	}
+	/* What each queued item could use before, in the new indexes: an item
+	 * left with none of its pools lost them to this reload (no_backend). */
+	uint64_t before[CONF_CLASS_COUNT];
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		before[k] = q->classes[k].pools;
+	bool orphans = false;
+	for (size_t i = 0; lost && i < q->heap_len; i++) {
+		struct queue_item *it = q->heap[i];
+		it->lost = remap(it->pools & before[it->klass], to) == 0;
+		orphans |= it->lost;
+	}
 	q->conf = c;
 	q->routing = c->nmodels > 0;
 	for (size_t p = 0; p < q->npools; p++) {
@@ -88,36 +170,34 @@ struct queue_item *queue_reconfigure(struct queue *q, const struct conf *c)
 		for (size_t i = 0; i < c->classes[k].npools; i++)
 			q->pools[c->classes[k].pools[i]].serves[k] = true;
 	}
-	if (!was_routing && !q->routing)
-		return NULL;	/* every mask is, and stays, full */
-	/* The masks again, from each item's model; then the items left with no
-	 * pool of their class come off (flow by flow: the heap reorders as
-	 * items leave it), and the rest are counted. */
-	bool orphans = false;
-	for (size_t i = 0; i < q->heap_len; i++) {
+	/* The masks again, from each item's model (pool indexes may have
+	 * moved); then the items left with no pool of their class come off
+	 * (flow by flow: the heap reorders as items leave it), and the rest
+	 * are counted. */
+	for (size_t i = 0; (was_routing || q->routing) && i < q->heap_len; i++) {
 		struct queue_item *it = q->heap[i];
 		it->pools = it->model != NULL ? conf_model_pools(c, it->model, it->model_len) : UINT64_MAX;
 		orphans |= (it->pools & q->classes[it->klass].pools) == 0;
 	}
-	struct queue_item *gone = NULL;
 	for (int k = 0; orphans && k < CONF_CLASS_COUNT; k++) {
 		struct queue_class *qc = &q->classes[k];
 		for (struct queue_flow *f = qc->active, *fnext; f != NULL; f = fnext) {
 			fnext = f->next_active;
-			for (struct queue_item *it = f->head, *next; it != NULL; it = next) {
-				next = it->next;
-				if ((it->pools & qc->pools) != 0)
+			for (struct queue_item *it = f->head, *inext; it != NULL; it = inext) {
+				inext = it->next;
+				if (!it->lost && (it->pools & qc->pools) != 0)
 					continue;
+				struct queue_item **list = it->lost ? &gone->no_backend : &gone->model_not_found;
+				it->lost = false;
 				unlink_item(q, it);
-				it->next = gone;
-				gone = it;
+				it->next = *list;
+				*list = it;
 			}
 		}
 	}
 	if (q->routing)
 		for (size_t i = 0; i < q->heap_len; i++)
 			waiting_add(q, q->heap[i], 1);
-	return gone;
 }
 
 uint64_t queue_class_pools(const struct queue *q, enum conf_class k)

@@ -81,6 +81,7 @@ struct queue_item {
 	 * above CONF_MODEL_MAX stands for a name too long to match any list. */
 	const char *model;
 	size_t model_len;
+	bool lost;			/* queue_reconfigure_pools(): its pools were all removed */
 };
 
 struct queue_flow {
@@ -136,6 +137,47 @@ void queue_finish(struct queue *q);
  * model_not_found.
  */
 struct queue_item *queue_reconfigure(struct queue *q, const struct conf *c);
+
+/* The per-pool state of a reload that adds, removes or reorders pools,
+ * allocated before anything changes (queue_pools_prepare(): 0 or -ENOMEM)
+ * and taken by queue_reconfigure_pools(), or freed by queue_pools_discard(). */
+struct queue_pools_next {
+	struct queue_pool *v;		/* [n] */
+	size_t n;
+};
+int queue_pools_prepare(size_t npools, struct queue_pools_next *next);
+void queue_pools_discard(struct queue_pools_next *next);
+
+/* The queued items a reload takes off, each list linked through `next`. */
+struct queue_gone {
+	struct queue_item *model_not_found;	/* their class's pools no longer serve their model */
+	struct queue_item *no_backend;		/* every pool they could use was removed */
+};
+
+/*
+ * As queue_reconfigure(), for a snapshot whose pools may differ: from[i]
+ * is the running index of the new snapshot's pool i, or CONF_POOL_NEW
+ * (conf_pool_map()), and `next` holds next->n == c->npools prepared
+ * entries (taken: it is left empty).  A kept pool keeps its counts (slots
+ * held per class, recent dispatches, hold times) under its new index; a
+ * new one starts empty (its slots come with queue_set_pool_slots()); a
+ * removed one is forgotten, and so are its slots still held (the gateway
+ * does not report their release).  Queued items keep their place and
+ * deadline; their masks are worked out again in the new indexes.  Taken
+ * off and returned in *gone: the items none of whose pools (those of their
+ * class that served their model) survive the reload, and, as with
+ * queue_reconfigure(), those whose model no pool of their class serves.
+ * The caller refunds them (queue_refund) and answers them.  With from and
+ * next NULL, the pools are the same, in the same order.
+ */
+void queue_reconfigure_pools(struct queue *q, const struct conf *c, const size_t *from,
+			     struct queue_pools_next *next, struct queue_gone *gone);
+
+/* A mask of running pool indexes in the indexes of a reload's snapshot
+ * (from[0..n): conf_pool_map()): kept pools move, removed ones drop out,
+ * new ones are not in it.  UINT64_MAX (any pool) stays UINT64_MAX.  For
+ * the requests in flight, which a failed connect may start again. */
+uint64_t queue_pools_remap(uint64_t mask, const size_t *from, size_t n);
 
 /* The pools of class k (in its preference order) as a mask. */
 uint64_t queue_class_pools(const struct queue *q, enum conf_class k);

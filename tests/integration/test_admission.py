@@ -248,10 +248,10 @@ class Reload(ClusterTest):
         self.assertRegex(out, re.escape(path) + r":\d+: ")
         self.assertEqual(c.request("POST", "/v1/completions", BODY, bearer("sk-chat2")).status, 200)
         # a change of shape needs a restart, and says so
-        out = reload(added.replace("max_inflight: 8 } ]\n  spot", "max_inflight: 8 } ]\n  extra:\n    slice: elastic\n"
-                                   "    backends: [ { address: 127.0.0.1:1, max_inflight: 1 } ]\n  spot"),
-                     "reload refused")
-        self.assertIn("pools cannot be added or removed without a restart", out)
+        moved = added.replace("\nlisten: 127.0.0.1:0", "\nlisten: 127.0.0.1:1", 1)
+        self.assertNotEqual(moved, added)
+        out = reload(moved, "reload refused")
+        self.assertIn("listen and admin_listen cannot change without a restart", out)
         self.assertEqual(metric(s.admin_port, "sluice_config_generation"), 2)
         self.assertEqual(metric(s.admin_port, "sluice_config_reloads_total", 'result="ok"'), 1)
         self.assertEqual(metric(s.admin_port, "sluice_config_reloads_total", 'result="error"'), 2)

@@ -54,8 +54,8 @@ static void setup(struct fixture *f, unsigned nb, const char *sections)
 	int rc = conf_parse("t.yaml", text, strlen(text), &f->conf, &diag);
 	cr_assert_eq(rc, 0, "%s", diag.count ? diag.msg[0] : "");
 	cr_assert_eq(backend_set_init(&f->set, f->conf), 0);
-	f->gpu = &f->set.pools[0];
-	f->bare = &f->set.pools[1];
+	f->gpu = f->set.pools[0];
+	f->bare = f->set.pools[1];
 	for (unsigned i = 0; i < nb; i++)
 		f->b[i] = f->gpu->backends[i];
 }

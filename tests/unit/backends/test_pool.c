@@ -68,8 +68,8 @@ static void setup(struct fixture *f, unsigned a_slots, unsigned b_slots)
 	f->conf = conf_with(a_slots, b_slots);
 	cr_assert_eq(backend_set_init(&f->set, f->conf), 0);
 	cr_assert_eq(f->set.npools, 2);
-	f->gold = &f->set.pools[0];
-	f->spot = &f->set.pools[1];
+	f->gold = f->set.pools[0];
+	f->spot = f->set.pools[1];
 	f->a = f->gold->backends[0];
 	f->b = f->gold->backends[1];
 	f->c = f->spot->backends[0];
@@ -421,5 +421,120 @@ Test(pool, slow_start_ramps_a_newcomers_slots, .timeout = 5)
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(dispatch(f.gold, 11000), nb, "all ten after slow_start_ms");
 	cr_assert_null(dispatch(f.gold, 11000));
+	teardown(&f);
+}
+
+static struct conf *parse(const char *text)
+{
+	struct conf *c = NULL;
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &c, &diag), 0, "%s", diag.count ? diag.msg[0] : "");
+	return c;
+}
+
+/* spot goes first, gold is removed, fresh joins (empty: gateway/fleet.c
+ * gives it its members). */
+static const char without_gold[] =
+	"listen: 127.0.0.1:0\n"
+	"admin_listen: 127.0.0.1:1\n"
+	"pools:\n"
+	"  spot: { slice: reserved, backends: [ { address: 127.0.0.1:9003, max_inflight: 1 } ] }\n"
+	"  fresh: { slice: elastic, backends: [ { address: 127.0.0.1:9004, max_inflight: 2 } ] }\n"
+	"classes:\n"
+	"  interactive: { pools: [fresh, spot] }\n"
+	"  standard: { pools: [fresh] }\n";
+
+Test(pool, a_reload_moves_kept_pools_and_retires_removed_ones_while_slots_are_held, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 2, 2);
+	struct conf *next = parse(without_gold);
+	size_t from[CONF_POOLS_MAX];
+	conf_pool_map(f.conf, next, from);
+	cr_assert_eq(from[0], 1, "spot was pool 1");
+	cr_assert_eq(from[1], CONF_POOL_NEW);
+
+	/* Requests in flight: two on gold (A), one on spot; a record of a
+	 * finished gold request still names its pool. */
+	cr_assert_eq(dispatch(f.gold, 0), f.a);
+	cr_assert_eq(dispatch(f.gold, 0), f.b);
+	backend_acquire(f.a);
+	cr_assert_eq(dispatch(f.spot, 0), f.c);
+	struct backend_pool *record = backend_pool_hold(f.gold);
+
+	struct backend_set_next prep;
+	cr_assert_eq(backend_set_prepare(&f.set, next, from, &prep), 0);
+	cr_assert_eq(f.set.pools[0], f.gold, "prepare changes nothing");
+	backend_set_commit(&f.set, next, &prep);
+	cr_assert_eq(f.set.npools, 2);
+	cr_assert_eq(f.set.pools[0], f.spot, "a kept pool is the same object, under its new index");
+	cr_assert_eq(f.spot->index, 0);
+	cr_assert_eq(f.spot->cfg, &next->pools[0]);
+	cr_assert_eq(f.spot->inflight, 1, "and keeps its counts");
+	cr_assert_eq(f.spot->nbackends, 1);
+	struct backend_pool *fresh = f.set.pools[1];
+	cr_assert_str_eq(fresh->cfg->name, "fresh");
+	cr_assert_eq(fresh->nbackends, 0);
+	cr_assert_eq(fresh->index, 1);
+
+	/* gold is retired: out of the set, its members too, its config its own. */
+	cr_assert(f.gold->retired);
+	cr_assert_eq(f.gold->index, BACKEND_POOL_RETIRED);
+	cr_assert_eq(f.gold->nbackends, 0);
+	cr_assert(f.a->retired && f.b->retired);
+	cr_assert_eq(f.set.retired, f.gold);
+	conf_destroy(f.conf);	/* the snapshot that held gold's config */
+	f.conf = next;
+	cr_assert_str_eq(f.gold->cfg->name, "gold", "its requests still read its name");
+	cr_assert_eq(f.gold->cfg->slice, CONF_SLICE_RESERVED);
+	cr_assert_eq(f.gold->inflight, 3);
+
+	/* Slots given back one by one: the pool lives until the last one and
+	 * the record let go of it. */
+	backend_release(f.a);
+	backend_release(f.b);	/* B is freed */
+	cr_assert_eq(f.set.retired, f.gold);
+	cr_assert_eq(f.gold->inflight, 1);
+	backend_release(f.a);	/* A is freed */
+	cr_assert_eq(f.set.retired, f.gold, "the record still holds it");
+	cr_assert_str_eq(record->cfg->name, "gold");
+	backend_pool_put(&record);
+	cr_assert_null(record);
+	cr_assert_null(f.set.retired, "freed with its last reference");
+
+	backend_release(f.c);
+	teardown(&f);
+}
+
+Test(pool, a_removed_pool_with_nothing_in_flight_goes_at_once, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	struct conf *next = parse(without_gold);
+	size_t from[CONF_POOLS_MAX];
+	conf_pool_map(f.conf, next, from);
+	struct backend_set_next prep;
+	cr_assert_eq(backend_set_prepare(&f.set, next, from, &prep), 0);
+	backend_set_commit(&f.set, next, &prep);
+	cr_assert_null(f.set.retired);
+	conf_destroy(f.conf);
+	f.conf = next;
+	teardown(&f);
+}
+
+Test(pool, a_prepared_reload_that_is_discarded_changes_nothing, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	struct conf *next = parse(without_gold);
+	size_t from[CONF_POOLS_MAX];
+	conf_pool_map(f.conf, next, from);
+	struct backend_set_next prep;
+	cr_assert_eq(backend_set_prepare(&f.set, next, from, &prep), 0);
+	backend_set_discard(&prep);
+	cr_assert_eq(f.set.pools[0], f.gold);
+	cr_assert_not(f.gold->retired);
+	cr_assert_eq(f.gold->nbackends, 2);
+	conf_destroy(next);
 	teardown(&f);
 }

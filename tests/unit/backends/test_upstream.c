@@ -183,7 +183,7 @@ static void setup(struct fixture *f)
 	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &f->conf, &diag), 0,
 		     "%s", diag.count ? diag.msg[0] : "");
 	cr_assert_eq(backend_set_init(&f->set, f->conf), 0);
-	f->b = f->set.pools[0].backends[0];
+	f->b = f->set.pools[0]->backends[0];
 }
 
 /* Every connection the test still holds must have been closed before. */
@@ -191,9 +191,9 @@ static void teardown(struct fixture *f)
 {
 	backend_set_close_idle(&f->set, 0, 0);
 	for (size_t i = 0; i < f->set.npools; i++)
-		for (size_t j = 0; j < f->set.pools[i].nbackends; j++) {
-			cr_assert_null(f->set.pools[i].backends[j]->idle);
-			cr_assert_eq(f->set.pools[i].backends[j]->nidle, 0);
+		for (size_t j = 0; j < f->set.pools[i]->nbackends; j++) {
+			cr_assert_null(f->set.pools[i]->backends[j]->idle);
+			cr_assert_eq(f->set.pools[i]->backends[j]->nidle, 0);
 		}
 	for (size_t i = 0; i < f->npeers; i++)
 		peer_close(&f->peers[i]);

@@ -63,6 +63,7 @@ static struct queue_item *item(struct fixture *f, int tenant, enum conf_class k,
 	it->cost = cost;
 	it->deadline_ms = deadline;
 	it->bytes = 100;
+	it->pools = UINT64_MAX;	/* any pool of its class, as admission sets it without models */
 	return it;
 }
 
@@ -475,4 +476,208 @@ Test(queue, a_removed_tenants_queued_requests_still_pop_in_order, .timeout = 5)
 	}
 	cr_assert_null(f.tenants.retired);
 	teardown(&f);
+}
+
+/* ---- reloads that add, remove and reorder pools ---------------------------- */
+
+static struct conf *parse_text(const char *pools, const char *classes)
+{
+	char text[4096];
+	const char *cut = strstr(base, "pools:\n"), *tenants = strstr(base, "tenants:\n");
+	char key[65];
+	uint8_t h[32];
+	queue_key_hash("sk-a", 4, h);
+	for (int i = 0; i < 32; i++)
+		sprintf(key + 2 * i, "%02x", h[i]);
+	char tenants_text[2048];
+	snprintf(tenants_text, sizeof(tenants_text), tenants, key);
+	snprintf(text, sizeof(text), "%.*s%s%s%s", (int)(cut - base), base, pools, tenants_text, classes);
+	struct conf *c = NULL;
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &c, &diag), 0, "%s", diag.count ? diag.msg[0] : "");
+	return c;
+}
+
+/* Reload f to `fresh` as the gateway does: map by name, prepare, commit. */
+static void reload_pools(struct fixture *f, struct conf *fresh, struct queue_gone *gone)
+{
+	size_t from[CONF_POOLS_MAX];
+	conf_pool_map(f->conf, fresh, from);
+	struct queue_pools_next next;
+	cr_assert_eq(queue_pools_prepare(fresh->npools, &next), 0);
+	cr_assert_eq(queue_tenants_reconfigure(&f->tenants, fresh, 0), 0);
+	queue_reconfigure_pools(&f->q, fresh, from, &next, gone);
+	cr_assert_null(next.v, "the prepared pools were taken");
+	conf_destroy(f->conf);
+	f->conf = fresh;
+}
+
+static size_t count_list(struct queue_item *it)
+{
+	size_t n = 0;
+	for (; it != NULL; it = it->next)
+		n++;
+	return n;
+}
+
+/* spot first, then a new pool; gold is gone. */
+static const char spot_then_new[] =
+	"pools:\n"
+	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
+	"  more: { slice: elastic, backends: [ { address: 127.0.0.1:9003, max_inflight: 2 } ] }\n";
+
+Test(queue, a_reload_carries_each_kept_pools_counts_by_name, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	/* Two opportunistic slots held on spot (pool 1), one interactive on gold. */
+	queue_on_dispatch(&f.q, 1, CONF_CLASS_OPPORTUNISTIC);
+	queue_on_dispatch(&f.q, 1, CONF_CLASS_OPPORTUNISTIC);
+	queue_on_release(&f.q, 1, CONF_CLASS_OPPORTUNISTIC, 400);
+	queue_on_dispatch(&f.q, 1, CONF_CLASS_OPPORTUNISTIC);
+	queue_on_dispatch(&f.q, 0, CONF_CLASS_INTERACTIVE);
+	double held = f.q.pools[1].held_ms;
+	cr_assert_gt(held, 0);
+
+	struct queue_gone gone;
+	reload_pools(&f, parse_text(spot_then_new,
+				    "classes:\n"
+				    "  interactive: { max_queue: 100, pools: [spot, more] }\n"
+				    "  standard: { max_queue: 100, pools: [more] }\n"
+				    "  opportunistic: { max_queue: 100, pools: [spot], max_slot_share: 0.25 }\n"),
+		     &gone);
+	cr_assert_null(gone.no_backend);
+	cr_assert_null(gone.model_not_found);
+	cr_assert_eq(f.q.npools, 2);
+	cr_assert_eq(f.q.pools[0].by_class[CONF_CLASS_OPPORTUNISTIC], 2, "spot keeps its slots held, now pool 0");
+	cr_assert_eq(f.q.pools[0].slots, 8, "and its slot count until told again");
+	cr_assert_float_eq(f.q.pools[0].held_ms, held, 1e-9);
+	cr_assert_float_eq(f.q.pools[0].dispatched[CONF_CLASS_OPPORTUNISTIC], 3, 1e-9);
+	cr_assert_eq(f.q.pools[1].by_class[CONF_CLASS_INTERACTIVE], 0, "the new pool starts empty");
+	cr_assert_eq(f.q.pools[1].slots, 0);
+	cr_assert(f.q.pools[1].serves[CONF_CLASS_STANDARD]);
+	cr_assert_not(f.q.pools[0].serves[CONF_CLASS_STANDARD]);
+	/* max_slot_share 0.25 of spot's 8 slots is 2: opportunistic holds 2. */
+	cr_assert_not(queue_share_allows(&f.q, 0, CONF_CLASS_OPPORTUNISTIC));
+	cr_assert_eq(queue_class_pools(&f.q, CONF_CLASS_INTERACTIVE), 3);
+	teardown(&f);
+}
+
+Test(queue, queued_requests_whose_pools_were_all_removed_come_off_the_others_keep_their_place, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	/* interactive lists gold and spot, standard only spot. */
+	struct queue_item *i1 = item(&f, 0, CONF_CLASS_INTERACTIVE, 10, 1000);
+	struct queue_item *s1 = item(&f, 2, CONF_CLASS_STANDARD, 10, 5000);
+	struct queue_item *i2 = item(&f, 1, CONF_CLASS_INTERACTIVE, 10, 900);
+	struct queue_item *s2 = item(&f, 2, CONF_CLASS_STANDARD, 10, 4000);
+	cr_assert_eq(queue_push(&f.q, i1, 0), 0);
+	cr_assert_eq(queue_push(&f.q, s1, 0), 0);
+	cr_assert_eq(queue_push(&f.q, i2, 0), 0);
+	cr_assert_eq(queue_push(&f.q, s2, 0), 0);
+
+	/* spot is removed: standard now lists gold, but its queued requests
+	 * were admitted for spot alone, which is gone. */
+	struct queue_gone gone;
+	reload_pools(&f, parse_text("pools:\n"
+				    "  gold: { slice: elastic, backends: [ { address: 127.0.0.1:9001, max_inflight: 4 } ] }\n",
+				    "classes:\n"
+				    "  interactive: { max_queue: 100, max_wait_ms: 1000, pools: [gold] }\n"
+				    "  standard: { max_queue: 100, max_wait_ms: 5000, pools: [gold] }\n"
+				    "  opportunistic: { max_queue: 100, pools: [gold] }\n"),
+		     &gone);
+	cr_assert_null(gone.model_not_found);
+	cr_assert_eq(count_list(gone.no_backend), 2);
+	for (struct queue_item *it = gone.no_backend; it != NULL; it = it->next) {
+		cr_assert(it == s1 || it == s2);
+		cr_assert_not(it->queued);
+	}
+	cr_assert_eq(f.q.count, 2);
+	cr_assert_eq(f.q.classes[CONF_CLASS_STANDARD].count, 0);
+	cr_assert_eq(queue_next_deadline(&f.q), 900, "deadlines kept");
+	/* The interactive ones keep their fair order (b's flow went active
+	 * last, so it is first among equals) on gold, now pool 0. */
+	cr_assert_eq(queue_pop(&f.q, 0), i2);
+	cr_assert_eq(queue_pop(&f.q, 0), i1);
+	cr_assert_null(queue_pop(&f.q, 0));
+	free(i1);
+	free(i2);
+	free(s1);
+	free(s2);
+	teardown(&f);
+}
+
+/* Routing by model: gold serves m1, spot m2; queued items carry masks. */
+static const char routed[] =
+	"pools:\n"
+	"  gold: { slice: reserved, models: [m1], backends: [ { address: 127.0.0.1:9001, max_inflight: 4 } ] }\n"
+	"  spot: { slice: elastic, models: [m2], backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n";
+static const char routed_classes[] =
+	"classes:\n"
+	"  interactive: { max_queue: 100, pools: [gold, spot] }\n"
+	"  standard: { max_queue: 100, pools: [spot] }\n"
+	"  opportunistic: { max_queue: 100, pools: [spot] }\n";
+
+Test(queue, a_reorder_remaps_the_masks_and_losing_the_pool_of_a_model_is_no_backend, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, all_classes);
+	struct queue_gone gone;
+	reload_pools(&f, parse_text(routed, routed_classes), &gone);
+	queue_set_pool_slots(&f.q, 0, 4);
+	queue_set_pool_slots(&f.q, 1, 8);
+	struct queue_item *m1 = item(&f, 0, CONF_CLASS_INTERACTIVE, 10, 1000);
+	struct queue_item *m2 = item(&f, 0, CONF_CLASS_INTERACTIVE, 10, 1000);
+	m1->model = "m1";
+	m1->model_len = 2;
+	m1->pools = conf_model_pools(f.conf, "m1", 2);
+	m2->model = "m2";
+	m2->model_len = 2;
+	m2->pools = conf_model_pools(f.conf, "m2", 2);
+	cr_assert_eq(m1->pools, 1);
+	cr_assert_eq(m2->pools, 2);
+	cr_assert_eq(queue_push(&f.q, m1, 0), 0);
+	cr_assert_eq(queue_push(&f.q, m2, 0), 0);
+
+	/* Reordered: spot is pool 0 now.  Nothing comes off, and each pool
+	 * still takes only its own model, under its new index. */
+	reload_pools(&f, parse_text("pools:\n"
+				    "  spot: { slice: elastic, models: [m2], backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n"
+				    "  gold: { slice: reserved, models: [m1], backends: [ { address: 127.0.0.1:9001, max_inflight: 4 } ] }\n",
+				    routed_classes),
+		     &gone);
+	cr_assert_null(gone.no_backend);
+	cr_assert_null(gone.model_not_found);
+	cr_assert_eq(m1->pools, 2, "m1's pool, gold, is pool 1 now");
+	cr_assert_eq(m2->pools, 1);
+	cr_assert_eq(queue_waiting_for(&f.q, 0, CONF_CLASS_INTERACTIVE), 1);
+	cr_assert_eq(queue_waiting_for(&f.q, 1, CONF_CLASS_INTERACTIVE), 1);
+
+	/* gold removed: m1 lost the only pool serving it (503 no_backend);
+	 * m2 stays. */
+	reload_pools(&f, parse_text("pools:\n"
+				    "  spot: { slice: elastic, models: [m2], backends: [ { address: 127.0.0.1:9002, max_inflight: 8 } ] }\n",
+				    "classes:\n"
+				    "  interactive: { max_queue: 100, pools: [spot] }\n"
+				    "  standard: { max_queue: 100, pools: [spot] }\n"
+				    "  opportunistic: { max_queue: 100, pools: [spot] }\n"),
+		     &gone);
+	cr_assert_eq(gone.no_backend, m1);
+	cr_assert_null(m1->next);
+	cr_assert_null(gone.model_not_found);
+	cr_assert_eq(queue_pop(&f.q, 0), m2);
+	free(m1);
+	free(m2);
+	teardown(&f);
+}
+
+Test(queue, a_mask_in_flight_follows_its_pools_to_their_new_indexes, .timeout = 5)
+{
+	/* Before: 0 gold, 1 spot, 2 old.  After: 0 new, 1 spot, 2 gold. */
+	const size_t from[3] = { CONF_POOL_NEW, 1, 0 };
+	cr_assert_eq(queue_pools_remap(0x1, from, 3), 0x4, "gold moved to 2");
+	cr_assert_eq(queue_pools_remap(0x3, from, 3), 0x6);
+	cr_assert_eq(queue_pools_remap(0x4, from, 3), 0, "old is gone");
+	cr_assert_eq(queue_pools_remap(UINT64_MAX, from, 3), UINT64_MAX, "any pool stays any pool");
 }
