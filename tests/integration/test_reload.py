@@ -145,13 +145,16 @@ class TenantReload(ClusterTest):
                 if not adding:
                     # a request of the tenant about to go, still running when it goes
                     inflight = Client(s.port, timeout=30)
-                    inflight.send(render("POST", "/v1/completions", dict(BODY, max_tokens=60), bearer("sk-extra")))
+                    inflight.send(render("POST", "/v1/completions", dict(BODY, max_tokens=60, stream=True),
+                                         bearer("sk-extra")))
+                    # The stream's head: admitted and running before the reload.
+                    self.assertEqual(inflight.read_head()[0], 200, f"reload {generation + 1}")
                 generation += 1
                 self.reload(s, base + extra if adding else base, generation)
                 status = self.post(s, "sk-extra").status
                 self.assertEqual(status, 200 if adding else 401, f"reload {generation}")
                 if inflight is not None:
-                    self.assertEqual(inflight.read_response().status, 200, f"reload {generation}")
+                    self.assertIn(b"data: [DONE]", b"".join(inflight.iter_chunks()), f"reload {generation}")
                     inflight.close()
         finally:
             stop.set()
