@@ -531,6 +531,15 @@ class Lifecycle(ClusterTest):
         self.assertEqual(r.headers.get("connection"), "close")
         self.assertEqual(s.p.wait(10), 0)
 
+    def test_a_sighup_as_soon_as_it_listens_reloads_it(self):
+        # Orchestrators send SIGHUP as soon as the process is up; the
+        # default action of SIGHUP would end it.
+        for _ in range(5):
+            s = self.sluice(sluice_config("127.0.0.1:1", "127.0.0.1:2"))
+            s.p.send_signal(signal.SIGHUP)
+            s.wait_line("generation 2")
+            self.assertIsNone(s.p.poll())
+
     def test_config_check_and_version(self):
         out = subprocess.run([SLUICE, "--version"], capture_output=True, text=True)
         self.assertEqual(out.returncode, 0)
