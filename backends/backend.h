@@ -10,6 +10,16 @@
  * gateway calls them only through its slot object (gateway/slot.h), which
  * also tells queue/ which class holds each slot.
  *
+ * Slots across replicas: `max_inflight` in the config is the backend's
+ * total, whatever the number of sluice replicas in front of it.  With N
+ * replicas (struct backend_set.replicas) each takes an equal share,
+ * floor(total / N) but never fewer than one (backend_slots_share()), so
+ * that N replicas together never send a backend more than its total while
+ * N <= total.  Rounding down leaves at most N - 1 slots of each backend
+ * unused; rounding up would overfill it (4 slots over 3 replicas: 2 + 2 + 2
+ * = 6 in flight), which is the very queue inside the server this ledger
+ * exists to prevent.  A change of N applies to every backend at once.
+ *
  * This folder knows nothing of tenants or classes: it answers "which backend
  * of pool P should take the next request" and keeps the counts.  The
  * snapshot it is built from (struct conf) must outlive it.
@@ -77,7 +87,8 @@ struct backend {
 	socklen_t salen;
 	struct backend_pool *pool;	/* kept when retired: its slots were counted there */
 	bool retired;
-	unsigned max_inflight;
+	unsigned total;			/* the config's max_inflight: the backend's slots, all replicas together */
+	unsigned max_inflight;		/* this replica's share of them: backend_slots_share() */
 	unsigned inflight;		/* slots held now */
 	unsigned nconns;		/* open connections, idle or in use */
 	uint64_t requests;		/* requests sent, for the metrics */
@@ -124,7 +135,8 @@ struct backend_pool {
 	struct backend_pool *next_retired;	/* in backend_set.retired */
 	struct backend **backends;	/* the members, in the order they joined */
 	size_t nbackends, cap;
-	unsigned slots;			/* sum of the members' max_inflight */
+	unsigned replicas;		/* the set's, for the members that join */
+	unsigned slots;			/* sum of the members' max_inflight (this replica's shares) */
 	unsigned inflight;		/* slots held on this pool, retired backends included */
 	size_t rotor;			/* where the next pick starts: ties go round */
 };
@@ -133,7 +145,17 @@ struct backend_set {
 	struct backend_pool **pools;	/* same order as conf.pools */
 	size_t npools;
 	struct backend_pool *retired;	/* removed pools still referred to */
+	unsigned replicas;		/* sluice replicas sharing every backend (>= 1) */
 };
+
+/* The slots one of `replicas` replicas may send a backend with `total`
+ * slots: floor(total / replicas), at least 1 (see the top of this file).
+ * replicas 0 counts as 1. */
+static inline unsigned backend_slots_share(unsigned total, unsigned replicas)
+{
+	unsigned n = replicas > 1 ? total / replicas : total;
+	return n > 0 ? n : 1;
+}
 
 /*
  * A reload's pools, prepared before anything changes (backend_set_prepare)
@@ -149,9 +171,17 @@ struct backend_set_next {
 	size_t nold;
 };
 
-/* Build the pools of `c` with their static backends.  Returns 0 or
- * -ENOMEM.  Free with backend_set_finish(). */
+/* Build the pools of `c` with their static backends, their slots split
+ * over c->replicas.count replicas.  Returns 0 or -ENOMEM.  Free with
+ * backend_set_finish(). */
 int backend_set_init(struct backend_set *s, const struct conf *c);
+
+/* Split every backend's slots over n replicas (0 counts as 1) from now
+ * on: each member's max_inflight and each pool's slots change at once.  A
+ * backend left holding more slots than its new share takes no new request
+ * until it is under it; nothing in flight is touched.  The caller tells
+ * the queues (gw__slot_sync_pools()). */
+void backend_set_replicas(struct backend_set *s, unsigned n);
 
 /* Point the pools at a new snapshot with the same pools, in the same order
  * (the caller checked).  Membership is not touched: see backend_pool_add()
@@ -189,15 +219,17 @@ void backend_set_finish(struct backend_set *s);
 struct backend *backend_pool_find(const struct backend_pool *p, const struct sockaddr *sa);
 
 /*
- * A new member of p at `sa`, with max_inflight slots, ramping up from 1 to
- * all of them over ramp_ms from now_ms (0: at once).  Returns 0 and sets
- * *out (may be NULL), or -ENOMEM (nothing changed).
+ * A new member of p at `sa`, with `total` slots across the replicas (the
+ * config's max_inflight), of which it takes its share (p->replicas),
+ * ramping up from 1 to all of the share over ramp_ms from now_ms (0: at
+ * once).  Returns 0 and sets *out (may be NULL), or -ENOMEM (nothing
+ * changed).
  */
-int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned max_inflight,
+int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned total,
 		     uint64_t now_ms, uint64_t ramp_ms, struct backend **out);
 
-/* Change a member's slots (a reload). */
-void backend_set_slots(struct backend *b, unsigned max_inflight);
+/* Change a member's total slots (a reload); it takes its share of them. */
+void backend_set_slots(struct backend *b, unsigned total);
 
 /*
  * Take b out of its pool: never picked again, its slots no longer counted,

@@ -120,6 +120,7 @@ int backend_set_init(struct backend_set *s, const struct conf *c)
 {
 	s->npools = c->npools;
 	s->retired = NULL;
+	s->replicas = c->replicas.count > 0 ? c->replicas.count : 1;
 	s->pools = calloc(c->npools ? c->npools : 1, sizeof(*s->pools));
 	if (s->pools == NULL)
 		return -ENOMEM;
@@ -132,6 +133,7 @@ int backend_set_init(struct backend_set *s, const struct conf *c)
 		}
 		p->cfg = cp;
 		p->index = i;
+		p->replicas = s->replicas;
 		for (size_t j = 0; j < cp->nbackends; j++) {
 			const struct conf_backend *cb = &cp->backends[j];
 			if (backend_pool_add(p, (const struct sockaddr *)&cb->addr.sa, cb->max_inflight, 0, 0,
@@ -216,6 +218,7 @@ void backend_set_commit(struct backend_set *s, const struct conf *c, struct back
 	for (size_t i = 0; i < next->n; i++) {
 		next->v[i]->cfg = &c->pools[i];
 		next->v[i]->index = i;
+		next->v[i]->replicas = s->replicas;
 	}
 	s->pools = next->v;
 	s->npools = next->n;
@@ -264,7 +267,7 @@ struct backend *backend_pool_find(const struct backend_pool *p, const struct soc
 	return NULL;
 }
 
-int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned max_inflight,
+int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned total,
 		     uint64_t now_ms, uint64_t ramp_ms, struct backend **out)
 {
 	if (p->nbackends == p->cap) {
@@ -284,24 +287,44 @@ int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned
 	name_of(sa, b->name, sizeof(b->name));
 	b->pool = p;
 	p->refs++;
-	b->max_inflight = max_inflight;
+	b->total = total;
+	b->max_inflight = backend_slots_share(total, p->replicas);
 	b->health.last_result = -1;
 	if (ramp_ms > 0) {
 		b->ramp_from_ms = now_ms;
 		b->ramp_ms = ramp_ms;
 	}
 	p->backends[p->nbackends++] = b;
-	p->slots += max_inflight;
+	p->slots += b->max_inflight;
 	if (out != NULL)
 		*out = b;
 	return 0;
 }
 
-void backend_set_slots(struct backend *b, unsigned max_inflight)
+/* Retired backends keep their share: they take no new request anyway. */
+static void share_set(struct backend *b, unsigned total, unsigned replicas)
 {
+	unsigned share = backend_slots_share(total, replicas);
 	if (!b->retired)
-		b->pool->slots = b->pool->slots - b->max_inflight + max_inflight;
-	b->max_inflight = max_inflight;
+		b->pool->slots = b->pool->slots - b->max_inflight + share;
+	b->total = total;
+	b->max_inflight = share;
+}
+
+void backend_set_slots(struct backend *b, unsigned total)
+{
+	share_set(b, total, b->pool->replicas);
+}
+
+void backend_set_replicas(struct backend_set *s, unsigned n)
+{
+	s->replicas = n > 0 ? n : 1;
+	for (size_t i = 0; i < s->npools; i++) {
+		struct backend_pool *p = s->pools[i];
+		p->replicas = s->replicas;
+		for (size_t j = 0; j < p->nbackends; j++)
+			share_set(p->backends[j], p->backends[j]->total, s->replicas);
+	}
 }
 
 void backend_pool_retire(struct backend *b)
@@ -329,8 +352,9 @@ void backend_pool_retire(struct backend *b)
 	maybe_free(b);
 }
 
-/* Slots b may hold now: all of them, or fewer while it ramps up after
- * joining (slow start), never fewer than one. */
+/* Slots b may hold now: all of this replica's share, or fewer while it
+ * ramps up after joining (slow start ramps the share, not the total),
+ * never fewer than one. */
 static unsigned usable_slots(const struct backend *b, uint64_t now_ms)
 {
 	if (b->ramp_ms == 0)

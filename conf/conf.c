@@ -268,6 +268,7 @@ void conf_destroy(struct conf *c)
 	free(c->anonymous_tenant);
 	free(c->access_log);
 	free(c->resolvers);
+	free(c->replicas.dns_host);
 	free(c->listen.text);
 	free(c->admin_listen.text);
 	free(c->path);

@@ -45,7 +45,7 @@ struct conf_addr {
 
 struct conf_backend {
 	struct conf_addr addr;
-	unsigned max_inflight;		/* concurrent requests sluice may send it */
+	unsigned max_inflight;		/* concurrent requests all sluice replicas together may send it */
 	int line;
 };
 
@@ -174,6 +174,21 @@ struct conf_timeouts {
 
 #define CONF_BUCKETS_MAX 40
 
+/*
+ * replicas: the sluice replicas in front of the same backends, which split
+ * every backend's max_inflight between them (backends/backend.h).  Either
+ * { count: N } or { dns: HOST:PORT, refresh_ms }: N is then the number of
+ * A and AAAA records of HOST (the gateway's own headless Service), looked
+ * up again every refresh_ms; the port is not used.  Absent: count 1.
+ */
+#define CONF_REPLICAS_MAX 1024
+struct conf_replicas {
+	unsigned count;			/* 1 by default; with dns, N until the first answer */
+	char *dns_host;			/* NULL: count is N */
+	uint16_t dns_port;
+	uint64_t refresh_ms;
+};
+
 struct conf_metrics {
 	bool histograms;		/* record latency histograms (default true) */
 	bool tenant_histograms;		/* also per tenant: cardinality grows with tenants (default false) */
@@ -203,6 +218,7 @@ struct conf {
 	/* resolvers: [ IP:PORT, ... ]: the DNS servers discovery asks, as
 	 * "IP:PORT,IP:PORT" (c-ares' form); NULL: the system's. */
 	char *resolvers;
+	struct conf_replicas replicas;
 };
 
 /* Diagnostics collected while loading; each is "FILE:LINE: message". */

@@ -107,6 +107,15 @@ static const struct conf__scalar discovery_keys[] = {
 	CONF__UINT(struct conf_discovery, refresh_ms, CONF__UNIT_MS, 5000, 100, CONF__MS_MAX),
 };
 
+/* replicas.  More replicas than this would leave every backend one slot
+ * per replica long before; the refresh is bounded like discovery's. */
+enum { REPLICAS_COUNT, REPLICAS_DNS, REPLICAS_REFRESH, NREPLICAS_KEYS };
+static const struct conf__scalar replicas_keys[NREPLICAS_KEYS] = {
+	[REPLICAS_COUNT] = CONF__UINT(struct conf_replicas, count, CONF__UNIT_NONE, 1, 1, CONF_REPLICAS_MAX),
+	[REPLICAS_DNS] = CONF__OTHER("dns"),
+	[REPLICAS_REFRESH] = CONF__UINT(struct conf_replicas, refresh_ms, CONF__UNIT_MS, 5000, 100, CONF__MS_MAX),
+};
+
 /* A pool's health checks.  Checks more often than every 100 ms would load
  * the backends more than they tell; a check must end before the next one
  * is due (timeout_ms <= interval_ms, checked below the table).  A verdict
@@ -143,6 +152,7 @@ _Static_assert(ARRAY_SIZE(limits_keys) <= SECTION_KEYS_MAX, "limits_keys is too 
 _Static_assert(ARRAY_SIZE(timeouts_keys) <= SECTION_KEYS_MAX, "timeouts_keys is too long");
 _Static_assert(ARRAY_SIZE(backend_default_keys) <= SECTION_KEYS_MAX, "backend_default_keys is too long");
 _Static_assert(ARRAY_SIZE(discovery_keys) <= SECTION_KEYS_MAX, "discovery_keys is too long");
+_Static_assert(ARRAY_SIZE(replicas_keys) <= SECTION_KEYS_MAX, "replicas_keys is too long");
 _Static_assert(ARRAY_SIZE(health_keys) <= SECTION_KEYS_MAX, "health_keys is too long");
 _Static_assert(ARRAY_SIZE(outlier_keys) <= SECTION_KEYS_MAX, "outlier_keys is too long");
 
@@ -684,6 +694,33 @@ static void parse_resolvers(struct conf__loader *l, const struct conf__field *se
 	l->c->resolvers = csv;
 }
 
+/* replicas: { count: N } or { dns: HOST:PORT, refresh_ms }, not both: two
+ * sources of N would disagree sooner or later. */
+static void parse_replicas(struct conf__loader *l, const struct conf__field *sec)
+{
+	struct conf__field f[SECTION_KEYS_MAX];
+	const yaml_node_t *m = conf__section(l, sec, NULL, YAML_MAPPING_NODE), *n;
+	struct conf_replicas *r = &l->c->replicas;
+
+	if (!m)
+		return;
+	conf__scalars_read(l, m, "replicas", replicas_keys, NREPLICAS_KEYS, r, f);
+	if (f[REPLICAS_DNS].key && f[REPLICAS_COUNT].key) {
+		conf__err(l, f[REPLICAS_DNS].key, "replicas has both count and dns: use one");
+		return;
+	}
+	if (f[REPLICAS_REFRESH].key && !f[REPLICAS_DNS].key) {
+		conf__err(l, f[REPLICAS_REFRESH].key, "replicas: refresh_ms needs dns");
+		return;
+	}
+	if (!f[REPLICAS_DNS].key && !f[REPLICAS_COUNT].key) {
+		conf__err(l, m, "replicas needs count or dns");
+		return;
+	}
+	if (f[REPLICAS_DNS].key && (n = conf__need(l, &f[REPLICAS_DNS], "replicas", m, YAML_SCALAR_NODE)))
+		read_hostport(l, n, "replicas", &r->dns_host, &r->dns_port);
+}
+
 /* ---- classes ------------------------------------------------------------ */
 
 /* The index of the pool that scalar n names, or -1. */
@@ -853,6 +890,7 @@ static void set_defaults(struct conf__loader *l)
 	conf__scalars_init(limits_keys, ARRAY_SIZE(limits_keys), &c->limits);
 	conf__scalars_init(timeouts_keys, ARRAY_SIZE(timeouts_keys), &c->timeouts);
 	conf__scalars_init(metrics_keys, NMETRICS_KEYS, &c->metrics);
+	conf__scalars_init(replicas_keys, NREPLICAS_KEYS, &c->replicas);
 	c->metrics.nbuckets = ARRAY_SIZE(buckets);
 	memcpy(c->metrics.buckets, buckets, sizeof buckets);
 	if (conf__addr_resolve(admin, strlen(admin), true, &c->admin_listen, why, sizeof why) < 0)
@@ -880,7 +918,7 @@ static void parse_listen(struct conf__loader *l, const struct conf__field *liste
 void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 {
 	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, METRICS,
-	       ACCESS_LOG, RESOLVERS, N };
+	       ACCESS_LOG, RESOLVERS, REPLICAS, N };
 	struct conf__field f[N] = {
 		[LISTEN] = { .name = "listen" },
 		[ADMIN] = { .name = "admin_listen" },
@@ -893,6 +931,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 		[METRICS] = { .name = "metrics" },
 		[ACCESS_LOG] = { .name = "access_log" },
 		[RESOLVERS] = { .name = "resolvers" },
+		[REPLICAS] = { .name = "replicas" },
 	};
 
 	set_defaults(l);
@@ -913,4 +952,5 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	parse_metrics(l, &f[METRICS]);
 	parse_access_log(l, &f[ACCESS_LOG]);
 	parse_resolvers(l, &f[RESOLVERS]);
+	parse_replicas(l, &f[REPLICAS]);
 }

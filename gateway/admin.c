@@ -81,8 +81,8 @@ static json_t *backend_status(const struct backend_pool *p, const struct backend
 		if (h->last_status != 0)
 			json_object_set_new(last, "http_status", json_integer(h->last_status));
 	}
-	json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:I, s:s, s:o, s:b, s:I, s:b}",
-		"address", b->name, "slots", (json_int_t)b->max_inflight,
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:s, s:o, s:b, s:I, s:b}",
+		"address", b->name, "slots", (json_int_t)b->max_inflight, "max_inflight", (json_int_t)b->total,
 		"inflight", (json_int_t)b->inflight, "up", backend_is_up(b, now),
 		"idle_connections", (json_int_t)b->nidle,
 		"health", !p->cfg->health.enabled ? "off" : h->down ? "down" : "up",
@@ -92,6 +92,20 @@ static json_t *backend_status(const struct backend_pool *p, const struct backend
 		"connect_failing", now < b->down_until_ms);
 	if (now < b->outlier.until_ms)
 		json_object_set_new(o, "ejected_for_ms", json_integer((json_int_t)(b->outlier.until_ms - now)));
+	return o;
+}
+
+/* How many replicas split the backends' slots, and where N comes from. */
+static json_t *replicas_status(const struct gw_server *srv)
+{
+	const struct conf_replicas *r = &srv->conf->replicas;
+	const struct gw_fleet_stats *fs = gw__fleet_replica_stats(srv);
+	json_t *o = json_pack("{s:I, s:s}", "count", (json_int_t)srv->backends.replicas, "source",
+			      r->dns_host != NULL ? "dns" : "count");
+	if (o != NULL && fs != NULL)
+		json_object_update_new(o, json_pack("{s:s, s:I, s:I, s:I, s:s?}", "dns", r->dns_host,
+			"refresh_ms", (json_int_t)r->refresh_ms, "lookups_ok", (json_int_t)fs->lookups_ok,
+			"lookups_failed", (json_int_t)fs->lookups_failed, "last_error", fs->last_error));
 	return o;
 }
 
@@ -156,6 +170,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 	json_object_set_new(root, "draining", json_boolean(srv->draining));
 	json_object_set_new(root, "connections", json_integer(srv->nconns));
 	json_object_set_new(root, "bucket_bounds_seconds", bounds);
+	json_object_set_new(root, "replicas", replicas_status(srv));
 	json_object_set_new(root, "classes", classes);
 	json_object_set_new(root, "pools", pools);
 	json_object_set_new(root, "tenants", tenants);

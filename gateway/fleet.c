@@ -9,6 +9,12 @@
  * applied only if it belongs to the pool's current discovery (`epoch`): a
  * reload that changes the name drops the answers to the old one.
  *
+ * The same channel counts the sluice replicas when `replicas: { dns }` is
+ * set: one more lookup, of the gateway's own headless Service, with its own
+ * timer and epoch (struct fleet_self); the number of distinct addresses it
+ * answers is N, and every backend's slots are split over N at once
+ * (backend_set_replicas()).  A failed or empty answer keeps the last N.
+ *
  * Each pool's state is a heap object, matched by name across reloads like
  * its backend_pool.  A pool that a reload removes stops its timer and is
  * freed once the timer is closed and no lookup of its is out (`out`: a
@@ -16,6 +22,7 @@
  */
 #include <ares.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +72,17 @@ struct lookup {
 	uint64_t epoch;
 };
 
+/* The count of replicas from DNS.  Part of the fleet: it lives as long as
+ * the fleet, and its lookups are cancelled (their callbacks run) when the
+ * channel is destroyed, before the fleet is freed. */
+struct fleet_self {
+	uv_timer_t refresh;
+	uint64_t epoch;
+	bool looking;
+	bool failing;
+	struct gw_fleet_stats stats;
+};
+
 struct gw_fleet {
 	uint32_t magic;
 	struct gw_server *srv;
@@ -74,6 +92,7 @@ struct gw_fleet {
 	struct fleet_sock *socks;
 	struct fleet_pool **pools;	/* [npools], as conf.pools */
 	size_t npools;
+	struct fleet_self self;
 	bool closed;
 };
 
@@ -124,9 +143,9 @@ static bool set_members(struct gw_server *srv, struct backend_pool *p, const str
 	for (size_t j = 0; j < n; j++) {
 		struct backend *b = backend_pool_find(p, (const struct sockaddr *)&addrs[j]);
 		if (b != NULL) {
-			if (b->max_inflight != slots[j]) {
+			if (b->total != slots[j]) {
 				gw_info("pool '%s': backend %s max_inflight %u -> %u", cp->name, b->name,
-					b->max_inflight, slots[j]);
+					b->total, slots[j]);
 				backend_set_slots(b, slots[j]);
 				changed = true;
 			}
@@ -137,7 +156,10 @@ static bool set_members(struct gw_server *srv, struct backend_pool *p, const str
 			gw_error("pool '%s': a backend not added: out of memory", cp->name);
 			continue;
 		}
-		gw_info("pool '%s': backend %s added (%u slots%s)", cp->name, b->name, slots[j],
+		char share[48] = "";
+		if (b->max_inflight != b->total)
+			snprintf(share, sizeof(share), ", %u for this replica", b->max_inflight);
+		gw_info("pool '%s': backend %s added (%u slots%s%s)", cp->name, b->name, slots[j], share,
 			ramp_ms ? ", slow start" : "");
 		changed = true;
 	}
@@ -412,10 +434,119 @@ static void restart(struct fleet_pool *fp)
 	schedule(fp, 0);
 }
 
+/* ---- the count of replicas ------------------------------------------------------ */
+
+static void on_self_refresh(uv_timer_t *t);
+
+static void self_schedule(struct gw_fleet *f, uint64_t ms)
+{
+	if (!f->closed)
+		uv_timer_start(&f->self.refresh, on_self_refresh, ms, 0);
+}
+
+/* N changes for every backend at once.  Returns whether it changed; the
+ * caller tells the queues (a reload does once it has rebuilt them). */
+static bool replicas_set(struct gw_server *srv, unsigned n, const char *why)
+{
+	unsigned was = srv->backends.replicas;
+	if (n == was)
+		return false;
+	gw_info("replicas: %u -> %u (%s): each backend's max_inflight is split %u ways", was, n, why, n);
+	backend_set_replicas(&srv->backends, n);
+	return true;
+}
+
+struct self_lookup {
+	struct gw_fleet *f;
+	uint64_t epoch;
+};
+
+static void on_self_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct self_lookup *lk = arg;
+	struct gw_fleet *f = lk->f;
+	struct fleet_self *fs = &f->self;
+	bool current = lk->epoch == fs->epoch;
+	free(lk);
+	(void)timeouts;
+	if (status == ARES_EDESTRUCTION || !current) {
+		if (current)
+			fs->looking = false;
+		ares_freeaddrinfo(ai);
+		return;
+	}
+	fs->looking = false;
+	struct gw_server *srv = f->srv;
+	const struct conf_replicas *r = &srv->conf->replicas;
+	if (r->dns_host == NULL) {
+		ares_freeaddrinfo(ai);
+		return;
+	}
+	/* Distinct addresses, whatever the port: one per replica. */
+	struct sockaddr_storage found[CONF_REPLICAS_MAX];
+	size_t n = 0;
+	for (struct ares_addrinfo_node *a = status == ARES_SUCCESS && ai ? ai->nodes : NULL; a; a = a->ai_next) {
+		struct sockaddr_storage ss = { 0 };
+		if (a->ai_family == AF_INET)
+			memcpy(&ss, a->ai_addr, sizeof(struct sockaddr_in));
+		else if (a->ai_family == AF_INET6)
+			memcpy(&ss, a->ai_addr, sizeof(struct sockaddr_in6));
+		else
+			continue;
+		size_t j = 0;
+		while (j < n && !same_sa(&found[j], &ss))
+			j++;
+		if (j == n && n < CONF_REPLICAS_MAX)
+			found[n++] = ss;
+	}
+	ares_freeaddrinfo(ai);
+	if (status != ARES_SUCCESS || n == 0) {
+		fs->stats.lookups_failed++;
+		fs->stats.last_error = status != ARES_SUCCESS ? ares_strerror(status) : "no addresses";
+		if (!fs->failing)
+			gw_warn("replicas: lookup of %s failed (%s); keeping %u replicas", r->dns_host,
+				fs->stats.last_error, srv->backends.replicas);
+		fs->failing = true;
+	} else {
+		if (fs->failing)
+			gw_info("replicas: lookup of %s works again (%zu addresses)", r->dns_host, n);
+		fs->failing = false;
+		fs->stats.lookups_ok++;
+		fs->stats.last_error = NULL;
+		if (replicas_set(srv, (unsigned)n, r->dns_host))
+			members_changed(srv);
+	}
+	self_schedule(f, r->refresh_ms);
+}
+
+static void on_self_refresh(uv_timer_t *t)
+{
+	struct gw_fleet *f = t->data;
+	if (f == NULL || f->magic != FLEET_MAGIC)
+		abort();
+	const struct conf_replicas *r = &f->srv->conf->replicas;
+	if (r->dns_host == NULL || f->self.looking || f->channel == NULL || f->closed)
+		return;
+	struct self_lookup *lk = malloc(sizeof(*lk));
+	if (lk == NULL) {
+		f->self.stats.lookups_failed++;
+		f->self.stats.last_error = "out of memory";
+		self_schedule(f, r->refresh_ms);
+		return;
+	}
+	*lk = (struct self_lookup){ .f = f, .epoch = f->self.epoch };
+	struct ares_addrinfo_hints hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	f->self.looking = true;
+	ares_getaddrinfo(f->channel, r->dns_host, NULL, &hints, on_self_answer, lk);
+	ares_timer_rearm(f);
+}
+
 /* ---- the server's view -------------------------------------------------------------- */
 
 static bool any_discovery(const struct conf *c)
 {
+	if (c->replicas.dns_host != NULL)
+		return true;
 	for (size_t i = 0; i < c->npools; i++)
 		if (c->pools[i].discovery.dns_host != NULL)
 			return true;
@@ -458,8 +589,13 @@ int gw__fleet_init(struct gw_server *srv)
 	srv->fleet = f;
 	uv_timer_init(srv->loop, &f->ares_timer);
 	f->ares_timer.data = f;
+	uv_timer_init(srv->loop, &f->self.refresh);
+	f->self.refresh.data = f;
 	for (size_t i = 0; i < f->npools; i++)
 		fleet_pool_start(f->pools[i], i);
+	if (srv->backends.replicas > 1)
+		gw_info("replicas: %u (replicas.count): each backend's max_inflight is split %u ways",
+			srv->backends.replicas, srv->backends.replicas);
 	/* Without a resolver the pools keep no members until a reload sets
 	 * one up; the gateway still serves its static pools. */
 	if (!any_discovery(c) || channel_open(f, c->resolvers) < 0)
@@ -467,6 +603,8 @@ int gw__fleet_init(struct gw_server *srv)
 	for (size_t i = 0; i < f->npools; i++)
 		if (c->pools[i].discovery.dns_host != NULL)
 			schedule(f->pools[i], 0);
+	if (c->replicas.dns_host != NULL)
+		self_schedule(f, 0);
 	return 0;
 }
 
@@ -555,6 +693,23 @@ void gw__fleet_reload(struct gw_server *srv, const struct conf *c, const size_t 
 		channel_close(f);
 	if (reopen && channel_open(f, c->resolvers) < 0)
 		gw_warn("discovery stops until a reload sets up its resolver");
+	/* The count of replicas first, so that members added below take
+	 * their share of the new N.  From dns, N stays as it is until the
+	 * new name answers. */
+	const struct conf_replicas *r = &c->replicas, *rwas = &old->replicas;
+	if (r->dns_host == NULL) {
+		f->self.epoch++;
+		f->self.looking = false;
+		f->self.failing = false;
+		uv_timer_stop(&f->self.refresh);
+		(void)replicas_set(srv, r->count, "replicas.count");
+	} else if (reopen || rwas->dns_host == NULL || strcmp(r->dns_host, rwas->dns_host) != 0 ||
+		   r->refresh_ms != rwas->refresh_ms) {
+		f->self.epoch++;
+		f->self.looking = false;
+		f->self.failing = false;
+		self_schedule(f, 0);
+	}
 	for (size_t i = 0; i < f->npools; i++) {
 		struct fleet_pool *fp = f->pools[i];
 		const struct conf_pool *cp = &c->pools[i];
@@ -597,6 +752,7 @@ void gw__fleet_close(struct gw_server *srv)
 	f->closed = true;
 	channel_close(f);	/* closes its sockets through on_sock_state */
 	uv_close((uv_handle_t *)&f->ares_timer, on_closed_noop);
+	uv_close((uv_handle_t *)&f->self.refresh, on_closed_noop);
 	for (size_t i = 0; i < f->npools; i++)
 		uv_close((uv_handle_t *)&f->pools[i]->refresh, on_closed_noop);
 }
@@ -625,4 +781,12 @@ const struct gw_fleet_stats *gw__fleet_stats(const struct gw_server *srv, size_t
 	if (f == NULL || p >= f->npools || srv->conf->pools[p].discovery.dns_host == NULL)
 		return NULL;
 	return &f->pools[p]->stats;
+}
+
+const struct gw_fleet_stats *gw__fleet_replica_stats(const struct gw_server *srv)
+{
+	const struct gw_fleet *f = srv->fleet;
+	if (f == NULL || srv->conf->replicas.dns_host == NULL)
+		return NULL;
+	return &f->self.stats;
 }

@@ -17,6 +17,11 @@
  * keeps the last set: an empty answer during a DNS outage must not empty a
  * pool.  Every change is logged, one line each; lookups are counted.
  *
+ * The sluice replicas are counted the same way when the config says
+ * `replicas: { dns: HOST:PORT }`: N is the number of addresses HOST lists,
+ * and every backend's slots are split over N (backends/backend.h) as soon
+ * as N changes, logged once per change.
+ *
  * Why c-ares: discovery must ask a given server on a given port (the
  * cluster's DNS, or a test's dnsmasq on an ephemeral port), which
  * getaddrinfo() on libuv's thread pool cannot do, and a slow resolver must
@@ -82,6 +87,10 @@ void gw__fleet_close(struct gw_server *srv);
 
 /* Free what is left once the loop has ended.  NULL-safe. */
 void gw__fleet_destroy(struct gw_fleet **fp);
+
+/* The counters of the lookup that counts the replicas (replicas: { dns }),
+ * or NULL when N comes from replicas.count. */
+const struct gw_fleet_stats *gw__fleet_replica_stats(const struct gw_server *srv);
 
 /* Pool p's discovery counters, or NULL when it has none. */
 const struct gw_fleet_stats *gw__fleet_stats(const struct gw_server *srv, size_t p);

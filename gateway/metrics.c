@@ -215,7 +215,19 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 {
 	const struct backend_set *bs = &srv->backends;
 	uint64_t now = gw_now_ms(srv);
-	int rc = family(o, "sluice_pool_slots", "gauge", "Slots of the pool (sum of max_inflight), by slice.");
+	int rc = family(o, "sluice_replicas", "gauge",
+			"sluice replicas that split every backend's max_inflight (replicas: count, or its DNS records).");
+	rc |= plain(o, "sluice_replicas", bs->replicas);
+	const struct gw_fleet_stats *rs = gw__fleet_replica_stats(srv);
+	if (rs != NULL) {
+		rc |= family(o, "sluice_replicas_lookups_total", "counter",
+			     "DNS lookups that count the replicas, by result (a failed one keeps the last count).");
+		const char *ok[] = { "result", "ok", NULL }, *failed[] = { "result", "failed", NULL };
+		rc |= sample(o, "sluice_replicas_lookups_total", ok, (double)rs->lookups_ok);
+		rc |= sample(o, "sluice_replicas_lookups_total", failed, (double)rs->lookups_failed);
+	}
+	rc |= family(o, "sluice_pool_slots", "gauge",
+		     "Slots of the pool this replica may use (sum of its backends' sluice_backend_slots), by slice.");
 	for (size_t i = 0; i < bs->npools; i++) {
 		const char *kv[] = { "pool", bs->pools[i]->cfg->name, "slice", slice_label(bs->pools[i]), NULL };
 		rc |= sample(o, "sluice_pool_slots", kv, bs->pools[i]->slots);
@@ -238,7 +250,8 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		{ "sluice_backend_up", "gauge",
 		  "1 when the backend may be picked; 0 while out: failed health checks, outlier ejection, "
 		  "or failed connects." },
-		{ "sluice_backend_slots", "gauge", "Slots of the backend (max_inflight)." },
+		{ "sluice_backend_slots", "gauge",
+		  "Slots of the backend this replica may use: its max_inflight split over sluice_replicas." },
 		{ "sluice_backend_requests_total", "counter", "Requests sent to the backend." },
 		{ "sluice_backend_connections_total", "counter",
 		  "TCP connections opened to the backend (for requests and for health checks)." },

@@ -424,6 +424,131 @@ Test(pool, slow_start_ramps_a_newcomers_slots, .timeout = 5)
 	teardown(&f);
 }
 
+Test(pool, share_is_the_total_split_evenly_rounded_down, .timeout = 5)
+{
+	cr_assert_eq(backend_slots_share(4, 1), 4);
+	cr_assert_eq(backend_slots_share(4, 0), 4, "no count is one replica");
+	cr_assert_eq(backend_slots_share(4, 2), 2);
+	cr_assert_eq(backend_slots_share(4, 3), 1, "rounded down: 3 replicas never send 4 slots more than 4");
+	cr_assert_eq(backend_slots_share(10, 3), 3);
+	cr_assert_eq(backend_slots_share(10, 4), 2);
+	cr_assert_eq(backend_slots_share(1, 1), 1);
+	cr_assert_eq(backend_slots_share(3, 5), 1, "more replicas than slots: one each, never none");
+	cr_assert_eq(backend_slots_share(1, 1024), 1);
+	/* Whatever N <= total, the replicas together stay within the total. */
+	for (unsigned total = 1; total <= 64; total++)
+		for (unsigned n = 1; n <= total; n++)
+			cr_assert_leq(backend_slots_share(total, n) * n, total, "%u over %u", total, n);
+}
+
+/* A config whose backends are split over `replicas`. */
+static struct conf *conf_replicas(unsigned a_slots, unsigned b_slots, unsigned replicas)
+{
+	char text[2048];
+	int n = snprintf(text, sizeof(text), shape, a_slots, b_slots);
+	snprintf(text + n, sizeof(text) - (size_t)n, "replicas: { count: %u }\n", replicas);
+	struct conf *c = NULL;
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &c, &diag), 0, "%s", diag.count ? diag.msg[0] : "");
+	return c;
+}
+
+Test(pool, init_splits_each_backend_over_the_replicas, .timeout = 5)
+{
+	struct fixture f = { .conf = conf_replicas(4, 9, 2) };
+	cr_assert_eq(backend_set_init(&f.set, f.conf), 0);
+	f.gold = f.set.pools[0];
+	f.spot = f.set.pools[1];
+	struct backend *a = f.gold->backends[0], *b = f.gold->backends[1], *c = f.spot->backends[0];
+	cr_assert_eq(f.set.replicas, 2);
+	cr_assert_eq(a->total, 4);
+	cr_assert_eq(a->max_inflight, 2);
+	cr_assert_eq(b->total, 9);
+	cr_assert_eq(b->max_inflight, 4);
+	cr_assert_eq(c->max_inflight, 1, "one slot over two replicas: still one");
+	cr_assert_eq(f.gold->slots, 6, "the pool's slots are the shares'");
+	for (int i = 0; i < 6; i++)
+		cr_assert_not_null(dispatch(f.gold, 0));
+	cr_assert_null(dispatch(f.gold, 0), "a replica never takes more than its share");
+	cr_assert_eq(a->inflight, 2);
+	cr_assert_eq(b->inflight, 4);
+	for (int i = 0; i < 2; i++)
+		backend_release(a);
+	for (int i = 0; i < 4; i++)
+		backend_release(b);
+	teardown(&f);
+}
+
+Test(pool, a_new_count_changes_every_share_at_once, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 4, 12);
+	cr_assert_eq(f.set.replicas, 1);
+	cr_assert_eq(f.gold->slots, 16);
+	for (int i = 0; i < 4; i++)
+		backend_acquire(f.a);
+	backend_set_replicas(&f.set, 3);
+	cr_assert_eq(f.a->max_inflight, 1);
+	cr_assert_eq(f.b->max_inflight, 4);
+	cr_assert_eq(f.c->max_inflight, 1);
+	cr_assert_eq(f.gold->slots, 5);
+	cr_assert_eq(f.spot->slots, 1);
+	cr_assert_eq(f.a->total, 4, "the total stays as configured");
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(dispatch(f.gold, 0), f.b, "A holds more than its new share: none for it");
+	cr_assert_null(dispatch(f.gold, 0));
+	for (int i = 0; i < 3; i++)
+		backend_release(f.a);
+	cr_assert_null(dispatch(f.gold, 0), "A is at its share of one");
+	backend_release(f.a);
+	cr_assert_eq(dispatch(f.gold, 0), f.a, "under its share again");
+
+	/* A reload's new total is split too; a member that joins takes its share. */
+	backend_set_slots(f.b, 6);
+	cr_assert_eq(f.b->max_inflight, 2);
+	cr_assert_eq(f.gold->slots, 3);
+	struct sockaddr_storage d = addr4("127.0.0.2", 9001);
+	struct backend *nb = NULL;
+	cr_assert_eq(backend_pool_add(f.gold, (struct sockaddr *)&d, 7, 0, 0, &nb), 0);
+	cr_assert_eq(nb->max_inflight, 2);
+	cr_assert_eq(f.gold->slots, 5);
+
+	backend_set_replicas(&f.set, 0);
+	cr_assert_eq(f.set.replicas, 1, "never fewer than one replica");
+	cr_assert_eq(f.b->max_inflight, 6);
+	cr_assert_eq(nb->max_inflight, 7);
+	cr_assert_eq(f.gold->slots, 17);
+	backend_release(f.a);
+	for (int i = 0; i < 4; i++)
+		backend_release(f.b);
+	teardown(&f);
+}
+
+Test(pool, slow_start_ramps_the_share_not_the_total, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, 1, 1);
+	backend_set_replicas(&f.set, 2);
+	struct sockaddr_storage d = addr4("127.0.0.2", 9001);
+	struct backend *nb = NULL;
+	backend_acquire(f.a);
+	backend_acquire(f.b);
+	cr_assert_eq(backend_pool_add(f.gold, (struct sockaddr *)&d, 20, 1000, 10000, &nb), 0);
+	cr_assert_eq(nb->max_inflight, 10);
+	cr_assert_eq(dispatch(f.gold, 1000), nb, "one slot at once");
+	cr_assert_null(dispatch(f.gold, 1000));
+	cr_assert_eq(dispatch(f.gold, 6000), nb, "half way: half of the share of ten");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(dispatch(f.gold, 6000), nb);
+	cr_assert_null(dispatch(f.gold, 6000), "five, not ten (half of the total)");
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(dispatch(f.gold, 11000), nb);
+	cr_assert_null(dispatch(f.gold, 11000), "the share of ten, not the total of twenty");
+	backend_set_replicas(&f.set, 40);
+	cr_assert_eq(nb->max_inflight, 1, "more replicas than slots: one each");
+	teardown(&f);
+}
+
 static struct conf *parse(const char *text)
 {
 	struct conf *c = NULL;

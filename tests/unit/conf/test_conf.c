@@ -1258,6 +1258,49 @@ Test(conf, discovery_errors, .timeout = 10)
 		   "resolvers: expected IP:PORT");
 }
 
+/* ---- replicas ---------------------------------------------------------- */
+
+Test(conf, replicas_count_or_dns, .timeout = 10)
+{
+	struct conf *c = parse_ok(DISCOVERING "    discovery: { dns: \"a:1\" }\n");
+	cr_assert_eq(c->replicas.count, 1, "one replica unless told");
+	cr_assert_null(c->replicas.dns_host);
+	conf_destroy(c);
+
+	c = parse_ok(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { count: 3 }\n");
+	cr_assert_eq(c->replicas.count, 3);
+	cr_assert_null(c->replicas.dns_host);
+	conf_destroy(c);
+
+	c = parse_ok(DISCOVERING "    discovery: { dns: \"a:1\" }\n"
+		     "replicas: { dns: sluice-headless.ns.svc.cluster.local:8080, refresh_ms: 2s }\n");
+	cr_assert_str_eq(c->replicas.dns_host, "sluice-headless.ns.svc.cluster.local");
+	cr_assert_eq(c->replicas.dns_port, 8080);
+	cr_assert_eq(c->replicas.refresh_ms, 2000);
+	cr_assert_eq(c->replicas.count, 1, "until the first answer");
+	conf_destroy(c);
+
+	c = parse_ok(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { dns: \"s:80\" }\n");
+	cr_assert_eq(c->replicas.refresh_ms, 5000, "refreshed every 5 s by default");
+	conf_destroy(c);
+}
+
+Test(conf, replicas_errors, .timeout = 10)
+{
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { count: 0 }\n", 8, "count");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { count: 2000 }\n", 8, "count");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { count: 2, dns: \"s:80\" }\n", 8,
+		   "replicas has both count and dns: use one");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { count: 2, refresh_ms: 1s }\n", 8,
+		   "replicas: refresh_ms needs dns");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { dns: sluice }\n", 8,
+		   "dns in replicas must be HOST:PORT");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { dns: \"s:80\", refresh_ms: 10ms }\n", 8,
+		   "refresh_ms");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: { count: 2, cuont: 2 }\n", 8, "cuont");
+	expect_one(DISCOVERING "    discovery: { dns: \"a:1\" }\nreplicas: {}\n", 8, "replicas needs count or dns");
+}
+
 /* ---- health and outlier ------------------------------------------------- */
 
 Test(conf, pool_health_and_outlier, .timeout = 10)
