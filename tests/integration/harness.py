@@ -9,6 +9,7 @@ the test's `Cluster` is closed.  Only the Python standard library is used.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -315,3 +316,63 @@ class ClusterTest(unittest.TestCase):
         spot = self.gpusim(*spot_args)
         s = self.sluice(sluice_config(gold.addr, spot.addr, **kw))
         return gold, spot, s
+
+
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+class Dns:
+    """dnsmasq on 127.0.0.1, answering from a hosts file that the test
+    rewrites (update() makes it read the file again)."""
+
+    def __init__(self, records):
+        fd, self.path = tempfile.mkstemp(prefix="sluice-dns-", suffix=".hosts")
+        os.close(fd)
+        self.write(records)
+        # dnsmasq cannot report an ephemeral port: take one that is free
+        # for UDP and TCP now, and try another if it was taken meanwhile.
+        for _ in range(10):
+            self.port = free_port_udp_tcp()
+            self.p = Proc([DNSMASQ, "--keep-in-foreground", "--log-facility=-", f"--port={self.port}",
+                           "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                           f"--addn-hosts={self.path}", "--local-ttl=0", "--pid-file=", "--user=root"],
+                          "dnsmasq")
+            try:
+                self.p.wait_line(r"read .* - \d+ names")
+                return
+            except AssertionError:
+                if "Address already in use" not in self.p.output():
+                    raise
+                self.p.stop()
+        raise AssertionError("dnsmasq: no free port in 10 tries")
+
+    def write(self, records):
+        with open(self.path, "w") as f:
+            f.writelines(f"{ip} {name}\n" for ip, name in records)
+
+    def update(self, records):
+        self.write(records)
+        before = len(self.p.lines)
+        self.p.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("read " in l for l in self.p.lines[before:]), what="dnsmasq reread its hosts")
+
+    def stop(self):
+        self.p.stop()
+        os.unlink(self.path)
+
+
+def free_port_udp_tcp():
+    """A port free for both UDP and TCP on 127.0.0.1 a moment ago."""
+    while True:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()

@@ -5,7 +5,6 @@ backend started on another one."""
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,47 +12,9 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD, Client, ClusterTest, Proc, get_json, metric, render, sluice_config, wait_for
+from harness import BUILD, DNSMASQ, Client, ClusterTest, Dns, get_json, metric, render, sluice_config, wait_for
 
 COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Dns:
-    """dnsmasq answering from a hosts file that the test rewrites."""
-
-    def __init__(self, records):
-        fd, self.path = tempfile.mkstemp(prefix="sluice-dns-", suffix=".hosts")
-        os.close(fd)
-        self.write(records)
-        self.port = free_udp_port()
-        self.p = Proc([DNSMASQ, "--keep-in-foreground", "--log-facility=-", f"--port={self.port}",
-                       "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                       f"--addn-hosts={self.path}", "--local-ttl=0", "--pid-file=", "--user=root"],
-                      "dnsmasq")
-        self.p.wait_line(r"read .* - \d+ names")
-
-    def write(self, records):
-        with open(self.path, "w") as f:
-            f.writelines(f"{ip} {name}\n" for ip, name in records)
-
-    def update(self, records):
-        self.write(records)
-        before = len(self.p.lines)
-        self.p.p.send_signal(signal.SIGHUP)
-        wait_for(lambda: any("read " in l for l in self.p.lines[before:]), what="dnsmasq reread its hosts")
-
-    def stop(self):
-        self.p.stop()
-        os.unlink(self.path)
 
 
 def members(s, pool):

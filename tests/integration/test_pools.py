@@ -8,8 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import Client, ClusterTest, get_json, metric, render, wait_for
-from test_fleet import DNSMASQ, Dns
+from harness import DNSMASQ, Client, ClusterTest, Dns, get_json, metric, render, wait_for
 
 COMPLETION = {"model": "m", "prompt": "hello world", "max_tokens": 8}
 STANDARD = {"x-sluice-class": "standard"}

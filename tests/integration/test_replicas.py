@@ -7,8 +7,7 @@ import signal
 import time
 import unittest
 
-from harness import Client, ClusterTest, get_json, metric, render, wait_for
-from test_fleet import DNSMASQ, Dns
+from harness import DNSMASQ, Client, ClusterTest, Dns, get_json, metric, render, wait_for
 
 STREAM = {"model": "m", "prompt": "hello world", "max_tokens": 400, "stream": True}
 
