@@ -68,6 +68,7 @@ static void stop(struct gw_server *srv)
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	gw_watch_close(&srv->watch);
 }
 
 void gw_server_conn_gone(struct gw_server *srv)
