@@ -49,7 +49,9 @@ def stale():
     if not os.path.exists(index) or not os.path.isdir(os.path.join(OUT, "rootfs")):
         return True
     built = os.path.getmtime(index)
-    return any(os.path.getmtime(p) > built for p in (os.path.join(BUILD, "sluice"), SCRIPT))
+    examples = os.path.join(SRC, "conf", "examples")
+    inputs = [os.path.join(BUILD, "sluice"), SCRIPT] + [os.path.join(examples, f) for f in os.listdir(examples)]
+    return any(os.path.getmtime(p) > built for p in inputs)
 
 
 def blob(digest):
