@@ -33,8 +33,6 @@ static void on_settled(uv_timer_t *t)
 static void on_poll(uv_fs_poll_t *p, int status, const uv_stat_t *prev, const uv_stat_t *curr)
 {
 	struct gw_watch *w = watch_from(p->data);
-	(void)prev;
-	(void)curr;
 	if (status < 0) {
 		/* libuv calls again only when the error changes or the file
 		 * comes back: each line here is news. */
