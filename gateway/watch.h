@@ -5,11 +5,14 @@
  * writes a new directory and swaps the `..data` symlink that the file's own
  * symlink goes through.  An inotify watch on the file would be left on the
  * old inode; one on the directory sees the swap but not an edit behind a
- * symlink that points elsewhere.  So the file is polled instead
- * (uv_fs_poll, every GW_WATCH_POLL_MS): stat() follows every symlink, and
- * any change of the file it ends at (inode, device, size, mtime, ctime,
+ * symlink that points elsewhere.  So the file is polled instead: a stat()
+ * every GW_WATCH_POLL_MS, on libuv's thread pool, follows every symlink,
+ * and any change of the file it ends at (inode, device, size, mtime, ctime,
  * mode, owner) counts, whatever way it was made (an editor, `mv` over it,
  * a symlink swap, a new mount).  Nothing needs to be re-armed after a swap.
+ * The first stat is the baseline, taken when the watch starts (right after
+ * the listeners are bound): a change between the config's load and then
+ * is not seen.
  *
  * A change is acted on once the file has been quiet for GW_WATCH_SETTLE_MS,
  * which is longer than a poll interval: a writer that truncates and then
@@ -19,8 +22,9 @@
  * disappears is logged once and the running config stays; its return is a
  * change.  Nothing is reloaded while the server drains.
  *
- * A gw_watch is embedded in the server; its two handles are closed by
- * gw_watch_close() with the server's other handles, before the loop ends.
+ * A gw_watch is embedded in the server; its two timers are closed by
+ * gw_watch_close() with the server's other handles, and a stat still in
+ * flight completes before the loop ends.
  */
 #ifndef SLUICE_GATEWAY_WATCH_H
 #define SLUICE_GATEWAY_WATCH_H
@@ -38,15 +42,20 @@ struct gw_server;
 struct gw_watch {
 	uint32_t magic;
 	struct gw_server *srv;
-	uv_fs_poll_t poll;		/* stat()s the config path */
+	uv_timer_t poll;		/* every GW_WATCH_POLL_MS: stat the path */
 	uv_timer_t settle;		/* restarted by every change; fires once quiet */
-	bool started;
+	uv_fs_t req;			/* the stat in flight */
+	uv_stat_t seen;			/* the file as last seen */
+	int error;			/* the last stat's error (logged once), or 0 */
+	bool stating;			/* req is in flight */
+	bool started;			/* the timers are open */
 };
 
 /*
  * Start watching the server's config file (srv->conf->path, as given on
  * the command line: a reload reads that path again).  Returns 0, or a
- * negative uv error when the poll cannot start (nothing is left running).
+ * negative uv error when the file cannot be stat()ed (logged; nothing is
+ * left running).
  */
 int gw_watch_start(struct gw_watch *w, struct gw_server *srv);
 
