@@ -443,10 +443,23 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		server_free(srv);
 		return rc;
 	}
+	/* The signals are ours before the listeners log their addresses: a
+	 * supervisor (or a test) that sends SIGHUP once it has read them must
+	 * reach the handler, not the default action, which kills. */
+	uv_signal_init(loop, &srv->sig_term);
+	uv_signal_init(loop, &srv->sig_int);
+	uv_signal_init(loop, &srv->sig_hup);
+	srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
+	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
 	rc = listen_on(srv, &srv->listener, &conf->listen, "proxy");
 	if (rc == 0)
 		rc = listen_on(srv, &srv->admin_listener, &conf->admin_listen, "admin");
 	if (rc < 0) {
+		uv_close((uv_handle_t *)&srv->sig_term, NULL);
+		uv_close((uv_handle_t *)&srv->sig_int, NULL);
+		uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		if (uv_is_active((uv_handle_t *)&srv->admin_listener) ||
 		    srv->admin_listener.loop == loop)
@@ -463,13 +476,6 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	srv->tick.data = srv->drain_timer.data = srv;
 	uv_timer_start(&srv->tick, on_tick, 1000, 1000);
 	uv_unref((uv_handle_t *)&srv->tick);
-	uv_signal_init(loop, &srv->sig_term);
-	uv_signal_init(loop, &srv->sig_int);
-	uv_signal_init(loop, &srv->sig_hup);
-	srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
-	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
-	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
 	srv->generation = 1;
 	gw__health_sync(srv);
 	return 0;
