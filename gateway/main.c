@@ -2,6 +2,7 @@
  * main.c - command line of the sluice gateway.
  *
  *   sluice -c FILE        run with the config in FILE
+ *   sluice -c FILE --watch  also reload FILE when it changes (watch.h)
  *   sluice -t -c FILE     check FILE and exit: 0 when valid, 1 with
  *                         "FILE:LINE: message" lines on stderr otherwise
  *   sluice --version
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 		   "  -c, --config FILE   YAML config (see conf/examples/)\n"
 		   "  -t, --test          validate the config, print errors as FILE:LINE: message\n"
 		   "  -v, --verbose       log debug lines\n"
+		   "  -w, --watch         reload the config when its file changes, as SIGHUP does\n"
 		   "  -V, --version       print the version\n");
 }
 
@@ -78,18 +80,21 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "watch", no_argument, NULL, 'w' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = NULL;
 	bool test = false;
+	bool watch = false;
 	int o;
-	while ((o = getopt_long(argc, argv, "c:tvVh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:tvwVh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': path = optarg; break;
 		case 't': test = true; break;
 		case 'v': gw_log_min = GW_LOG_DEBUG; break;
+		case 'w': watch = true; break;
 		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -138,6 +143,13 @@ int main(int argc, char **argv)
 		uv_loop_close(loop);
 		return 1;
 	}
+	/* A watch asked for and not running would be a silent surprise at the
+	 * next ConfigMap update: stop (the drain of nothing is immediate). */
+	int status = 0;
+	if (watch && gw_watch_start(&srv->watch, srv) < 0) {
+		gw_server_drain(srv);
+		status = 1;
+	}
 	uv_run(loop, UV_RUN_DEFAULT);
 	gw_server_finish(srv);
 	free(srv);
@@ -149,5 +161,5 @@ int main(int argc, char **argv)
 		gw_error("event loop closed with handles still open: %s", uv_strerror(closed));
 		return 1;
 	}
-	return 0;
+	return status;
 }

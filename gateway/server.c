@@ -68,6 +68,7 @@ static void stop(struct gw_server *srv)
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	gw_watch_close(&srv->watch);
 }
 
 void gw_server_conn_gone(struct gw_server *srv)
@@ -442,9 +443,9 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 		server_free(srv);
 		return rc;
 	}
-	/* Signals first: the listen lines tell scripts (and orchestrators)
-	 * that sluice is up, and a SIGHUP sent then must reload it, not end it
-	 * by the default action. */
+	/* The signals are ours before the listeners log their addresses: a
+	 * supervisor (or a test) that sends SIGHUP once it has read them must
+	 * reach the handler, not the default action, which kills. */
 	uv_signal_init(loop, &srv->sig_term);
 	uv_signal_init(loop, &srv->sig_int);
 	uv_signal_init(loop, &srv->sig_hup);

@@ -25,6 +25,7 @@
 #include "gateway/http.h"
 #include "gateway/ids.h"
 #include "gateway/metrics.h"
+#include "gateway/watch.h"
 #include "queue/queue.h"
 #include "queue/tenant.h"
 
@@ -52,6 +53,7 @@ struct gw_server {
 	uv_tcp_t listener;
 	uv_tcp_t admin_listener;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	struct gw_watch watch;			/* --watch: reload when the file changes */
 	uint64_t generation;			/* 1 at start, +1 per applied reload */
 	uv_timer_t tick;			/* once a second: idle upstream sweep */
 	uv_timer_t drain_timer;

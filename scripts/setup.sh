@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh            build dependencies, then build ./build
 #   scripts/setup.sh --bench    also the benchmark tools (wrk, nginx)
+#   scripts/setup.sh --deploy   also what builds the container image (mmdebstrap, umoci)
 #   scripts/setup.sh --deps     install only, no build
 #
 # Idempotent: a second run installs nothing and rebuilds only what changed.
@@ -20,8 +21,9 @@ build=1
 for arg in "$@"; do
 	case "$arg" in
 	--bench) pkgs="$pkgs wrk nginx-light haproxy valgrind util-linux" ;;
+	--deploy) pkgs="$pkgs mmdebstrap umoci" ;;
 	--deps) build=0 ;;
-	*) echo "usage: $0 [--bench] [--deps]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--bench] [--deploy] [--deps]" >&2; exit 2 ;;
 	esac
 done
 

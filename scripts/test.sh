@@ -8,15 +8,17 @@
 set -eu
 
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --deploy   # the image test builds the container image
 
-# The OpenAI SDK test's node modules, from the lockfile, when missing or stale.
-e2e=tests/e2e
-if [ ! -f "$e2e/node_modules/.package-lock.json" ] ||
-	[ -n "$(find "$e2e/package.json" "$e2e/package-lock.json" -newer "$e2e/node_modules/.package-lock.json")" ]; then
-	echo "test: installing $e2e/node_modules"
-	(cd "$e2e" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
+# Node modules from their lockfiles, when missing or stale: the OpenAI SDK
+# test's, and the Kubernetes schemas the manifests are checked against.
+for dir in tests/e2e deploy/kubernetes/check; do
+	if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+		[ -n "$(find "$dir/package.json" "$dir/package-lock.json" -newer "$dir/node_modules/.package-lock.json")" ]; then
+		echo "test: installing $dir/node_modules"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+done
 
 SLUICE_REQUIRE_E2E=1 meson test -C build --print-errorlogs
 
