@@ -53,8 +53,8 @@ double queue_lease_plan(struct queue_lease *l, struct queue_bucket *b, unsigned 
 	if (l->sample_ms != 0 && now_ms > l->sample_ms) {
 		double dt = (double)(now_ms - l->sample_ms);
 		double inst = (b->asked - l->asked_mark) * 1000.0 / dt;
-		/* Smoothed over about two seconds, whatever the renewal pace. */
-		double w = dt / QUEUE_LEASE_HORIZON_MS;
+		/* Smoothed over about a second, whatever the renewal pace. */
+		double w = dt / 1000.0;
 		l->demand += (w < 1 ? w : 1) * (inst - l->demand);
 	}
 	if (l->sample_ms == 0 || now_ms > l->sample_ms) {
