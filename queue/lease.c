@@ -41,7 +41,8 @@ void queue_lease_hold(struct queue_lease *l, struct queue_bucket *b, double rate
 
 bool queue_lease_due(const struct queue_lease *l, const struct queue_bucket *b, uint64_t now_ms)
 {
-	if (l->sent_ms == 0 || now_ms >= l->sent_ms + QUEUE_LEASE_RENEW_MAX_MS)
+	/* A tick a few milliseconds early still renews: once a second, not every two. */
+	if (l->sent_ms == 0 || now_ms + 100 >= l->sent_ms + QUEUE_LEASE_RENEW_MAX_MS)
 		return true;
 	if (l->dry || now_ms < l->sent_ms + QUEUE_LEASE_RENEW_MIN_MS)
 		return false;

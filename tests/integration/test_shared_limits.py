@@ -119,7 +119,8 @@ class Load:
 @unittest.skipIf(REDIS is None, "redis-server is not installed (apt-get install redis-server)")
 class SharedLimits(ClusterTest):
     def start_redis(self, port):
-        p = Proc([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        p = Proc([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  "--enable-debug-command", "local"],
                  "redis")
         p.wait_line(r"Ready to accept connections")
         self.procs.append(p)
@@ -220,6 +221,25 @@ shared_limits: {{ redis: 127.0.0.1:{self.redis_port}, key_prefix: "test:", expec
         for s in self.replicas:
             self.assertGreater(metric(s.admin_port, "sluice_shared_limits_fallback_seconds_total"), 2.0)
             self.assertEqual(s.output().count("unreachable"), 1, "the outage is logged once")
+
+    def test_a_slow_redis_counts_as_down(self):
+        self.start(n=1)
+        s = self.replicas[0]
+        sleeper = threading.Thread(target=redis_cmd, args=(self.redis_port, "DEBUG", "SLEEP", "3"), daemon=True)
+        sleeper.start()
+        s.wait_line(r"shared limits: redis 127\.0\.0\.1:\d+ unreachable \(no answer within 250 ms\); local limits",
+                    timeout=5)
+        # Admission goes on meanwhile.
+        c = Client(s.port)
+        try:
+            r = c.request("POST", "/v1/completions", BODY, {"authorization": f"Bearer {KEY}"})
+            self.assertEqual(r.status, 200)
+        finally:
+            c.close()
+        self.assertEqual(metric(s.admin_port, "sluice_shared_limits_up"), 0)
+        sleeper.join(5)
+        s.wait_line(r"shared limits: redis 127\.0\.0\.1:\d+ back", timeout=10)
+        wait_for(lambda: metric(s.admin_port, "sluice_shared_limits_up") == 1, what="up again")
 
     def test_reload_changes_the_rate_on_every_replica(self):
         self.start()
