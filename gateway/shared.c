@@ -43,6 +43,7 @@
 #include "gateway/shared.h"
 
 #define GW_SHARED_MAGIC 0x53484c4du	/* "SHLM" */
+#define RENEWAL_MAGIC 0x524e574cu	/* "RNWL" */
 #define KEY_TTL_MS "86400000"		/* a day unused, and a key goes */
 
 static const char script[] =
@@ -93,6 +94,7 @@ struct gw_shared {
 
 /* One renewal in flight. */
 struct renewal {
+	uint32_t magic;
 	struct queue_tenant *tenant;	/* a reference */
 	double sent[2];			/* what queue_lease_plan() returned, per bucket */
 };
@@ -215,6 +217,8 @@ static void on_renewed(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct renewal *rn = priv;
 	struct gw_shared *sh = shared_from(ac->data);
+	if (rn == NULL || rn->magic != RENEWAL_MAGIC)
+		abort();
 	struct queue_tenant *t = rn->tenant;
 	redisReply *r = reply;
 	t->renewing = false;
@@ -237,6 +241,7 @@ static void on_renewed(redisAsyncContext *ac, void *reply, void *priv)
 		}
 	}
 	queue_tenant_put(&rn->tenant);
+	rn->magic = 0;
 	free(rn);
 }
 
@@ -250,6 +255,7 @@ static void renew(struct gw_shared *sh, struct queue_tenant *t, uint64_t now)
 	struct renewal *rn = malloc(sizeof(*rn));
 	if (rn == NULL)
 		return;	/* the next tick tries again */
+	rn->magic = RENEWAL_MAGIC;
 	struct limit lim[2];
 	limits_of(t, lim);
 	char keys[2][CONF_KEY_PREFIX_MAX + 128], num[6][32];
