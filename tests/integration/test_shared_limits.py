@@ -33,21 +33,37 @@ def free_port():
 
 
 def redis_cmd(port, *args):
-    """One command over a raw socket; returns the reply's payload as text."""
+    """One command over a raw socket; a bulk reply as text, an array as its
+    items joined by newlines, anything else as its first line."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    buf = [b""]
+
+    def line():
+        while b"\r\n" not in buf[0]:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError("redis closed the connection")
+            buf[0] += chunk
+        head, _, buf[0] = buf[0].partition(b"\r\n")
+        return head
+
+    def reply():
+        head = line()
+        if head[:1] == b"$":
+            n = int(head[1:])
+            if n < 0:
+                return ""
+            while len(buf[0]) < n + 2:
+                buf[0] += s.recv(65536)
+            data, buf[0] = buf[0][:n], buf[0][n + 2:]
+            return data.decode()
+        if head[:1] == b"*":
+            return "\n".join(reply() for _ in range(max(0, int(head[1:]))))
+        return head.decode()
+
     try:
-        out = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-        s.sendall(out.encode())
-        buf = b""
-        while b"\r\n" not in buf:
-            buf += s.recv(65536)
-        head, _, rest = buf.partition(b"\r\n")
-        if head[:1] != b"$":
-            return head.decode()
-        n = int(head[1:])
-        while len(rest) < n + 2:
-            rest += s.recv(65536)
-        return rest[:n].decode()
+        s.sendall((f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)).encode())
+        return reply()
     finally:
         s.close()
 
@@ -185,8 +201,10 @@ shared_limits: {{ redis: 127.0.0.1:{self.redis_port}, key_prefix: "test:", expec
                                            {"authorization": "Bearer sk-free"}).status, 200)
         finally:
             c.close()
-        keys = redis_cmd(self.redis_port, "KEYS", "*")
-        self.assertNotIn("free", keys)
+        keys = redis_cmd(self.redis_port, "KEYS", "*").splitlines()
+        self.assertIn("test:team:requests", keys)
+        self.assertIn("test:team:tokens", keys)
+        self.assertFalse([k for k in keys if "free" in k], keys)
 
     def test_redis_restarted_empty_mid_run(self):
         self.start()
@@ -240,6 +258,26 @@ shared_limits: {{ redis: 127.0.0.1:{self.redis_port}, key_prefix: "test:", expec
         sleeper.join(5)
         s.wait_line(r"shared limits: redis 127\.0\.0\.1:\d+ back", timeout=10)
         wait_for(lambda: metric(s.admin_port, "sluice_shared_limits_up") == 1, what="up again")
+
+    def test_reload_moves_and_removes_shared_limits(self):
+        self.start(n=1)
+        s = self.replicas[0]
+        other = free_port()
+        self.start_redis(other)
+        text = self.config(s.sim_addr, RATE, BURST)
+        with open(s.config_path, "w") as f:
+            f.write(text.replace(f"127.0.0.1:{self.redis_port}", f"127.0.0.1:{other}"))
+        s.p.send_signal(signal.SIGHUP)
+        s.wait_line(rf"shared limits: redis 127\.0\.0\.1:{other} connected")
+        wait_for(lambda: "test:team:requests" in redis_cmd(other, "KEYS", "*"), what="a key on the new Redis")
+        with open(s.config_path, "w") as f:
+            f.write("\n".join(l for l in text.splitlines() if not l.startswith("shared_limits")))
+        s.p.send_signal(signal.SIGHUP)
+        s.wait_line(r"reload: shared_limits removed")
+        self.assertEqual(metric(s.admin_port, "sluice_shared_limits_up"), 0, "no such series any more")
+        before = redis_commands(other)
+        time.sleep(1.5)
+        self.assertEqual(redis_commands(other), before, "no renewal without shared_limits")
 
     def test_reload_changes_the_rate_on_every_replica(self):
         self.start()
