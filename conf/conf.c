@@ -269,6 +269,8 @@ void conf_destroy(struct conf *c)
 	free(c->access_log);
 	free(c->resolvers);
 	free(c->replicas.dns_host);
+	free(c->shared_limits.redis_host);
+	free(c->shared_limits.key_prefix);
 	free(c->listen.text);
 	free(c->admin_listen.text);
 	free(c->path);

@@ -196,6 +196,16 @@ struct conf_metrics {
 	size_t nbuckets;
 };
 
+/* shared_limits: { redis: HOST:PORT, key_prefix, expected_replicas }:
+ * tenants' buckets shared by the replicas through Redis (queue/lease.h). */
+#define CONF_KEY_PREFIX_MAX 128
+struct conf_shared_limits {
+	char *redis_host;		/* NULL: no shared limits (the section is absent) */
+	uint16_t redis_port;
+	char *key_prefix;		/* before each key, default "sluice:" */
+	uint64_t expected_replicas;	/* each replica's share when Redis is down (default 1) */
+};
+
 struct conf {
 	char *path;
 	struct conf_addr listen;
@@ -219,6 +229,7 @@ struct conf {
 	 * "IP:PORT,IP:PORT" (c-ares' form); NULL: the system's. */
 	char *resolvers;
 	struct conf_replicas replicas;
+	struct conf_shared_limits shared_limits;
 };
 
 /* Diagnostics collected while loading; each is "FILE:LINE: message". */

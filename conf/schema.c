@@ -148,6 +148,15 @@ static const struct conf__scalar metrics_keys[NMETRICS_KEYS] = {
 	[METRICS_BUCKETS] = CONF__OTHER("buckets"),
 };
 
+/* shared_limits.  More than a thousand replicas would make each one's
+ * fallback share of a tenant's rate meaningless. */
+enum { SHARED_REDIS, SHARED_PREFIX, NSHARED_KEYS = 3 };
+static const struct conf__scalar shared_keys[NSHARED_KEYS] = {
+	[SHARED_REDIS] = CONF__OTHER("redis"),
+	[SHARED_PREFIX] = CONF__OTHER("key_prefix"),
+	CONF__UINT(struct conf_shared_limits, expected_replicas, CONF__UNIT_NONE, 1, 1, 1000),
+};
+
 _Static_assert(ARRAY_SIZE(limits_keys) <= SECTION_KEYS_MAX, "limits_keys is too long");
 _Static_assert(ARRAY_SIZE(timeouts_keys) <= SECTION_KEYS_MAX, "timeouts_keys is too long");
 _Static_assert(ARRAY_SIZE(backend_default_keys) <= SECTION_KEYS_MAX, "backend_default_keys is too long");
@@ -375,8 +384,8 @@ static void parse_backend(struct conf__loader *l, struct conf_pool *p, const yam
 
 /* "HOST:PORT" or "[V6]:PORT", not resolved here: discovery looks it up
  * again and again at run time.  Sets *host (malloc'd) and *port. */
-static bool read_hostport(struct conf__loader *l, const yaml_node_t *n, const char *ctx, char **host,
-			  uint16_t *port)
+static bool read_hostport(struct conf__loader *l, const yaml_node_t *n, const char *what, const char *ctx,
+			  char **host, uint16_t *port)
 {
 	const char *s = conf__show(l, n);
 	const char *colon = strrchr(s, ':');
@@ -393,7 +402,7 @@ static bool read_hostport(struct conf__loader *l, const yaml_node_t *n, const ch
 	}
 	if (!colon || hlen == 0 || hlen > 253 || (!bracketed && memchr(h, ':', hlen)) ||
 	    colon[1] == '\0' || *end != '\0' || v == 0 || v > 65535) {
-		conf__err(l, n, "dns in %s must be HOST:PORT (a name and a port 1-65535), got '%s'", ctx, s);
+		conf__err(l, n, "%s in %s must be HOST:PORT (a name and a port 1-65535), got '%s'", what, ctx, s);
 		return false;
 	}
 	if (!(*host = strndup(h, hlen))) {
@@ -417,7 +426,7 @@ static void parse_discovery(struct conf__loader *l, struct conf_pool *p, const s
 		return;
 	conf__scalars_read(l, m, ctx, discovery_keys, ARRAY_SIZE(discovery_keys), &p->discovery, f);
 	if ((n = conf__need(l, &f[0], ctx, m, YAML_SCALAR_NODE)))
-		read_hostport(l, n, ctx, &p->discovery.dns_host, &p->discovery.dns_port);
+		read_hostport(l, n, "dns", ctx, &p->discovery.dns_host, &p->discovery.dns_port);
 }
 
 /* A request target sent as is: an origin-form path, printable, no spaces. */
@@ -718,7 +727,7 @@ static void parse_replicas(struct conf__loader *l, const struct conf__field *sec
 		return;
 	}
 	if (f[REPLICAS_DNS].key && (n = conf__need(l, &f[REPLICAS_DNS], "replicas", m, YAML_SCALAR_NODE)))
-		read_hostport(l, n, "replicas", &r->dns_host, &r->dns_port);
+		read_hostport(l, n, "dns", "replicas", &r->dns_host, &r->dns_port);
 }
 
 /* ---- classes ------------------------------------------------------------ */
@@ -875,6 +884,29 @@ static void parse_access_log(struct conf__loader *l, const struct conf__field *f
 	}
 }
 
+/* ---- shared limits ------------------------------------------------------ */
+
+static void parse_shared_limits(struct conf__loader *l, const struct conf__field *sec)
+{
+	struct conf_shared_limits *sl = &l->c->shared_limits;
+	struct conf__field f[SECTION_KEYS_MAX];
+	const yaml_node_t *m, *n;
+
+	conf__scalars_init(shared_keys, NSHARED_KEYS, sl);
+	if (!sec->key || !(m = conf__section(l, sec, NULL, YAML_MAPPING_NODE)))
+		return;
+	conf__scalars_read(l, m, "shared_limits", shared_keys, NSHARED_KEYS, sl, f);
+	if ((n = conf__need(l, &f[SHARED_REDIS], "shared_limits", m, YAML_SCALAR_NODE)))
+		read_hostport(l, n, "redis", "shared_limits", &sl->redis_host, &sl->redis_port);
+	if (f[SHARED_PREFIX].key) {
+		if (conf__value_str(l, &f[SHARED_PREFIX], "shared_limits", &sl->key_prefix) && sl->key_prefix &&
+		    strlen(sl->key_prefix) > CONF_KEY_PREFIX_MAX)
+			conf__err(l, f[SHARED_PREFIX].val, "shared_limits.key_prefix: at most %d bytes",
+				  CONF_KEY_PREFIX_MAX);
+	} else if (!(sl->key_prefix = strdup("sluice:")))
+		conf__nomem(l);
+}
+
 /* ---- the top level ------------------------------------------------------ */
 
 static void set_defaults(struct conf__loader *l)
@@ -918,7 +950,7 @@ static void parse_listen(struct conf__loader *l, const struct conf__field *liste
 void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 {
 	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, METRICS,
-	       ACCESS_LOG, RESOLVERS, REPLICAS, N };
+	       ACCESS_LOG, RESOLVERS, REPLICAS, SHARED, N };
 	struct conf__field f[N] = {
 		[LISTEN] = { .name = "listen" },
 		[ADMIN] = { .name = "admin_listen" },
@@ -932,6 +964,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 		[ACCESS_LOG] = { .name = "access_log" },
 		[RESOLVERS] = { .name = "resolvers" },
 		[REPLICAS] = { .name = "replicas" },
+		[SHARED] = { .name = "shared_limits" },
 	};
 
 	set_defaults(l);
@@ -953,4 +986,5 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	parse_access_log(l, &f[ACCESS_LOG]);
 	parse_resolvers(l, &f[RESOLVERS]);
 	parse_replicas(l, &f[REPLICAS]);
+	parse_shared_limits(l, &f[SHARED]);
 }

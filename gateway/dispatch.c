@@ -38,6 +38,7 @@
 #include "gateway/exchange.h"
 #include "gateway/openai.h"
 #include "gateway/server.h"
+#include "gateway/shared.h"
 #include "gateway/slot.h"
 #include "queue/admit.h"
 
@@ -271,6 +272,7 @@ void gw__dispatch_request(struct gw_conn *c)
 	};
 	struct queue_verdict v;
 	queue_admit(&srv->queue, t, &facts, now, &c->qi, &v);
+	gw__shared_poke(srv, t);	/* a renewal, if the lease runs low; never waits */
 	c->classified = true;
 	c->rec.tokens_estimated = c->qi.charge.tokens;
 	if (v.action != QUEUE_WAIT)

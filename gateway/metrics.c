@@ -17,6 +17,7 @@
 #include "gateway/fleet.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
+#include "gateway/shared.h"
 
 #define NSTATUS 500
 
@@ -353,5 +354,15 @@ int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	const char *ok[] = { "result", "ok", NULL }, *bad[] = { "result", "error", NULL };
 	rc |= sample(o, "sluice_config_reloads_total", ok, (double)m->reloads_ok);
 	rc |= sample(o, "sluice_config_reloads_total", bad, (double)m->reloads_failed);
+	bool up;
+	double fallback_s;
+	if (gw__shared_stats(srv, &up, &fallback_s)) {
+		rc |= family(o, "sluice_shared_limits_up", "gauge",
+			     "1 while the tenants' buckets are shared through Redis, 0 while on local limits.");
+		rc |= plain(o, "sluice_shared_limits_up", up ? 1 : 0);
+		rc |= family(o, "sluice_shared_limits_fallback_seconds_total", "counter",
+			     "Seconds spent on local limits because Redis was unreachable, slow or not yet reached.");
+		rc |= plain(o, "sluice_shared_limits_fallback_seconds_total", fallback_s);
+	}
 	return rc == 0 ? 0 : -1;
 }

@@ -13,6 +13,7 @@
 #include "gateway/health.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
+#include "gateway/shared.h"
 #include "gateway/slot.h"
 
 /* Upstream responses: heads are small; anything larger is a broken backend. */
@@ -44,6 +45,7 @@ static void on_tick(uv_timer_t *t)
 	backend_set_close_idle(&srv->backends, gw_now_ms(srv), srv->conf->timeouts.upstream_idle_ms);
 	gw__account_tick(&srv->account, gw_now_ms(srv));
 	gw__health_tick(srv);
+	gw__shared_tick(srv);
 	/* A backend marked down comes back by the clock, not by an event: with
 	 * requests queued and no slot in use, no release would ever kick them. */
 	if (srv->queue.count > 0)
@@ -61,6 +63,7 @@ static void stop(struct gw_server *srv)
 	backend_set_close_idle(&srv->backends, 0, 0);
 	gw__fleet_close(srv);
 	gw__health_stop(srv);
+	gw__shared_close(srv);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
 	gw__dispatch_close(srv);
 	gw_defer_list_close(&srv->defer);
@@ -327,6 +330,7 @@ int gw_server_reload(struct gw_server *srv)
 	struct conf *old = srv->conf;
 	srv->conf = fresh;
 	conf_destroy(old);
+	gw__shared_reload(srv);	/* tenants' new rates, and a changed shared_limits */
 	srv->generation++;
 	srv->metrics.reloads_ok++;
 	gw_info("reloaded %s: generation %llu", fresh->path, (unsigned long long)srv->generation);
@@ -471,6 +475,8 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	}
 	gw_defer_list_init(&srv->defer, loop);
 	gw__dispatch_init(srv);
+	if (gw__shared_init(srv) < 0)
+		gw_warn("shared limits: out of memory; each replica applies its tenants' full limits");
 	uv_timer_init(loop, &srv->tick);
 	uv_timer_init(loop, &srv->drain_timer);
 	srv->tick.data = srv->drain_timer.data = srv;

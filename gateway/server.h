@@ -34,6 +34,7 @@
 
 struct gw_conn;
 struct gw_fleet;
+struct gw_shared;
 
 struct gw_server {
 	uint32_t magic;
@@ -41,6 +42,7 @@ struct gw_server {
 	struct conf *conf;
 	struct backend_set backends;
 	struct gw_fleet *fleet;			/* which backends each pool has (fleet.h) */
+	struct gw_shared *shared;		/* tenants' buckets shared through Redis (shared.h) */
 	struct queue_tenants tenants;
 	struct queue queue;			/* class queues (queue/) */
 	uv_timer_t queue_timer;			/* fires at the earliest queue deadline */

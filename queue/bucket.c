@@ -9,10 +9,16 @@ void queue_bucket_init(struct queue_bucket *b, double rate_per_s, double burst, 
 	b->burst = burst > 0 ? burst : 1;
 	b->level = b->burst;
 	b->last_ms = now_ms;
+	b->held = false;
+	b->asked = 0;
 }
 
 static void refill(struct queue_bucket *b, uint64_t now_ms)
 {
+	if (b->held) {
+		b->last_ms = now_ms;
+		return;
+	}
 	if (now_ms > b->last_ms) {
 		b->level += (double)(now_ms - b->last_ms) * b->rate_ms;
 		if (b->level > b->burst)
@@ -27,12 +33,22 @@ void queue_bucket_reconfigure(struct queue_bucket *b, double rate_per_s, double 
 	 * must not hand every tenant a fresh burst.  A full one stays full. */
 	bool partial = false;
 	double level = 0;
+	double asked = b->asked;
+	if (b->held && !queue_bucket_unlimited(b) && rate_per_s > 0) {
+		b->rate_ms = rate_per_s / 1000.0;
+		b->burst = burst > 0 ? burst : 1;
+		if (b->level > b->burst)
+			b->level = b->burst;
+		b->last_ms = now_ms;
+		return;
+	}
 	if (!queue_bucket_unlimited(b)) {
 		refill(b, now_ms);
 		partial = b->level < b->burst;
 		level = b->level;
 	}
 	queue_bucket_init(b, rate_per_s, burst, now_ms);
+	b->asked = asked;
 	if (partial && level < b->burst)
 		b->level = level;
 }
@@ -47,6 +63,7 @@ bool queue_bucket_take(struct queue_bucket *b, double n, uint64_t now_ms, uint64
 {
 	if (queue_bucket_unlimited(b))
 		return true;
+	b->asked += n;
 	refill(b, now_ms);
 	double need = n < b->burst ? n : b->burst;
 	if (b->level >= need) {

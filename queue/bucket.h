@@ -8,6 +8,12 @@
  * go negative, and that debt delays the next taker.  Charges can be adjusted
  * afterwards (an estimate reconciled with what was really used).
  *
+ * A bucket may be *held* (queue/lease.h): it then does not refill by
+ * itself, its level being a lease of a bucket kept elsewhere (shared
+ * limits); taking, adjusting and the wait hints work as usual.  `asked`
+ * counts every unit taken or asked for, granted or not: the demand a lease
+ * is sized from.
+ *
  * Time is passed in by the caller in milliseconds of a monotonic clock, so
  * tests drive it by hand.
  */
@@ -22,13 +28,17 @@ struct queue_bucket {
 	double burst;
 	double level;
 	uint64_t last_ms;
+	double asked;		/* units asked for by queue_bucket_take, ever */
+	bool held;		/* no refill: the level is a lease (queue/lease.h) */
 };
 
-/* rate_per_s 0 makes an unlimited bucket that always grants. */
 /* New rate and burst for a live bucket: the level carries over (a full
- * bucket stays full), capped at the new burst. */
+ * bucket stays full), capped at the new burst.  A held bucket stays held
+ * and keeps its level (a lease is not a refill), capped at the new burst. */
 void queue_bucket_reconfigure(struct queue_bucket *b, double rate_per_s, double burst, uint64_t now_ms);
 
+/* A full bucket, not held; rate_per_s 0 makes an unlimited bucket that
+ * always grants. */
 void queue_bucket_init(struct queue_bucket *b, double rate_per_s, double burst, uint64_t now_ms);
 
 static inline bool queue_bucket_unlimited(const struct queue_bucket *b) { return b->rate_ms <= 0; }

@@ -40,6 +40,7 @@
 
 #include "conf/conf.h"
 #include "queue/bucket.h"
+#include "queue/lease.h"
 #include "queue/queue.h"
 
 /* queue_tenant.index of a tenant a reload removed. */
@@ -53,7 +54,10 @@ struct queue_tenant {
 	struct queue_bucket requests;	/* requests_per_s, burst */
 	struct queue_bucket tokens;	/* tokens_per_min, one minute deep */
 	struct queue_flow flows[CONF_CLASS_COUNT];	/* its queued requests, per class (queue.h) */
-	unsigned refs;			/* requests that hold it (queue_admit .. queue_tenant_put) */
+	unsigned refs;			/* requests that hold it (queue_admit .. queue_tenant_put),
+					 * and a shared-limits renewal in flight */
+	struct queue_lease leases[2];	/* of requests and tokens, with shared limits (lease.h) */
+	bool renewing;			/* a shared-limits renewal is in flight */
 	struct queue_tenant *retired_next, **retired_pprev;	/* on queue_tenants.retired */
 	struct conf_tenant own;		/* the config of the open gateway's tenant, and of a retired one */
 	char name[];			/* cfg->name, kept for when the snapshot is gone */

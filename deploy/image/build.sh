@@ -43,9 +43,14 @@ for tool in mmdebstrap umoci; do
 	command -v "$tool" >/dev/null || { echo "image: $tool is missing (scripts/setup.sh --deploy)" >&2; exit 1; }
 done
 
-# The libraries sluice is linked against, as Debian packages: libc6,
-# libstdc++6 and libgcc-s1 (jemalloc's C++ runtime) come as dependencies.
-pkgs="libuv1,libjemalloc2,libyaml-0-2,libjansson4,libssl3,libc-ares2"
+# The Debian packages that hold the libraries sluice is linked against, as
+# ldd lists them (so a new dependency cannot be forgotten); their own
+# dependencies (libstdc++6 and libgcc-s1 for jemalloc) come with them.  The
+# file may be known to dpkg by its /usr or its / path (merged /usr).
+pkg_of() { dpkg -S "$1" 2>/dev/null || dpkg -S "/usr$1" 2>/dev/null || dpkg -S "${1#/usr}" 2>/dev/null; }
+pkgs=$(ldd "$bin" | awk '$3 ~ /^\// { print $3 }' | while read -r lib; do pkg_of "$lib"; done |
+	cut -d: -f1 | sort -u | paste -sd, -)
+[ -n "$pkgs" ] || { echo "image: cannot tell which packages hold sluice's libraries" >&2; exit 1; }
 mirror=${SLUICE_DEBIAN_MIRROR:-http://deb.debian.org}
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 uid=10001

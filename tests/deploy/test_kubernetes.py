@@ -63,9 +63,8 @@ class Manifests(unittest.TestCase):
             f.write(text)
         r = subprocess.run([SLUICE, "-t", "-c", conf], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # The shared_limits block stays a comment until sluice accepts it.
-        self.assertNotRegex(text, r"(?m)^shared_limits:")
-        self.assertRegex(text, r"(?m)^# shared_limits:")
+        # The replicas share their tenants' limits through the Redis of redis.yaml.
+        self.assertRegex(text, r"(?m)^shared_limits:\n  redis: redis\.sluice\.svc\.cluster\.local:6379")
 
     def test_every_object_passes_the_kubernetes_schemas(self):
         self.need_node()

@@ -1500,3 +1500,36 @@ Test(conf, at_most_64_pools, .timeout = 10)
 		 "  p64: { slice: elastic, backends: [ { address: 127.0.0.1:9999, max_inflight: 1 } ] }\n");
 	expect_one(text, 5 + CONF_POOLS_MAX, "pools: at most 64 pools (pool 'p64' is one more)");
 }
+
+#define SHARED_BASE \
+	"listen: 127.0.0.1:0\n" \
+	"classes:\n" \
+	"  standard: { pools: [spot] }\n" \
+	"pools:\n" \
+	"  spot:\n" \
+	"    slice: elastic\n" \
+	"    backends: [ { address: 127.0.0.1:8001, max_inflight: 4 } ]\n"
+
+Test(conf, shared_limits, .timeout = 10)
+{
+	struct conf *c = parse_ok(SHARED_BASE
+		"shared_limits: { redis: redis.internal:6379, key_prefix: \"gw1:\", expected_replicas: 3 }\n");
+	cr_assert_str_eq(c->shared_limits.redis_host, "redis.internal");
+	cr_assert_eq(c->shared_limits.redis_port, 6379);
+	cr_assert_str_eq(c->shared_limits.key_prefix, "gw1:");
+	cr_assert_eq(c->shared_limits.expected_replicas, 3);
+	conf_destroy(c);
+
+	c = parse_ok(SHARED_BASE "shared_limits: { redis: 127.0.0.1:6380 }\n");
+	cr_assert_str_eq(c->shared_limits.key_prefix, "sluice:", "the default prefix");
+	cr_assert_eq(c->shared_limits.expected_replicas, 1);
+	conf_destroy(c);
+
+	c = parse_ok(SHARED_BASE);
+	cr_assert_null(c->shared_limits.redis_host, "no section: no shared limits");
+	conf_destroy(c);
+
+	expect_one(SHARED_BASE "shared_limits: { redis: localhost }\n", 8, "redis in shared_limits must be HOST:PORT");
+	expect_one(SHARED_BASE "shared_limits: { key_prefix: x }\n", 8, "redis");
+	expect_one(SHARED_BASE "shared_limits: { redis: r:1, expected_replicas: 0 }\n", 8, "expected_replicas");
+}
