@@ -101,10 +101,23 @@ class Stress(ClusterTest):
                 c.close()
             results[i] = got
 
+        def leaver():
+            # One request, then gone while it is queued or running: what a
+            # client that times out does.  (A pipelining client that leaves
+            # is noticed only once its connection is read again.)
+            for _ in range(5):
+                c = Client(s.port, timeout=10)
+                c.send(render("POST", "/v1/completions", {"prompt": "p", "max_tokens": 6},
+                              {"authorization": "Bearer sk-t1"}))
+                time.sleep(0.01)
+                c.close()
+                time.sleep(0.05)
+
         plans = [{"leave_after": (rng.randint(0, 10) if i % 7 == 3 else None)} for i in range(CONNS)]
         sampler = threading.Thread(target=sample)
         sampler.start()
         threads = [threading.Thread(target=client, args=(i, plans[i])) for i in range(CONNS)]
+        threads.append(threading.Thread(target=leaver))
         t0 = time.monotonic()
         for t in threads:
             t.start()
