@@ -103,8 +103,8 @@ class Stress(ClusterTest):
 
         def leaver():
             # One request, then gone while it is queued or running: what a
-            # client that times out does.  (A pipelining client that leaves
-            # is noticed only once its connection is read again.)
+            # client that times out does.  (Whether a pipelining client
+            # leaves mid-request or between two requests is up to timing.)
             for _ in range(5):
                 c = Client(s.port, timeout=10)
                 c.send(render("POST", "/v1/completions", {"prompt": "p", "max_tokens": 6},
