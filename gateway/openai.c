@@ -340,8 +340,37 @@ static uint64_t whole(double v)
 	return v > 0 ? (uint64_t)floor(v + 0.5) : 0;
 }
 
-/* One bucket's three headers; `limit` is what the tenant was promised.
- * Sent on every response, so formatted without printf. */
+int gw_openai_append_duration(struct gw_buf *out, uint64_t ms)
+{
+	if (ms < 1000) {
+		int rc = gw_buf_append_u64(out, ms);
+		return rc | gw_buf_appends(out, ms == 0 ? "s" : "ms");
+	}
+	uint64_t h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, frac = ms % 1000;
+	int rc = 0;
+	if (h > 0) {
+		rc |= gw_buf_append_u64(out, h);
+		rc |= gw_buf_append(out, "h", 1);
+	}
+	if (h > 0 || m > 0) {
+		rc |= gw_buf_append_u64(out, m);
+		rc |= gw_buf_append(out, "m", 1);
+	}
+	rc |= gw_buf_append_u64(out, s);
+	if (frac > 0) {
+		/* Three decimals, trailing zeros dropped: 1.5s, 1.25s, 1.005s. */
+		char d[4] = { '.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10) };
+		size_t n = 4;
+		while (d[n - 1] == '0')
+			n--;
+		rc |= gw_buf_append(out, d, n);
+	}
+	return rc | gw_buf_append(out, "s", 1);
+}
+
+/* One bucket's three headers; `limit` is what the tenant was promised, per
+ * minute as OpenAI states it. Sent on every response, so formatted without
+ * printf. */
 static int bucket_headers(struct gw_buf *out, const char *what, double limit, struct queue_bucket *b,
 			  uint64_t now_ms)
 {
@@ -359,13 +388,13 @@ static int bucket_headers(struct gw_buf *out, const char *what, double limit, st
 	rc |= gw_buf_appends(out, "\r\nx-ratelimit-reset-");
 	rc |= gw_buf_appends(out, what);
 	rc |= gw_buf_append(out, ": ", 2);
-	rc |= gw_buf_append_u64(out, queue_bucket_full_in(b, now_ms));
-	rc |= gw_buf_appends(out, "ms\r\n");
+	rc |= gw_openai_append_duration(out, queue_bucket_full_in(b, now_ms));
+	rc |= gw_buf_append(out, "\r\n", 2);
 	return rc;
 }
 
 int gw_openai_ratelimit_headers(struct queue_tenant *t, uint64_t now_ms, struct gw_buf *out)
 {
-	return bucket_headers(out, "requests", t->cfg->burst, &t->requests, now_ms) |
+	return bucket_headers(out, "requests", t->cfg->requests_per_s * 60, &t->requests, now_ms) |
 	       bucket_headers(out, "tokens", t->cfg->tokens_per_min, &t->tokens, now_ms);
 }

@@ -102,7 +102,14 @@ double gw_openai_output_tokens(const struct gw_openai_body *b);
  * or -1 when there is none. */
 double gw_openai_usage_tokens(const char *tail, size_t len);
 
-/* Append the x-ratelimit-* headers of t's limited buckets, as of now_ms. */
+/* Append ms as OpenAI writes a reset time (Go's duration form): "398ms"
+ * under a second, "0s" for none, else "1s", "1.5s", "1m30s", "6m0s",
+ * "2h3m4s" (hours only when non-zero, then minutes and seconds always). */
+int gw_openai_append_duration(struct gw_buf *out, uint64_t ms);
+
+/* Append the x-ratelimit-* headers of t's limited buckets, as of now_ms:
+ * limit-requests per minute (requests_per_s x 60), limit-tokens per minute,
+ * remaining-* as whole units, reset-* (time to full) as above. */
 int gw_openai_ratelimit_headers(struct queue_tenant *t, uint64_t now_ms, struct gw_buf *out);
 
 #endif

@@ -128,6 +128,13 @@ async function main() {
     first_ok: first.choices.length === 1,
     second_status: response.status,
     second_text: second.choices[0]?.text ?? null,
+    // the rate-limit headers as the client hands them to its caller
+    second_ratelimit: Object.fromEntries(
+      ['limit-requests', 'remaining-requests', 'reset-requests', 'limit-tokens'].map((h) => [
+        h,
+        response.headers.get(`x-ratelimit-${h}`),
+      ]),
+    ),
     stream_statuses: attempts.slice(before).map((a) => a.status),
     stream_events: events,
     stream_chunks: chunks,

@@ -69,6 +69,13 @@ class OpenAISDK(ClusterTest):
         self.assertLess(gap, delay + 1000, "and not much longer")
         self.assertEqual(out["second_status"], 200)
         self.assertTrue(out["second_text"])
+        # OpenAI's rate-limit headers, read through .withResponse(): requests
+        # per minute, and the time to a full bucket (1 at 2/s) in OpenAI's form
+        rl = out["second_ratelimit"]
+        self.assertEqual(rl["limit-requests"], "120", rl)
+        self.assertEqual(rl["remaining-requests"], "0", rl)
+        self.assertRegex(rl["reset-requests"], r"^\d{1,3}ms$", rl)
+        self.assertIsNone(rl["limit-tokens"], "no token limit, no token headers")
 
         # streaming: one content chunk per token, no rejection
         self.assertEqual(out["stream_statuses"], [200])

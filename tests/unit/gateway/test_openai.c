@@ -282,3 +282,34 @@ Test(openai, a_model_name_too_long_to_keep_is_flagged, .timeout = 5)
 	cr_assert_eq(b.model_len, 0);
 	cr_assert_not(b.model_long, "not a string: no model");
 }
+
+static void duration_is(uint64_t ms, const char *want)
+{
+	struct gw_buf b = GW_BUF_INIT;
+	cr_assert_eq(gw_openai_append_duration(&b, ms), 0);
+	cr_assert(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0, "%llu ms: got '%.*s', want '%s'",
+		  (unsigned long long)ms, (int)b.len, b.data, want);
+	gw_buf_finish(&b);
+}
+
+/* x-ratelimit-reset-* as OpenAI sends them (Go durations). */
+Test(openai, reset_durations_in_openais_form, .timeout = 5)
+{
+	duration_is(0, "0s");
+	duration_is(1, "1ms");
+	duration_is(20, "20ms");
+	duration_is(398, "398ms");
+	duration_is(999, "999ms");
+	duration_is(1000, "1s");
+	duration_is(1500, "1.5s");
+	duration_is(1250, "1.25s");
+	duration_is(1005, "1.005s");
+	duration_is(59999, "59.999s");
+	duration_is(60000, "1m0s");
+	duration_is(90000, "1m30s");
+	duration_is(360000, "6m0s");
+	duration_is(3600000, "1h0m0s");
+	duration_is(2 * 3600000 + 3 * 60000 + 4000, "2h3m4s");
+	duration_is(3600000 + 500, "1h0m0.5s");
+	duration_is(100ull * 3600000, "100h0m0s");
+}
