@@ -2,7 +2,9 @@
  * conf.c - from a YAML file to an immutable struct conf: the public entry
  * points.
  *
- * Loading is three steps.  libyaml's document API first turns the whole file
+ * Before anything, ${VAR} references in the text are replaced by the
+ * environment's values (env.c), line for line.  Loading is then three
+ * steps.  libyaml's document API first turns the whole file
  * into a node tree (here); every node remembers where it started, which is
  * how each later error can name FILE:LINE.  A syntax error stops there, with
  * the parser's own line, and so does a file with no document or with more
@@ -33,6 +35,7 @@
 #include <yaml.h>
 
 #include "conf/diag.h"
+#include "conf/env.h"
 #include "conf/node.h"
 #include "conf/schema.h"
 
@@ -149,7 +152,15 @@ int conf_parse(const char *name, const char *text, size_t len,
 		conf__diags_add(&l.diags, 0, "no text to parse");
 		rc = -EINVAL;
 	} else {
-		rc = parse_text(&l, text ? text : "", len, out);
+		char *expanded = NULL;
+		size_t elen = 0;
+
+		rc = conf__env_expand(&l.diags, text ? text : "", len, &expanded, &elen);
+		if (rc == 0 && expanded)
+			rc = parse_text(&l, expanded, elen, out);
+		else if (rc == 0)
+			rc = parse_text(&l, text ? text : "", len, out);
+		free(expanded);
 	}
 	conf__diags_finish(&l.diags);
 	return rc;

@@ -1533,3 +1533,49 @@ Test(conf, shared_limits, .timeout = 10)
 	expect_one(SHARED_BASE "shared_limits: { key_prefix: x }\n", 8, "redis");
 	expect_one(SHARED_BASE "shared_limits: { redis: r:1, expected_replicas: 0 }\n", 8, "expected_replicas");
 }
+
+/* ${VAR}, ${VAR:-default} and $$ in the text, before YAML reads it. */
+Test(conf, environment_variables_in_values, .timeout = 10)
+{
+	setenv("SLUICE_T_IDLE", "7s", 1);
+	setenv("SLUICE_T_EMPTY", "", 1);
+	unsetenv("SLUICE_T_UNSET");
+	struct conf *c = parse_ok(MINI "timeouts: { idle_ms: ${SLUICE_T_IDLE}, header_ms: ${SLUICE_T_UNSET:-3s},\n"
+				       "  upstream_ms: \"${SLUICE_T_EMPTY:-9s}\" }  # ${SLUICE_T_UNSET} in a comment\n");
+	cr_assert_eq(c->timeouts.idle_ms, 7000);
+	cr_assert_eq(c->timeouts.header_ms, 3000);
+	cr_assert_eq(c->timeouts.upstream_ms, 9000);
+	conf_destroy(c);
+
+	/* Unset without a default: an error on its line, later lines still
+	 * numbered as written, and every unset variable reported. */
+	size_t n = parse_bad(MINI "timeouts:\n  idle_ms: ${SLUICE_T_UNSET}\n  header_ms: ${SLUICE_T_NOPE}\n");
+	cr_assert_eq(n, 2, "%s", all_msgs());
+	cr_assert(has_msg(9, "${SLUICE_T_UNSET} is not set"), "%s", all_msgs());
+	cr_assert(has_msg(10, "${SLUICE_T_NOPE} is not set"), "%s", all_msgs());
+	cr_assert_str_eq(diag.msg[0], "t.yaml:9: ${SLUICE_T_UNSET} is not set");
+
+	/* Set but empty is set: ${X} is "" (here a bad duration, on its line). */
+	expect_one(MINI "timeouts: { idle_ms: \"${SLUICE_T_EMPTY}\" }\n", 8, "idle_ms in timeouts");
+	expect_one(MINI "timeouts: { idle_ms: ${SLUICE_T_IDLE\n", 8, "bad variable reference");
+	expect_one(MINI "timeouts: { idle_ms: ${1X} }\n", 8, "bad variable reference '${1X}'");
+	setenv("SLUICE_T_NL", "1s\nadmin: x", 1);
+	expect_one(MINI "timeouts: { idle_ms: ${SLUICE_T_NL} }\n", 8, "${SLUICE_T_NL} holds a line break");
+	/* After a substitution, errors keep the operator's line numbers. */
+	expect_one(MINI "timeouts: { idle_ms: ${SLUICE_T_IDLE} }\nlimits: { max_headers: 10KiB }\n", 9,
+		   "max_headers in limits: expected an integer");
+}
+
+Test(conf, dollar_dollar_is_a_literal_dollar, .timeout = 10)
+{
+	unsetenv("SLUICE_T_UNSET");
+	/* $$ gives '$' (so $${X} is the text ${X}); a lone '$' stays, and so
+	 * does a quote inside a plain scalar (don't) with a comment after it. */
+	struct conf *c = parse_ok(MINI "    health:\n      path: /h?a=$$1&b=$${X}&c=$\n"
+				       "    # don't ${SLUICE_T_UNSET}\n");
+	cr_assert_str_eq(c->pools[0].health.path, "/h?a=$1&b=${X}&c=$");
+	conf_destroy(c);
+	c = parse_ok(MINI "    health: { path: \"/it's/${SLUICE_T_UNSET:-x}\" }  # ${SLUICE_T_UNSET}\n");
+	cr_assert_str_eq(c->pools[0].health.path, "/it's/x");
+	conf_destroy(c);
+}
