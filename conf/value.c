@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -93,18 +94,37 @@ static uint64_t suffix_mult(enum conf__unit unit, const char *s, size_t len)
 	return 0;
 }
 
-/* Check v against [min, max]; report and fail when it is outside. */
+/* A bound as the operator would write it: in the unit of the value they
+ * wrote (`1000000h` is answered "at most 8784h", `50ms` "at least 100ms"),
+ * when the bound is a whole number of that unit; else in the base unit. */
+static const char *bound_text(struct conf__loader *l, uint64_t bound, const char *sfx, size_t sfxlen,
+			      uint64_t mult, enum conf__unit unit)
+{
+	char *b = conf__diags_scratch(&l->diags);
+
+	if (sfxlen == 0)
+		snprintf(b, CONF__SHOW_LEN, "%" PRIu64, bound);
+	else if (bound % mult == 0)
+		snprintf(b, CONF__SHOW_LEN, "%" PRIu64 "%.*s", bound / mult, (int)sfxlen, sfx);
+	else
+		snprintf(b, CONF__SHOW_LEN, "%" PRIu64 "%s", bound, unit == CONF__UNIT_MS ? "ms" : "B");
+	return b;
+}
+
+/* Check v against [min, max]; report and fail when it is outside.  sfx is
+ * the unit the value was written with (may be empty), mult its size. */
 static bool uint_bounds(struct conf__loader *l, const struct conf__field *f, const char *ctx,
-			const yaml_node_t *n, uint64_t v, uint64_t min, uint64_t max)
+			const yaml_node_t *n, uint64_t v, uint64_t min, uint64_t max, const char *sfx,
+			size_t sfxlen, uint64_t mult, enum conf__unit unit)
 {
 	if (v < min) {
-		conf__err(l, n, "%s must be at least %" PRIu64 ", got '%s'", conf__label(l, f, ctx),
-			  min, conf__show(l, n));
+		conf__err(l, n, "%s must be at least %s, got '%s'", conf__label(l, f, ctx),
+			  bound_text(l, min, sfx, sfxlen, mult, unit), conf__show(l, n));
 		return false;
 	}
 	if (v > max) {
-		conf__err(l, n, "%s must be at most %" PRIu64 ", got '%s'", conf__label(l, f, ctx),
-			  max, conf__show(l, n));
+		conf__err(l, n, "%s must be at most %s, got '%s'", conf__label(l, f, ctx),
+			  bound_text(l, max, sfx, sfxlen, mult, unit), conf__show(l, n));
 		return false;
 	}
 	return true;
@@ -143,7 +163,13 @@ bool conf__value_uint(struct conf__loader *l, const struct conf__field *f, const
 		conf__err(l, n, "%s is too large: '%s'", conf__label(l, f, ctx), conf__show(l, n));
 		return false;
 	}
-	if (!uint_bounds(l, f, ctx, n, v * mult, min, max))
+	const char *sfx = s + pos;
+	size_t sfxlen = len - pos;
+	while (sfxlen && *sfx == ' ') {
+		sfx++;
+		sfxlen--;
+	}
+	if (!uint_bounds(l, f, ctx, n, v * mult, min, max, sfx, sfxlen, mult, unit))
 		return false;
 	*out = v * mult;
 	return true;

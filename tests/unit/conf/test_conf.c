@@ -1579,3 +1579,21 @@ Test(conf, dollar_dollar_is_a_literal_dollar, .timeout = 10)
 	cr_assert_str_eq(c->pools[0].health.path, "/it's/x");
 	conf_destroy(c);
 }
+
+/* A range error states the bound in the unit the value was written in. */
+Test(conf, bounds_in_the_unit_written, .timeout = 10)
+{
+	expect_one(MINI "timeouts: { upstream_ms: 1000000h }\n", 8,
+		   "upstream_ms in timeouts must be at most 8784h, got '1000000h'");
+	expect_one(MINI "timeouts: { upstream_ms: 99999999m }\n", 8,
+		   "upstream_ms in timeouts must be at most 527040m, got '99999999m'");
+	expect_one(MINI "timeouts: { upstream_ms: 99999999999 }\n", 8,
+		   "upstream_ms in timeouts must be at most 31622400000, got '99999999999'");
+	expect_one(MINI "    health: { interval_ms: 50ms }\n", 8,
+		   "interval_ms in health of pool 'spot' must be at least 100ms, got '50ms'");
+	/* 100 ms is not a whole number of seconds: said in ms. */
+	expect_one(MINI "    health: { interval_ms: 0s }\n", 8,
+		   "interval_ms in health of pool 'spot' must be at least 100ms, got '0s'");
+	expect_one(MINI "limits: { max_header_bytes: 8GiB }\n", 8,
+		   "max_header_bytes in limits must be at most 4294967295B, got '8GiB'");
+}
