@@ -237,6 +237,11 @@ struct conf {
 struct conf_diag {
 	size_t count;			/* may exceed CONF_DIAG_MAX; only the first are kept */
 	char msg[CONF_DIAG_MAX][256];
+	/* Values that load but are probably not what was meant (a duration
+	 * under 50 with no unit): "FILE:LINE: message", kept whether the load
+	 * succeeds or not, for the caller to print. */
+	size_t nwarn;			/* may exceed CONF_DIAG_MAX; only the first are kept */
+	char warn[CONF_DIAG_MAX][256];
 };
 
 /*

@@ -38,7 +38,38 @@ void conf__diags_init(struct conf__diags *d, const char *name, struct conf_diag 
 	if (out) {
 		out->count = 0;
 		out->msg[0][0] = '\0';
+		out->nwarn = 0;
+		out->warn[0][0] = '\0';
 	}
+}
+
+void conf__diags_warn(struct conf__diags *d, size_t line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!d->out)
+		return;
+	/* Found in the order of the walk; kept in the order of the file
+	 * (after those of the same line). */
+	if (d->out->nwarn < CONF_DIAG_MAX) {
+		size_t at = d->out->nwarn;
+
+		while (at > 0 && d->warn_line[at - 1] > line)
+			at--;
+		memmove(&d->out->warn[at + 1], &d->out->warn[at], (d->out->nwarn - at) * sizeof d->out->warn[0]);
+		memmove(&d->warn_line[at + 1], &d->warn_line[at], (d->out->nwarn - at) * sizeof d->warn_line[0]);
+		d->warn_line[at] = line;
+
+		char *m = d->out->warn[at];
+		size_t size = sizeof d->out->warn[0];
+		int n = snprintf(m, size, "%s:%zu: ", d->name, line);
+
+		va_start(ap, fmt);
+		if (n >= 0 && (size_t)n < size)
+			vsnprintf(m + n, size - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	d->out->nwarn++;
 }
 
 void conf__diags_vadd(struct conf__diags *d, size_t line, const char *fmt, va_list ap)

@@ -33,6 +33,7 @@ struct conf__diags {
 	size_t pendcap;
 	char show[CONF__SHOW_NBUF][CONF__SHOW_LEN];	/* rotating buffers for message pieces */
 	unsigned nshow;
+	size_t warn_line[CONF_DIAG_MAX];	/* line of each of out->warn, which is kept sorted */
 };
 
 /*
@@ -50,6 +51,12 @@ void conf__diags_init(struct conf__diags *d, const char *name, struct conf_diag 
 __attribute__((format(printf, 3, 4)))
 void conf__diags_add(struct conf__diags *d, size_t line, const char *fmt, ...);
 void conf__diags_vadd(struct conf__diags *d, size_t line, const char *fmt, va_list ap);
+
+/* Record a warning at `line`: counted, and kept in the caller's
+ * conf_diag (when there is one), in line order, up to CONF_DIAG_MAX (the
+ * first found). Not an error. */
+__attribute__((format(printf, 3, 4)))
+void conf__diags_warn(struct conf__diags *d, size_t line, const char *fmt, ...);
 
 /* Record that an allocation failed: one "out of memory" error, however
  * often it is called, and d->nomem set. */

@@ -94,6 +94,9 @@ static uint64_t suffix_mult(enum conf__unit unit, const char *s, size_t len)
 	return 0;
 }
 
+/* A duration under this, written without a unit, gets a warning. */
+#define SHORT_MS_WARN 50
+
 /* A bound as the operator would write it: in the unit of the value they
  * wrote (`1000000h` is answered "at most 8784h", `50ms` "at least 100ms"),
  * when the bound is a whole number of that unit; else in the base unit. */
@@ -171,6 +174,14 @@ bool conf__value_uint(struct conf__loader *l, const struct conf__field *f, const
 	}
 	if (!uint_bounds(l, f, ctx, n, v * mult, min, max, sfx, sfxlen, mult, unit))
 		return false;
+	/* `max_wait_ms: 5` is valid, but 5 ms is rarely meant: most likely
+	 * seconds.  Said, not refused; a unit written says it was meant. */
+	if (unit == CONF__UNIT_MS && sfxlen == 0 && v > 0 && v < SHORT_MS_WARN) {
+		conf__diags_warn(&l->diags, conf__node_line(n),
+				 "%s %" PRIu64 " has no unit: %" PRIu64 " ms (write %" PRIu64
+				 "ms to silence this, or %" PRIu64 "s)",
+				 f->name, v, v, v, v);
+	}
 	*out = v * mult;
 	return true;
 }

@@ -108,6 +108,10 @@ int main(int argc, char **argv)
 	struct conf *conf = NULL;
 	struct conf_diag diag = { 0 };
 	int rc = conf_load(path, &conf, &diag);
+	/* Warnings go to stderr before anything else is said: with -t, at
+	 * start and (in server.c) at each reload. */
+	for (size_t i = 0; i < diag.nwarn && i < CONF_DIAG_MAX; i++)
+		fprintf(stderr, "warning: %s\n", diag.warn[i]);
 	if (rc < 0) {
 		size_t shown = diag.count < CONF_DIAG_MAX ? diag.count : CONF_DIAG_MAX;
 		for (size_t i = 0; i < shown; i++)

@@ -256,6 +256,8 @@ int gw_server_reload(struct gw_server *srv)
 	struct conf_diag diag = { 0 };
 	const char *why;
 	int rc = conf_load(srv->conf->path, &fresh, &diag);
+	for (size_t i = 0; i < diag.nwarn && i < CONF_DIAG_MAX; i++)
+		gw_warn("reload: %s", diag.warn[i]);
 	if (rc < 0) {
 		size_t shown = diag.count < CONF_DIAG_MAX ? diag.count : CONF_DIAG_MAX;
 		for (size_t i = 0; i < shown; i++)

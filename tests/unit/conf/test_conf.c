@@ -1597,3 +1597,29 @@ Test(conf, bounds_in_the_unit_written, .timeout = 10)
 	expect_one(MINI "limits: { max_header_bytes: 8GiB }\n", 8,
 		   "max_header_bytes in limits must be at most 4294967295B, got '8GiB'");
 }
+
+/* A duration under 50 written without a unit loads, with a warning. */
+Test(conf, short_durations_without_a_unit_warn, .timeout = 10)
+{
+	struct conf *c = parse_ok("listen: 127.0.0.1:0\n"
+				  "classes:\n"
+				  "  standard: { pools: [spot], max_wait_ms: 5 }\n"
+				  "pools:\n"
+				  "  spot:\n"
+				  "    slice: elastic\n"
+				  "    backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ]\n"
+				  "timeouts: { idle_ms: 49, header_ms: 50, body_ms: 5ms, upstream_ms: 5s }\n");
+	cr_assert_eq(c->classes[CONF_CLASS_STANDARD].max_wait_ms, 5, "a warning, not a change");
+	cr_assert_eq(diag.nwarn, 2);
+	cr_assert_str_eq(diag.warn[0], "t.yaml:3: max_wait_ms 5 has no unit: 5 ms (write 5ms to silence this, or 5s)");
+	cr_assert_str_eq(diag.warn[1],
+			 "t.yaml:8: idle_ms 49 has no unit: 49 ms (write 49ms to silence this, or 49s)");
+	conf_destroy(c);
+
+	c = parse_ok(MINI "timeouts: { idle_ms: 60000, header_ms: 1s, body_ms: 20ms }\n");
+	cr_assert_eq(diag.nwarn, 0);
+	conf_destroy(c);
+	/* Warnings are kept when the load fails too. */
+	parse_bad(MINI "timeouts: { idle_ms: 5, header_ms: nope }\n");
+	cr_assert_eq(diag.nwarn, 1);
+}
