@@ -166,7 +166,7 @@ struct conf_timeouts {
 	uint64_t header_ms;		/* first byte of a request to end of its headers: 408 */
 	uint64_t idle_ms;		/* keep-alive connection with no request in progress */
 	uint64_t body_ms;		/* gap between two reads of a request body: 408 */
-	uint64_t connect_ms;		/* upstream TCP connect: 502 */
+	uint64_t connect_ms;		/* upstream TCP connect: 504 upstream_connect_timeout */
 	uint64_t upstream_ms;		/* upstream silence (before or between bytes): 504 */
 	uint64_t upstream_idle_ms;	/* idle pooled upstream connection is closed */
 	uint64_t drain_ms;		/* SIGTERM: longest wait for in-flight work */
