@@ -378,6 +378,8 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 		struct gw_tenant_acct *ta = ti < a->ntenants ? &a->tenants[ti] : NULL;
 		if (ta != NULL) {
 			ta->requests[k]++;
+			if (r->reason < GW_R_COUNT)
+				ta->rejections[r->reason]++;
 			ta->tokens_estimated += r->tokens_estimated;
 			if (r->tokens_reported >= 0)
 				ta->tokens_reported += r->tokens_reported;

@@ -69,6 +69,7 @@ struct gw_reqrec {
 
 struct gw_tenant_acct {
 	uint64_t requests[CONF_CLASS_COUNT];
+	uint64_t rejections[GW_R_COUNT];	/* answered by sluice, by reason */
 	double tokens_estimated, tokens_reported;
 	uint64_t *gpu_ns;		/* [npools]: slot time held for the tenant */
 	struct gw_hist *duration;	/* [CONF_CLASS_COUNT], only with tenant_histograms */

@@ -431,6 +431,9 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	srv->magic = GW_SERVER_MAGIC;
 	srv->loop = loop;
 	srv->conf = conf;
+	struct timespec start;
+	clock_gettime(CLOCK_REALTIME, &start);
+	srv->metrics.start_time = (double)start.tv_sec + (double)start.tv_nsec / 1e9;
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = conf->limits.max_body_bytes,
 		.max_header_bytes = conf->limits.max_header_bytes,
