@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backends/upstream.h"
 #include "gateway/conn.h"
@@ -299,6 +300,9 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return rc;
 	}
+	/* The new log_format and log_level first, so that the lines that say
+	 * what this reload changed are written the new way. */
+	gw_log_configure((enum gw_log_level)fresh->log_level, fresh->log_json ? GW_LOG_JSON : GW_LOG_TEXT);
 	log_pool_changes(srv, fresh, from);
 	log_tenant_changes(srv, &tenants);
 	gw__account_commit(&srv->account, fresh, &log, reopen);
