@@ -98,6 +98,8 @@ struct backend {
 	unsigned nidle;
 	unsigned failures;		/* consecutive failed connects */
 	uint64_t down_until_ms;		/* not picked before this time */
+	char last_error[48];		/* why the last connect failed; "" while none has */
+	uint64_t last_error_ms;
 	uint64_t ramp_from_ms;		/* slow start: slots ramp up from here; 0 = none */
 	uint64_t ramp_ms;		/* over this long */
 	struct backend_health health;
@@ -252,6 +254,8 @@ struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms);
  * one marks it up.
  */
 void backend_mark_failed(struct backend *b, uint64_t now_ms);
+/* Remember why a connect failed (shown by /status and `sluice top`). */
+void backend_note_error(struct backend *b, const char *why, uint64_t now_ms);
 void backend_mark_ok(struct backend *b);
 
 /* May b be picked: not marked down after failed connects, not taken out by

@@ -432,6 +432,12 @@ void backend_mark_failed(struct backend *b, uint64_t now_ms)
 	b->down_until_ms = now_ms + (hold < 30000 ? hold : 30000);
 }
 
+void backend_note_error(struct backend *b, const char *why, uint64_t now_ms)
+{
+	snprintf(b->last_error, sizeof(b->last_error), "%s", why);
+	b->last_error_ms = now_ms;
+}
+
 void backend_mark_ok(struct backend *b)
 {
 	b->failures = 0;

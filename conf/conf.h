@@ -31,6 +31,9 @@ enum conf_class {
 	CONF_CLASS_COUNT
 };
 
+/* log_level, in the order of gateway/log.h's levels. */
+enum conf_log_level { CONF_LOG_DEBUG = 0, CONF_LOG_INFO, CONF_LOG_WARN, CONF_LOG_ERROR };
+
 enum conf_slice {
 	CONF_SLICE_RESERVED = 0,	/* only the classes that list it; never opportunistic */
 	CONF_SLICE_ELASTIC,
@@ -225,6 +228,8 @@ struct conf {
 	char *anonymous_tenant;		/* tenant used when no key is sent, or NULL */
 	struct conf_metrics metrics;
 	char *access_log;		/* "-" for stdout, a file path, or NULL for none */
+	enum conf_log_level log_level;	/* operator log: lines below are dropped */
+	bool log_json;			/* log_format: json (one object per line) or text */
 	/* resolvers: [ IP:PORT, ... ]: the DNS servers discovery asks, as
 	 * "IP:PORT,IP:PORT" (c-ares' form); NULL: the system's. */
 	char *resolvers;

@@ -884,6 +884,31 @@ static void parse_access_log(struct conf__loader *l, const struct conf__field *f
 	}
 }
 
+/* log_format: text | json; log_level: debug | info | warn | error. */
+static void parse_log(struct conf__loader *l, const struct conf__field *format, const struct conf__field *level)
+{
+	static const char *const levels[] = { "debug", "info", "warn", "error" };
+	struct conf *c = l->c;
+	const yaml_node_t *n;
+
+	c->log_level = CONF_LOG_INFO;
+	if (format->key && (n = conf__want(l, format, NULL, YAML_SCALAR_NODE))) {
+		if (conf__node_equals(n, "json"))
+			c->log_json = true;
+		else if (!conf__node_equals(n, "text"))
+			conf__err(l, n, "log_format must be text or json, got '%s'", conf__show(l, n));
+	}
+	if (level->key && (n = conf__want(l, level, NULL, YAML_SCALAR_NODE))) {
+		size_t i = 0;
+		while (i < ARRAY_SIZE(levels) && !conf__node_equals(n, levels[i]))
+			i++;
+		if (i < ARRAY_SIZE(levels))
+			c->log_level = (enum conf_log_level)i;
+		else
+			conf__err(l, n, "log_level must be debug, info, warn or error, got '%s'", conf__show(l, n));
+	}
+}
+
 /* ---- shared limits ------------------------------------------------------ */
 
 static void parse_shared_limits(struct conf__loader *l, const struct conf__field *sec)
@@ -950,7 +975,7 @@ static void parse_listen(struct conf__loader *l, const struct conf__field *liste
 void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 {
 	enum { LISTEN, ADMIN, LIMITS, TIMEOUTS, CLASSES, POOLS, TENANTS, ANON, METRICS,
-	       ACCESS_LOG, RESOLVERS, REPLICAS, SHARED, N };
+	       ACCESS_LOG, LOG_FORMAT, LOG_LEVEL, RESOLVERS, REPLICAS, SHARED, N };
 	struct conf__field f[N] = {
 		[LISTEN] = { .name = "listen" },
 		[ADMIN] = { .name = "admin_listen" },
@@ -962,6 +987,8 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 		[ANON] = { .name = "anonymous_tenant" },
 		[METRICS] = { .name = "metrics" },
 		[ACCESS_LOG] = { .name = "access_log" },
+		[LOG_FORMAT] = { .name = "log_format" },
+		[LOG_LEVEL] = { .name = "log_level" },
 		[RESOLVERS] = { .name = "resolvers" },
 		[REPLICAS] = { .name = "replicas" },
 		[SHARED] = { .name = "shared_limits" },
@@ -984,6 +1011,7 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	check_slices_apart(l);
 	parse_metrics(l, &f[METRICS]);
 	parse_access_log(l, &f[ACCESS_LOG]);
+	parse_log(l, &f[LOG_FORMAT], &f[LOG_LEVEL]);
 	parse_resolvers(l, &f[RESOLVERS]);
 	parse_replicas(l, &f[REPLICAS]);
 	parse_shared_limits(l, &f[SHARED]);

@@ -71,6 +71,8 @@ int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants
 			gw_hist_init(&a->queue_wait[k][o]);
 		gw_hist_init(&a->window[k][0]);
 		gw_hist_init(&a->window[k][1]);
+		gw_hist_init(&a->served[k][0]);
+		gw_hist_init(&a->served[k][1]);
 	}
 	for (size_t t = 0; t < ntenants; t++) {
 		if (tenant_acct_init(a, &a->tenants[t], c->metrics.tenant_histograms) < 0) {
@@ -250,8 +252,10 @@ void gw__account_tick(struct gw_account *a, uint64_t now_ms)
 {
 	if (now_ms - a->window_start_ms >= GW_ACCOUNT_WINDOW_MS) {
 		a->window_cur ^= 1;
-		for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 			gw_hist_reset(&a->window[k][a->window_cur]);
+			gw_hist_reset(&a->served[k][a->window_cur]);
+		}
 		a->window_start_ms = now_ms;
 	}
 	gw__alog_flush(&a->alog);
@@ -378,6 +382,8 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 		struct gw_tenant_acct *ta = ti < a->ntenants ? &a->tenants[ti] : NULL;
 		if (ta != NULL) {
 			ta->requests[k]++;
+			if (r->reason < GW_R_COUNT)
+				ta->rejections[r->reason]++;
 			ta->tokens_estimated += r->tokens_estimated;
 			if (r->tokens_reported >= 0)
 				ta->tokens_reported += r->tokens_reported;
@@ -393,6 +399,8 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 				gw_hist_record(&a->upstream[cp], r->t_upstream_end - r->t_dispatch);
 			gw_hist_record(&a->request[cp], total);
 			gw_hist_record(&a->window[k][a->window_cur], total);
+			if (r->pool && r->reason >= GW_R_COUNT)
+				gw_hist_record(&a->served[k][a->window_cur], total);
 			if (ta != NULL && ta->duration != NULL)
 				gw_hist_record(&ta->duration[k], total);
 		}

@@ -69,6 +69,7 @@ struct gw_reqrec {
 
 struct gw_tenant_acct {
 	uint64_t requests[CONF_CLASS_COUNT];
+	uint64_t rejections[GW_R_COUNT];	/* answered by sluice, by reason */
 	double tokens_estimated, tokens_reported;
 	uint64_t *gpu_ns;		/* [npools]: slot time held for the tenant */
 	struct gw_hist *duration;	/* [CONF_CLASS_COUNT], only with tenant_histograms */
@@ -87,6 +88,10 @@ struct gw_account {
 	uint64_t rejections[CONF_CLASS_COUNT + 1][GW_R_COUNT];
 	struct gw_tenant_acct *tenants;
 	struct gw_hist window[CONF_CLASS_COUNT][2];	/* request duration, live view */
+	/* The same for the requests a backend answered only: those sluice
+	 * answered itself (rejections, timeouts in the queue) are fast and
+	 * would hide a slow backend in an incident. */
+	struct gw_hist served[CONF_CLASS_COUNT][2];
 	int window_cur;
 	uint64_t window_start_ms;
 	struct gw_alog alog;

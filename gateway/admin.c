@@ -39,6 +39,10 @@ static json_t *class_status(const struct gw_server *srv, int k)
 		gw_hist_merge(&all, &a->request[gw__account_cp(a, k, p)]);
 	gw_hist_merge(&minute, &a->window[k][0]);
 	gw_hist_merge(&minute, &a->window[k][1]);
+	struct gw_hist served;
+	gw_hist_init(&served);
+	gw_hist_merge(&served, &a->served[k][0]);
+	gw_hist_merge(&served, &a->served[k][1]);
 	/* Cumulative counts at the metric bounds: `sluice top` draws the
 	 * histogram of an interval from the difference of two polls. */
 	json_t *buckets = json_array();
@@ -55,7 +59,7 @@ static json_t *class_status(const struct gw_server *srv, int k)
 		json_object_set_new(rej, gw_reason_info((enum gw_reason)r)->code,
 				    json_integer((json_int_t)a->rejections[k][r]));
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:o, s:o}",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:o, s:o}",
 		"queue_depth", (json_int_t)srv->queue.classes[k].count,
 		"queue_bytes", (json_int_t)srv->queue.classes[k].bytes,
 		"oldest_wait_ms", (json_int_t)oldest_wait_ms(srv, k),
@@ -63,6 +67,8 @@ static json_t *class_status(const struct gw_server *srv, int k)
 		"max_wait_ms", (json_int_t)cc->max_wait_ms,
 		"p50_ms_last_minute", gw_hist_percentile(&minute, 50) / 1e6,
 		"p99_ms_last_minute", gw_hist_percentile(&minute, 99) / 1e6,
+		"served_p50_ms_last_minute", gw_hist_percentile(&served, 50) / 1e6,
+		"served_p99_ms_last_minute", gw_hist_percentile(&served, 99) / 1e6,
 		"requests_total", (json_int_t)gw_hist_count(&all),
 		"rejected_total", (json_int_t)rejected,
 		"rejections", rej,
@@ -90,6 +96,9 @@ static json_t *backend_status(const struct backend_pool *p, const struct backend
 		"ejected", now < b->outlier.until_ms,
 		"ejections", (json_int_t)b->outlier.ejections,
 		"connect_failing", now < b->down_until_ms);
+	if (b->last_error[0] != '\0')
+		json_object_set_new(o, "last_error", json_pack("{s:s, s:I}", "error", b->last_error, "age_ms",
+							       (json_int_t)(now - b->last_error_ms)));
 	if (now < b->outlier.until_ms)
 		json_object_set_new(o, "ejected_for_ms", json_integer((json_int_t)(b->outlier.until_ms - now)));
 	return o;
@@ -157,7 +166,11 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 			requests += ta->requests[k];
 		for (size_t p = 0; p < a->npools; p++)
 			gpu += (double)ta->gpu_ns[p] / 1e9;
-		json_t *tj = json_pack("{s:I, s:f, s:f, s:f}", "requests_total", (json_int_t)requests,
+		uint64_t rejected = 0;
+		for (int r = 0; r < GW_R_COUNT; r++)
+			rejected += ta->rejections[r];
+		json_t *tj = json_pack("{s:I, s:I, s:f, s:f, s:f}", "requests_total", (json_int_t)requests,
+				       "rejected_total", (json_int_t)rejected,
 				       "tokens_estimated", ta->tokens_estimated, "tokens_reported", ta->tokens_reported,
 				       "gpu_seconds", gpu);
 		if (!queue_bucket_unlimited(&qt->requests))

@@ -444,6 +444,7 @@ static void on_connected(uv_connect_t *req, int status)
 		return;
 	if (status < 0) {
 		backend_mark_failed(x->slot->backend, gw_now_ms(x->conn->srv));
+		backend_note_error(x->slot->backend, uv_strerror(status), gw_now_ms(x->conn->srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(status));
 		return;
 	}
@@ -476,6 +477,7 @@ static void connect_new(struct gw_exchange *x)
 	if (rc < 0) {
 		free(op);
 		backend_mark_failed(x->slot->backend, gw_now_ms(srv));
+		backend_note_error(x->slot->backend, uv_strerror(rc), gw_now_ms(srv));
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_FAILED, uv_strerror(rc));
 		return;
 	}
@@ -610,6 +612,7 @@ void gw__exchange_timeout(struct gw_conn *c)
 	}
 	if (x->phase == PHASE_CONNECT) {
 		backend_mark_failed(x->slot->backend, gw_now_ms(c->srv));
+		backend_note_error(x->slot->backend, "connect timed out", gw_now_ms(c->srv));
 		snprintf(msg, sizeof(msg), "no connection within %llu ms",
 			 (unsigned long long)c->srv->conf->timeouts.connect_ms);
 		upstream_failed(x, GW_R_UPSTREAM_CONNECT_TIMEOUT, msg);

@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 'c': path = optarg; break;
 		case 't': test = true; break;
-		case 'v': gw_log_min = GW_LOG_DEBUG; break;
+		case 'v': gw_log_force_debug(); break;
 		case 'w': watch = true; break;
 		case 'V': printf("sluice %s\n", SLUICE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	gw_log_configure((enum gw_log_level)conf->log_level, conf->log_json ? GW_LOG_JSON : GW_LOG_TEXT);
 	/* A client that goes away mid-write must cost an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
 	uv_loop_t *loop = uv_default_loop();

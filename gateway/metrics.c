@@ -8,8 +8,12 @@
  * unused.  Label values are escaped even where the config already restricts
  * them, so that no future source of names can break the format.
  */
+#include <dirent.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "backends/health.h"
@@ -179,6 +183,18 @@ static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
 			rc |= sample(o, "sluice_tenant_requests_total", kv, (double)a->tenants[t].requests[k]);
 		}
 	}
+	rc |= family(o, "sluice_tenant_rejections_total", "counter",
+		     "Requests of the tenant answered by sluice itself, by reason (requests refused before "
+		     "a tenant is known, such as 401s, are counted only in sluice_rejections_total).");
+	for (size_t t = 0; t < a->ntenants; t++) {
+		for (int r = 0; r < GW_R_COUNT; r++) {
+			if (a->tenants[t].rejections[r] == 0)
+				continue;
+			const char *kv[] = { "tenant", srv->tenants.v[t]->cfg->name, "reason",
+					     gw_reason_info((enum gw_reason)r)->code, NULL };
+			rc |= sample(o, "sluice_tenant_rejections_total", kv, (double)a->tenants[t].rejections[r]);
+		}
+	}
 	rc |= family(o, "sluice_tenant_tokens_total", "counter",
 		     "LLM tokens per tenant: estimated at admission, and reported by the backends' usage.");
 	for (size_t t = 0; t < a->ntenants; t++) {
@@ -294,6 +310,58 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 	return rc;
 }
 
+/*
+ * The standard process_* families, read from /proc/self at scrape time: a
+ * scrape every few seconds costs two small reads and a directory walk.  A
+ * file that cannot be read leaves its families out rather than failing the
+ * scrape.
+ */
+static int process_metrics(const struct gw_server *srv, struct gw_buf *o)
+{
+	int rc = 0;
+	long page = sysconf(_SC_PAGESIZE), tick = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/self/stat", "r");
+	if (f != NULL) {
+		char buf[1024];
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* Fields after the command name, which may hold spaces and
+		 * parentheses: start after its last ')'. */
+		char *p = strrchr(buf, ')');
+		unsigned long utime = 0, stime = 0;
+		long rss = 0;
+		if (p != NULL && tick > 0 &&
+		    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
+				  "%*u %*u %ld", &utime, &stime, &rss) == 3) {
+			rc |= family(o, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+			rc |= plain(o, "process_cpu_seconds_total", (double)(utime + stime) / (double)tick);
+			rc |= family(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+			rc |= plain(o, "process_resident_memory_bytes", (double)rss * (double)page);
+		}
+	}
+	int nfds = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		for (struct dirent *e; (e = readdir(d)) != NULL;)
+			nfds += e->d_name[0] != '.';
+		closedir(d);
+		rc |= family(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+		rc |= plain(o, "process_open_fds", nfds - 1);	/* less the directory's own */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rc |= family(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+		rc |= plain(o, "process_max_fds", rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur);
+	}
+	rc |= family(o, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+	rc |= plain(o, "process_start_time_seconds", srv->metrics.start_time);
+	rc |= family(o, "sluice_build_info", "gauge", "Always 1; the version of sluice in its label.");
+	const char *kv[] = { "version", SLUICE_VERSION, NULL };
+	rc |= sample(o, "sluice_build_info", kv, 1);
+	return rc;
+}
+
 int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 {
 	const struct gw_metrics *m = &srv->metrics;
@@ -301,6 +369,7 @@ int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	rc |= stage_histograms(srv, o);
 	rc |= tenant_metrics(srv, o);
 	rc |= pool_metrics(srv, o);
+	rc |= process_metrics(srv, o);
 
 	static const struct {
 		const char *name, *help;

@@ -23,6 +23,7 @@ struct gw_metrics {
 	uint64_t upstream_failovers;	/* started on another backend after a failed connect */
 	uint64_t upstream_truncated;	/* responses cut short by the backend */
 	uint64_t reloads_ok, reloads_failed;
+	double start_time;		/* wall clock at start, seconds since the epoch (a gauge) */
 };
 
 /* Append the exposition of srv's metrics to out; returns 0 or -ENOMEM. */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backends/upstream.h"
 #include "gateway/conn.h"
@@ -301,6 +302,9 @@ int gw_server_reload(struct gw_server *srv)
 		conf_destroy(fresh);
 		return rc;
 	}
+	/* The new log_format and log_level first, so that the lines that say
+	 * what this reload changed are written the new way. */
+	gw_log_configure((enum gw_log_level)fresh->log_level, fresh->log_json ? GW_LOG_JSON : GW_LOG_TEXT);
 	log_pool_changes(srv, fresh, from);
 	log_tenant_changes(srv, &tenants);
 	gw__account_commit(&srv->account, fresh, &log, reopen);
@@ -433,6 +437,9 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	srv->magic = GW_SERVER_MAGIC;
 	srv->loop = loop;
 	srv->conf = conf;
+	struct timespec start;
+	clock_gettime(CLOCK_REALTIME, &start);
+	srv->metrics.start_time = (double)start.tv_sec + (double)start.tv_nsec / 1e9;
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = conf->limits.max_body_bytes,
 		.max_header_bytes = conf->limits.max_header_bytes,

@@ -1,25 +1,39 @@
 /*
  * top.c - `sluice top`: what an SRE opens first during an incident.
  *
- * Polls GET /status on the admin listener every interval and draws, in 80x24:
- * per class the queue (depth, bytes, oldest wait), last-minute p50/p99 and
- * the request and rejection rates of the interval; per class the latency
- * histogram of the interval as bars (the difference of two polls of the
- * cumulative buckets, as varnishhist draws its samples); and pool occupancy.
+ * Polls GET /status on the admin listener every interval and draws one of
+ * three panes.  Classes (the default, 80x24): per class the queue (depth,
+ * bytes, oldest wait), last-minute p50/p99 of the requests a backend
+ * served (sluice's own answers are fast and would hide a slow backend; they
+ * show in the rejection rate), the request and rejection rates of the
+ * interval, the latency histogram of the interval as bars (the difference
+ * of two polls of the cumulative buckets, as varnishhist draws its
+ * samples), pool occupancy and the backends that are out.  Tenants: rates
+ * of requests, rejections and tokens, and bucket levels, sorted by one of
+ * them.  Backends: up or down, inflight/slots, health and the last error.
+ *
+ * On a terminal, keys switch panes (c, t, b, Tab), cycle the sort (s) and
+ * quit (q); stdin is put in non-canonical mode and restored on the way out
+ * (q, SIGINT, SIGTERM).  A failed poll does not end it: the last data stay
+ * on screen under a "disconnected for Ns" line, and the next poll resolves
+ * the address again, so a restarted sluice is found as soon as it listens.
  *
  * It is a plain blocking client: one short connection per poll, nothing to
  * share with the event loop of the gateway.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <netinet/in.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,16 +50,36 @@ static const double bins[] = { 0.01, 0.05, 0.1, 0.25, 1, 10 };
 static const char *const bin_names[] = { "<10ms", "<50ms", "<100ms", "<250ms", "<1s", "<10s", ">=10s" };
 #define NBINS (sizeof(bins) / sizeof(bins[0]) + 1)
 
-/* GET /status; returns the parsed body or NULL (message in err). */
-static json_t *fetch(const struct sockaddr_in *sa, char *err, size_t errlen)
+/* GET /status from host:port (resolved at each poll, so that a restarted
+ * sluice, or a name that moved, is found again); returns the parsed body
+ * or NULL (message in err).  Every socket call is bounded by a 2 s timeout
+ * so that an unreachable address costs a poll, not the terminal. */
+static json_t *fetch(const char *host, const char *port, char *err, size_t errlen)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
-		snprintf(err, errlen, "cannot connect: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	int gai = getaddrinfo(host, port, &hints, &res);
+	if (gai != 0) {
+		snprintf(err, errlen, "%s", gai_strerror(gai));
 		return NULL;
 	}
+	int fd = -1;
+	snprintf(err, errlen, "cannot connect");
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		struct timeval tv = { 2, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		snprintf(err, errlen, "cannot connect: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return NULL;
 	static const char req[] = "GET /status HTTP/1.1\r\nhost: sluice\r\nconnection: close\r\n\r\n";
 	struct gw_buf in = GW_BUF_INIT;
 	char chunk[16384];
@@ -162,20 +196,40 @@ static void draw_down(FILE *f, json_t *pools)
 		fprintf(f, "     ... and %d more backends down\n", more);
 }
 
-static void draw(FILE *f, const char *admin, json_t *st, json_t *prev, double interval)
+enum pane { PANE_CLASSES = 0, PANE_TENANTS, PANE_BACKENDS, PANE_COUNT };
+static const char *const pane_names[PANE_COUNT] = { "classes", "tenants", "backends" };
+/* What `s` cycles through, per pane (the classes pane has a fixed order). */
+static const char *const tenant_sorts[] = { "req/s", "rej/s", "tok/s", "bucket" };
+static const char *const backend_sorts[] = { "down first", "inflight", "address" };
+#define NTSORT (sizeof(tenant_sorts) / sizeof(tenant_sorts[0]))
+#define NBSORT (sizeof(backend_sorts) / sizeof(backend_sorts[0]))
+#define ROWS 30
+
+struct view {
+	const char *admin;
+	enum pane pane;
+	unsigned sort[PANE_COUNT];
+	double interval;
+	bool keys;			/* reading keys from a terminal */
+	double down_since;		/* monotonic seconds of the first failed poll; 0: connected */
+	char err[128];
+};
+
+static double mono(void)
 {
-	time_t t = time(NULL);
-	struct tm tm;
-	char clock[16];
-	localtime_r(&t, &tm);
-	strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void draw_classes(FILE *f, json_t *st, json_t *prev, double interval)
+{
 	json_t *classes = json_object_get(st, "classes");
 	json_t *pclasses = prev ? json_object_get(prev, "classes") : NULL;
 	json_t *bounds = json_object_get(st, "bucket_bounds_seconds");
 
-	fprintf(f, "sluice top  %-21s conns %-6lld interval %.1fs%s  %s\n", admin,
-		(long long)json_integer_value(json_object_get(st, "connections")), interval,
-		json_is_true(json_object_get(st, "draining")) ? "  DRAINING" : "", clock);
+	/* p50/p99 are of the requests a backend answered: sluice's own quick
+	 * answers are counted in rej/s, not averaged into the latency. */
 	fprintf(f, "%-13s %6s %7s %8s %9s %9s %8s %8s\n", "class", "queue", "bytes", "oldest",
 		"p50(1m)", "p99(1m)", "req/s", "rej/s");
 	for (int k = 0; k < NCLASS; k++) {
@@ -188,11 +242,12 @@ static void draw(FILE *f, const char *admin, json_t *st, json_t *prev, double in
 		fprintf(f, "%-13s %6lld %7s %6lldms %7.1fms %7.1fms %8.1f %8.1f\n", class_names[k],
 			(long long)json_integer_value(json_object_get(c, "queue_depth")), bytes,
 			(long long)json_integer_value(json_object_get(c, "oldest_wait_ms")),
-			json_real_value(json_object_get(c, "p50_ms_last_minute")),
-			json_real_value(json_object_get(c, "p99_ms_last_minute")),
+			json_real_value(json_object_get(c, "served_p50_ms_last_minute")),
+			json_real_value(json_object_get(c, "served_p99_ms_last_minute")),
 			pc ? delta(c, pc, "requests_total") / interval : 0.0,
 			pc ? delta(c, pc, "rejected_total") / interval : 0.0);
 	}
+	fprintf(f, "(p50/p99: served by a backend; sluice's own answers count in rej/s)\n");
 	fprintf(f, "\nlatency of the requests that ended in the last interval\n");
 	uint64_t counts[NCLASS][NBINS] = { { 0 } }, peak[NCLASS] = { 0 };
 	fprintf(f, "%-7s", "");
@@ -241,7 +296,213 @@ static void draw(FILE *f, const char *admin, json_t *st, json_t *prev, double in
 			used, slots, bar, down ? "  BACKEND DOWN" : "");
 	}
 	draw_down(f, json_object_get(st, "pools"));
+}
+
+struct row {
+	double key;
+	char text[224];
+};
+
+static int row_cmp(const void *a, const void *b)
+{
+	double x = ((const struct row *)a)->key, y = ((const struct row *)b)->key;
+	return x < y ? 1 : x > y ? -1 : 0;	/* largest first */
+}
+
+static double real_or_int(json_t *v)
+{
+	return json_is_integer(v) ? (double)json_integer_value(v) : json_real_value(v);
+}
+
+static double rate(json_t *now, json_t *before, const char *key, double interval)
+{
+	if (before == NULL)
+		return 0;
+	return (real_or_int(json_object_get(now, key)) - real_or_int(json_object_get(before, key))) / interval;
+}
+
+static void draw_rows(FILE *f, struct row *rows, size_t n)
+{
+	qsort(rows, n, sizeof(*rows), row_cmp);
+	for (size_t i = 0; i < n && i < ROWS; i++)
+		fprintf(f, "%s\n", rows[i].text);
+	if (n > ROWS)
+		fprintf(f, "... and %zu more\n", n - ROWS);
+}
+
+static void draw_tenants(FILE *f, json_t *st, json_t *prev, double interval, unsigned sort)
+{
+	json_t *tenants = json_object_get(st, "tenants");
+	json_t *ptenants = prev ? json_object_get(prev, "tenants") : NULL;
+	size_t n = json_object_size(tenants), i = 0;
+	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
+	if (rows == NULL)
+		return;
+	fprintf(f, "%-24s %9s %9s %10s %12s %12s\n", "tenant", "req/s", "rej/s", "tok/s", "req bucket", "tok bucket");
+	const char *name;
+	json_t *t;
+	json_object_foreach(tenants, name, t) {
+		json_t *pt = ptenants ? json_object_get(ptenants, name) : NULL;
+		double req = rate(t, pt, "requests_total", interval), rej = rate(t, pt, "rejected_total", interval);
+		double tok = rate(t, pt, "tokens_estimated", interval);
+		json_t *rb = json_object_get(t, "requests_bucket"), *tb = json_object_get(t, "tokens_bucket");
+		char rbs[16] = "-", tbs[16] = "-";
+		if (rb != NULL)
+			snprintf(rbs, sizeof(rbs), "%.1f", real_or_int(rb));
+		if (tb != NULL)
+			snprintf(tbs, sizeof(tbs), "%.0f", real_or_int(tb));
+		/* bucket: the emptiest first */
+		double keys[] = { req, rej, tok, rb != NULL ? -real_or_int(rb) : -1e300 };
+		rows[i].key = keys[sort % NTSORT];
+		snprintf(rows[i].text, sizeof(rows[i].text), "%-24.24s %9.1f %9.1f %10.1f %12s %12s", name, req, rej,
+			 tok, rbs, tbs);
+		i++;
+	}
+	draw_rows(f, rows, i);
+	free(rows);
+}
+
+static void draw_backends(FILE *f, json_t *st, unsigned sort)
+{
+	const char *name;
+	json_t *p, *b;
+	size_t n = 0, i;
+	json_object_foreach(json_object_get(st, "pools"), name, p)
+		n += json_array_size(json_object_get(p, "backends"));
+	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
+	if (rows == NULL)
+		return;
+	fprintf(f, "%-12s %-26s %-5s %11s  %s\n", "pool", "backend", "state", "inflight", "health / last error");
+	n = 0;
+	json_object_foreach(json_object_get(st, "pools"), name, p) {
+		json_array_foreach(json_object_get(p, "backends"), i, b) {
+			bool up = json_is_true(json_object_get(b, "up"));
+			long long inflight = json_integer_value(json_object_get(b, "inflight"));
+			char why[64], last[80] = "";
+			down_reason(b, why, sizeof(why));
+			json_t *le = json_object_get(b, "last_error");
+			if (le != NULL)
+				snprintf(last, sizeof(last), "%slast error %.0fs ago: %s", why[0] ? "; " : "",
+					 (double)json_integer_value(json_object_get(le, "age_ms")) / 1000,
+					 str_or(json_object_get(le, "error"), "?"));
+			if (why[0] == '\0' && last[0] == '\0')
+				snprintf(why, sizeof(why), "health %s", str_or(json_object_get(b, "health"), "?"));
+			char occ[24];
+			snprintf(occ, sizeof(occ), "%lld/%lld", inflight,
+				 (long long)json_integer_value(json_object_get(b, "slots")));
+			/* address: the order of the config, which the index keeps */
+			double keys[] = { up ? 0 : 1, (double)inflight, -(double)n };
+			rows[n].key = keys[sort % NBSORT];
+			snprintf(rows[n].text, sizeof(rows[n].text), "%-12.12s %-26.26s %-5s %11s  %s%s", name,
+				 str_or(json_object_get(b, "address"), "?"), up ? "up" : "DOWN", occ, why, last);
+			n++;
+		}
+	}
+	/* qsort is not stable: break ties by config order */
+	for (i = 0; i < n; i++)
+		rows[i].key = rows[i].key * 1e6 - (double)i * 1e-3;
+	draw_rows(f, rows, n);
+	free(rows);
+}
+
+static void draw(FILE *f, const struct view *v, json_t *st, json_t *prev, double interval)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	char clock[16];
+	localtime_r(&t, &tm);
+	strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+	fprintf(f, "sluice top  %-21s conns %-6lld interval %.1fs%s  %s\n", v->admin,
+		(long long)json_integer_value(json_object_get(st, "connections")), v->interval,
+		json_is_true(json_object_get(st, "draining")) ? "  DRAINING" : "", clock);
+	if (v->down_since > 0)
+		fprintf(f, "disconnected for %.0fs (%s); showing the last data\n", mono() - v->down_since, v->err);
+	switch (v->pane) {
+	case PANE_CLASSES:
+		draw_classes(f, st, prev, interval);
+		break;
+	case PANE_TENANTS:
+		fprintf(f, "tenants, by %s\n", tenant_sorts[v->sort[PANE_TENANTS] % NTSORT]);
+		draw_tenants(f, st, prev, interval, v->sort[PANE_TENANTS]);
+		break;
+	default:
+		fprintf(f, "backends, %s\n", backend_sorts[v->sort[PANE_BACKENDS] % NBSORT]);
+		draw_backends(f, st, v->sort[PANE_BACKENDS]);
+		break;
+	}
+	if (v->keys)
+		fprintf(f, "[%s]  c classes  t tenants  b backends  Tab next  s sort  q quit\n", pane_names[v->pane]);
 	fflush(f);
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* Split HOST:PORT, [V6]:PORT or a bare IPv6 literal's [V6]:PORT. */
+static int split_admin(const char *admin, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon;
+	if (admin[0] == '[') {
+		const char *close = strchr(admin, ']');
+		if (close == NULL || close[1] != ':' || (size_t)(close - admin - 1) >= hlen)
+			return -1;
+		memcpy(host, admin + 1, (size_t)(close - admin - 1));
+		host[close - admin - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(admin, ':');
+		if (colon == NULL || colon == admin || (size_t)(colon - admin) >= hlen || strchr(admin, ':') != colon)
+			return -1;
+		memcpy(host, admin, (size_t)(colon - admin));
+		host[colon - admin] = '\0';
+	}
+	if (colon[1] == '\0' || strlen(colon + 1) >= plen || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+		return -1;
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+/* Wait up to `secs` for keys; returns false when `q` was pressed. */
+static bool wait_keys(struct view *v, double secs, bool *redraw)
+{
+	double until = mono() + secs;
+	*redraw = false;
+	while (!stop) {
+		double left = until - mono();
+		if (left <= 0)
+			return true;
+		if (!v->keys) {
+			struct timespec ts = { (time_t)left, (long)((left - (double)(time_t)left) * 1e9) };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
+		int rc = poll(&pfd, 1, (int)(left * 1000) + 1);
+		if (rc <= 0)
+			continue;
+		char ch;
+		if (read(STDIN_FILENO, &ch, 1) != 1) {
+			v->keys = false;	/* the terminal went away: keep polling */
+			continue;
+		}
+		switch (ch) {
+		case 'q': case 'Q': return false;
+		case 'c': v->pane = PANE_CLASSES; break;
+		case 't': v->pane = PANE_TENANTS; break;
+		case 'b': v->pane = PANE_BACKENDS; break;
+		case '\t': v->pane = (enum pane)((v->pane + 1) % PANE_COUNT); break;
+		case 's': v->sort[v->pane]++; break;
+		default: continue;
+		}
+		*redraw = true;
+		return true;
+	}
+	return true;
 }
 
 int gw_top_main(int argc, char **argv)
@@ -253,59 +514,87 @@ int gw_top_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *admin = "127.0.0.1:9090";
-	double interval = 1.0;
+	struct view v = { .admin = "127.0.0.1:9090", .interval = 1.0 };
 	long count = 0;
 	int o;
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "a:i:n:h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'a': admin = optarg; break;
-		case 'i': interval = atof(optarg); break;
+		case 'a': v.admin = optarg; break;
+		case 'i': v.interval = atof(optarg); break;
 		case 'n': count = atol(optarg); break;
 		case 'h':
-			printf("usage: sluice top [--admin HOST:PORT] [--interval SECONDS] [--count N]\n");
+			printf("usage: sluice top [--admin HOST:PORT] [--interval SECONDS] [--count N]\n"
+			       "keys: c classes, t tenants, b backends, Tab next pane, s sort, q quit\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	char host[64];
-	const char *colon = strrchr(admin, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	if (colon == NULL || (size_t)(colon - admin) >= sizeof(host) || interval < 0.1) {
-		fprintf(stderr, "sluice top: --admin takes IPv4:PORT, --interval at least 0.1\n");
-		return 2;
-	}
-	memcpy(host, admin, (size_t)(colon - admin));
-	host[colon - admin] = '\0';
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		fprintf(stderr, "sluice top: %s is not an IPv4 address\n", host);
+	char host[256], port[8];
+	if (split_admin(v.admin, host, sizeof(host), port, sizeof(port)) < 0 || v.interval < 0.1) {
+		fprintf(stderr, "sluice top: --admin takes HOST:PORT or [IPV6]:PORT, --interval at least 0.1\n");
 		return 2;
 	}
 	bool tty = isatty(STDOUT_FILENO);
-	json_t *prev = NULL;
-	char err[128];
-	for (long i = 0; count == 0 || i < count; i++) {
-		json_t *st = fetch(&sa, err, sizeof(err));
-		if (st == NULL) {
-			fprintf(stderr, "sluice top: %s: %s\n", admin, err);
+	struct termios saved;
+	v.keys = tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+	if (v.keys) {
+		struct termios raw = saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 1;
+		raw.c_cc[VTIME] = 0;
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	}
+	/* Without SA_RESTART, so that a wait in poll() ends and the terminal
+	 * is restored before exiting. */
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	json_t *prev = NULL, *cur = NULL;
+	double prev_at = 0, cur_at = 0;
+	int status = 0;
+	for (long i = 0; !stop && (count == 0 || i < count); i++) {
+		json_t *st = fetch(host, port, v.err, sizeof(v.err));
+		double now = mono();
+		if (st != NULL) {
+			v.down_since = 0;
 			json_decref(prev);
-			return 1;
+			prev = cur;
+			prev_at = cur_at;
+			cur = st;
+			cur_at = now;
+			status = 0;
+		} else {
+			if (v.down_since == 0)
+				v.down_since = now;
+			status = 1;
 		}
-		if (tty)
-			fputs("\033[H\033[2J", stdout);
-		else if (i > 0)
-			fputs("\n", stdout);
-		draw(stdout, admin, st, prev, interval);
-		json_decref(prev);
-		prev = st;
-		if (count == 0 || i + 1 < count) {
-			struct timespec ts = { (time_t)interval, (long)((interval - (double)(time_t)interval) * 1e9) };
-			nanosleep(&ts, NULL);
+		bool more = count == 0 || i + 1 < count;
+		for (bool redraw = true; redraw && !stop;) {
+			if (tty)
+				fputs("\033[H\033[2J", stdout);
+			else if (i > 0)
+				fputs("\n", stdout);
+			if (cur != NULL) {
+				draw(stdout, &v, cur, prev, prev ? cur_at - prev_at : v.interval);
+			} else {
+				printf("sluice top  %s\ndisconnected for %.0fs (%s)\n", v.admin, now - v.down_since, v.err);
+				if (!tty)
+					fprintf(stderr, "sluice top: %s: %s\n", v.admin, v.err);
+				fflush(stdout);
+			}
+			if (!more)
+				break;
+			if (!wait_keys(&v, v.interval - (mono() - now), &redraw)) {
+				stop = 1;
+				break;
+			}
 		}
 	}
+	if (v.keys)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	json_decref(prev);
-	return 0;
+	json_decref(cur);
+	return status;
 }

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="gcc pkg-config meson ninja-build libuv1-dev libjemalloc-dev libcriterion-dev
       node-llhttp libyaml-dev libjansson-dev libssl-dev python3 curl nodejs prometheus
-      clang libclang-rt-14-dev libc-ares-dev dnsmasq-base libhiredis-dev redis-server"
+      clang libclang-rt-14-dev libc-ares-dev dnsmasq-base libhiredis-dev redis-server tmux"
 # npm, for the OpenAI SDK test (tests/e2e); NodeSource's nodejs bundles its own
 # npm and conflicts with Debian's.
 dpkg-query -W -f='${Provides}' nodejs 2>/dev/null | grep -qw npm || pkgs="$pkgs npm"

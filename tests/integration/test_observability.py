@@ -154,6 +154,30 @@ tenants:
         timeout = [l for l in lines if l["reject_reason"] == "queue_timeout"][0]
         self.assertGreater(timeout["queue_ms"], 350)
 
+    def test_rejections_by_tenant_and_process_metrics(self):
+        s = self.s
+        # five at once against a bucket of one: one served, four refused under its name
+        clients = [Client(s.port, timeout=30) for _ in range(5)]
+        for c in clients:
+            c.send(render("POST", "/v1/completions", BODY, {"authorization": "Bearer sk-tiny"}))
+        codes = sorted(c.read_response().status for c in clients)
+        self.assertEqual(codes, [200, 429, 429, 429, 429])
+        self.assertEqual(self.req(None).status, 401)
+        m = lambda name, labels="": metric(s.admin_port, name, labels)  # noqa: E731
+        self.assertEqual(m("sluice_tenant_rejections_total", 'tenant="tiny",reason="rate_limit_exceeded"'), 4)
+        self.assertEqual(m("sluice_tenant_rejections_total"), 4, "a 401 has no tenant")
+        self.assertEqual(m("sluice_tenant_rejections_total", 'tenant="app"'), 0)
+        text = Client(s.admin_port).request("GET", "/metrics").body.decode()
+        self.assertRegex(text, r'(?m)^sluice_build_info\{version="[^"]+"\} 1$')
+        self.assertGreater(m("process_resident_memory_bytes"), 1 << 20)
+        self.assertGreater(m("process_open_fds"), 3)
+        self.assertGreaterEqual(m("process_max_fds"), m("process_open_fds"))
+        self.assertGreaterEqual(m("process_cpu_seconds_total"), 0)
+        self.assertAlmostEqual(m("process_start_time_seconds"), time.time(), delta=60)
+        if shutil.which("promtool"):
+            p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode())
+
     def test_a_prometheus_server_scrapes_it(self):
         prom = shutil.which("prometheus")
         if prom is None:

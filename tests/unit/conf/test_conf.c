@@ -1623,3 +1623,24 @@ Test(conf, short_durations_without_a_unit_warn, .timeout = 10)
 	parse_bad(MINI "timeouts: { idle_ms: 5, header_ms: nope }\n");
 	cr_assert_eq(diag.nwarn, 1);
 }
+
+Test(conf, log_format_and_level, .timeout = 10)
+{
+	struct conf *c = parse_ok(MINI);
+	cr_assert_not(c->log_json, "text by default");
+	cr_assert_eq(c->log_level, CONF_LOG_INFO);
+	conf_destroy(c);
+
+	c = parse_ok(MINI "log_format: json\nlog_level: warn\n");
+	cr_assert(c->log_json);
+	cr_assert_eq(c->log_level, CONF_LOG_WARN);
+	conf_destroy(c);
+
+	c = parse_ok(MINI "log_format: text\nlog_level: debug\n");
+	cr_assert_not(c->log_json);
+	cr_assert_eq(c->log_level, CONF_LOG_DEBUG);
+	conf_destroy(c);
+
+	expect_one(MINI "log_format: xml\n", 8, "log_format must be text or json, got 'xml'");
+	expect_one(MINI "log_level: verbose\n", 8, "log_level must be debug, info, warn or error, got 'verbose'");
+}
