@@ -102,6 +102,10 @@ double gw_openai_output_tokens(const struct gw_openai_body *b);
  * or -1 when there is none. */
 double gw_openai_usage_tokens(const char *tail, size_t len);
 
+/* The same, and in one pass the block's `completion_tokens` (the output
+ * tokens) in *completion, or -1 there. */
+double gw_openai_usage(const char *tail, size_t len, double *completion);
+
 /* Append the x-ratelimit-* headers of t's limited buckets, as of now_ms. */
 int gw_openai_ratelimit_headers(struct queue_tenant *t, uint64_t now_ms, struct gw_buf *out);
 
