@@ -21,17 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_SSE_KEY_MAX 8		/* longest key we look for, "content", plus one */
+#define GW_SSE_BACK 9			/* `"content"`: the longest key we look for, quoted */
 
 struct gw_sse {
 	uint8_t state;			/* enum in sse.c */
 	uint8_t prefix;			/* bytes of "data:" matched at a line start */
-	uint8_t key_len;		/* bytes of the last string kept in key[] (capped) */
-	bool key_match;			/* the last string was "text" or "content" */
+	uint8_t back_len;		/* bytes in back[] */
 	bool event_counted;		/* the current event was already counted */
 	bool data_lines;		/* a data line was seen: the body is a stream */
 	bool started;			/* the body's first byte was seen */
-	char key[GW_SSE_KEY_MAX];
+	bool crlf;			/* the last line break was a CR: an LF next is its pair */
+	char back[GW_SSE_BACK];		/* last bytes of a data line from earlier pieces */
 	uint64_t events;		/* content events seen */
 };
 
@@ -41,7 +41,8 @@ void gw_sse_init(struct gw_sse *s);
 /*
  * The next bytes of the stream.  Returns how many content events began to
  * count in them (an event counts once, when its content is first seen),
- * also added to s->events.
+ * also added to s->events.  A body whose first byte is '{' or '[' is
+ * JSON, not a stream: nothing of it is counted, and data_lines stays false.
  */
 unsigned gw_sse_feed(struct gw_sse *s, const char *data, size_t len);
 

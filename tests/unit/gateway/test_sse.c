@@ -82,8 +82,10 @@ Test(sse, escapes_and_lookalikes, .timeout = 10)
 	/* Not a data line. */
 	cr_assert_eq(count(": keep-alive \"content\":\"x\"\n\nevent: x\n" CHAT_TOK("a") "\n\n"), 1);
 	cr_assert_eq(count("dat: {\"content\":\"x\"}\n\n"), 0);
-	/* Whitespace around the colon, and no space after data:. */
-	cr_assert_eq(count("data:{\"content\" : \"x\"}\n\n"), 1);
+	/* Whitespace after the colon, and no space after data:. */
+	cr_assert_eq(count("data:{\"content\": \"x\"}\n\n"), 1);
+	/* Keys that end like ours, and colons inside values. */
+	cr_assert_eq(count("data: {\"subtext\":\"x\",\"xcontent\":\"y\",\"id\":\"a:b\"}\n\n"), 0);
 }
 
 Test(sse, one_event_counts_once, .timeout = 10)
@@ -92,4 +94,16 @@ Test(sse, one_event_counts_once, .timeout = 10)
 	cr_assert_eq(count(CHAT_TOK("a") "\n" CHAT_TOK("b") "\n\n" CHAT_TOK("c") "\n\n"), 2);
 	/* Two choices in one chunk: one event. */
 	cr_assert_eq(count("data: {\"choices\":[{\"text\":\"a\"},{\"text\":\"b\"}]}\n\n"), 1);
+}
+
+Test(sse, a_json_body_is_not_a_stream, .timeout = 10)
+{
+	const char *json = "{\"choices\":[{\"text\":\"a\"}]}\ndata: {\"text\":\"b\"}\n\n";
+	struct gw_sse sc;
+	gw_sse_init(&sc);
+	cr_assert_eq(gw_sse_feed(&sc, json, strlen(json)), 0);
+	cr_assert_not(sc.data_lines);
+	gw_sse_init(&sc);
+	gw_sse_feed(&sc, DONE "\n\n", strlen(DONE) + 2);
+	cr_assert(sc.data_lines, "a stream, though without content");
 }
