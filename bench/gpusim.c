@@ -28,7 +28,10 @@
  * every phase already due when the timer fires runs in the same callback.
  * With nothing runnable the timer stays stopped until a request kicks it.
  * Streamed responses send their headers as soon as the request is accepted,
- * before it is admitted, as vLLM's server does.
+ * before it is admitted, as vLLM's server does.  --head-delay-ms N adds N
+ * to every prefill, so that a stream's head goes out at least N before its
+ * first token, and time to first byte and time to first token differ as
+ * behind vLLM; a non-streamed response is simply N later.
  *
  * --zero skips all of that: a completion is answered in the same loop turn,
  * streamed ones with all their events in one write.
@@ -132,6 +135,7 @@ struct config {
 	double step_per_kctx_ms;
 	double step_per_seq_kctx_ms;
 	double stream_overhead_ms;
+	double head_delay_ms;
 	double prefill_min_ms;
 	double prefill_per_ktok_ms;
 	unsigned prefill_max_tokens;
@@ -871,6 +875,7 @@ static void sched_iterate(struct gpusim *gs)
 	double ms = cfg->prefill_per_ktok_ms * padded / 1000.0;
 	if (ms < cfg->prefill_min_ms)
 		ms = cfg->prefill_min_ms;
+	ms += cfg->head_delay_ms;
 	gs->stat_prefills++;
 	gs->phase = PHASE_PREFILL;
 	gs->due_ns += dur_ns(gs, ms);
@@ -1542,6 +1547,8 @@ static void usage(FILE *f)
 		"  --step-per-seq-kctx-ms MS   decode step: per sequence x 1000 tokens (0.0055)\n"
 		"  --stream-overhead-ms MS     decode step: per streaming sequence (0.03)\n"
 		"  --prefill-min-ms MS         prefill: minimum duration (12)\n"
+		"  --head-delay-ms MS          prefill: added to each, so a stream's head precedes\n"
+		"                              its first token by at least MS (0)\n"
 		"  --prefill-per-ktok-ms MS    prefill: per 1000 padded prompt tokens (5.4)\n"
 		"  --prefill-max-tokens N      padded prompt tokens admitted per prefill (8192)\n"
 		"  --chars-per-token X         prompt characters per token (4)\n"
@@ -1588,6 +1595,7 @@ enum {
 	OPT_STEP_PER_SEQ_KCTX,
 	OPT_STREAM_OVERHEAD,
 	OPT_PREFILL_MIN,
+	OPT_HEAD_DELAY,
 	OPT_PREFILL_PER_KTOK,
 	OPT_PREFILL_MAX_TOKENS,
 	OPT_CHARS_PER_TOKEN,
@@ -1612,6 +1620,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		{"step-per-seq-kctx-ms", required_argument, NULL, OPT_STEP_PER_SEQ_KCTX},
 		{"stream-overhead-ms", required_argument, NULL, OPT_STREAM_OVERHEAD},
 		{"prefill-min-ms", required_argument, NULL, OPT_PREFILL_MIN},
+		{"head-delay-ms", required_argument, NULL, OPT_HEAD_DELAY},
 		{"prefill-per-ktok-ms", required_argument, NULL, OPT_PREFILL_PER_KTOK},
 		{"prefill-max-tokens", required_argument, NULL, OPT_PREFILL_MAX_TOKENS},
 		{"chars-per-token", required_argument, NULL, OPT_CHARS_PER_TOKEN},
@@ -1672,6 +1681,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		case OPT_STEP_PER_SEQ_KCTX: ok = parse_double(optarg, 0, &cfg->step_per_seq_kctx_ms); break;
 		case OPT_STREAM_OVERHEAD: ok = parse_double(optarg, 0, &cfg->stream_overhead_ms); break;
 		case OPT_PREFILL_MIN: ok = parse_double(optarg, 0, &cfg->prefill_min_ms); break;
+		case OPT_HEAD_DELAY: ok = parse_double(optarg, 0, &cfg->head_delay_ms); break;
 		case OPT_PREFILL_PER_KTOK: ok = parse_double(optarg, 0, &cfg->prefill_per_ktok_ms); break;
 		case OPT_CHARS_PER_TOKEN:
 			ok = parse_double(optarg, 0, &cfg->chars_per_token) && cfg->chars_per_token > 0;

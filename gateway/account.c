@@ -55,9 +55,13 @@ int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants
 	a->ttfb = calloc(cp, sizeof(*a->ttfb));
 	a->upstream = calloc(cp, sizeof(*a->upstream));
 	a->request = calloc(cp, sizeof(*a->request));
+	a->ttft = calloc(cp, sizeof(*a->ttft));
+	a->itl = calloc(cp, sizeof(*a->itl));
+	a->otokens = calloc(cp, sizeof(*a->otokens));
 	a->codes = calloc((CONF_CLASS_COUNT + 1) * (a->npools + 1) * NSTATUS, sizeof(*a->codes));
 	a->tenants = calloc(ntenants ? ntenants : 1, sizeof(*a->tenants));
-	if (!a->ttfb || !a->upstream || !a->request || !a->codes || !a->tenants) {
+	if (!a->ttfb || !a->upstream || !a->request || !a->ttft || !a->itl || !a->otokens || !a->codes ||
+	    !a->tenants) {
 		gw__account_finish(a);
 		return -ENOMEM;
 	}
@@ -65,6 +69,9 @@ int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants
 		gw_hist_init(&a->ttfb[i]);
 		gw_hist_init(&a->upstream[i]);
 		gw_hist_init(&a->request[i]);
+		gw_hist_init(&a->ttft[i]);
+		gw_hist_init(&a->itl[i]);
+		gw_hist_init(&a->otokens[i]);
 	}
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		for (int o = 0; o < GW_QOUT_COUNT; o++)
@@ -157,6 +164,9 @@ void gw__account_pools_discard(struct gw_account_pools *fresh)
 	free(fresh->ttfb);
 	free(fresh->upstream);
 	free(fresh->request);
+	free(fresh->ttft);
+	free(fresh->itl);
+	free(fresh->otokens);
 	free(fresh->codes);
 	for (size_t t = 0; fresh->gpu_ns != NULL && t < fresh->ntenants; t++)
 		free(fresh->gpu_ns[t]);
@@ -175,9 +185,13 @@ int gw__account_pools_prepare(const struct gw_account *a, size_t npools, size_t 
 	fresh->ttfb = calloc(cp, sizeof(*fresh->ttfb));
 	fresh->upstream = calloc(cp, sizeof(*fresh->upstream));
 	fresh->request = calloc(cp, sizeof(*fresh->request));
+	fresh->ttft = calloc(cp, sizeof(*fresh->ttft));
+	fresh->itl = calloc(cp, sizeof(*fresh->itl));
+	fresh->otokens = calloc(cp, sizeof(*fresh->otokens));
 	fresh->codes = calloc((CONF_CLASS_COUNT + 1) * (npools + 1) * NSTATUS, sizeof(*fresh->codes));
 	fresh->gpu_ns = calloc(ntenants ? ntenants : 1, sizeof(*fresh->gpu_ns));
-	bool ok = fresh->ttfb && fresh->upstream && fresh->request && fresh->codes && fresh->gpu_ns;
+	bool ok = fresh->ttfb && fresh->upstream && fresh->request && fresh->ttft && fresh->itl &&
+		  fresh->otokens && fresh->codes && fresh->gpu_ns;
 	for (size_t t = 0; ok && t < ntenants; t++)
 		ok = (fresh->gpu_ns[t] = calloc(npools ? npools : 1, sizeof(**fresh->gpu_ns))) != NULL;
 	if (!ok) {
@@ -188,6 +202,9 @@ int gw__account_pools_prepare(const struct gw_account *a, size_t npools, size_t 
 		gw_hist_init(&fresh->ttfb[i]);
 		gw_hist_init(&fresh->upstream[i]);
 		gw_hist_init(&fresh->request[i]);
+		gw_hist_init(&fresh->ttft[i]);
+		gw_hist_init(&fresh->itl[i]);
+		gw_hist_init(&fresh->otokens[i]);
 	}
 	return 0;
 }
@@ -209,6 +226,9 @@ void gw__account_pools_commit(struct gw_account *a, const size_t *from, struct g
 			fresh->ttfb[(size_t)k * (n + 1) + i] = a->ttfb[(size_t)k * (was + 1) + o];
 			fresh->upstream[(size_t)k * (n + 1) + i] = a->upstream[(size_t)k * (was + 1) + o];
 			fresh->request[(size_t)k * (n + 1) + i] = a->request[(size_t)k * (was + 1) + o];
+			fresh->ttft[(size_t)k * (n + 1) + i] = a->ttft[(size_t)k * (was + 1) + o];
+			fresh->itl[(size_t)k * (n + 1) + i] = a->itl[(size_t)k * (was + 1) + o];
+			fresh->otokens[(size_t)k * (n + 1) + i] = a->otokens[(size_t)k * (was + 1) + o];
 		}
 	}
 	for (size_t t = 0; t < a->ntenants && t < fresh->ntenants; t++) {
@@ -222,13 +242,20 @@ void gw__account_pools_commit(struct gw_account *a, const size_t *from, struct g
 	free(a->ttfb);
 	free(a->upstream);
 	free(a->request);
+	free(a->ttft);
+	free(a->itl);
+	free(a->otokens);
 	free(a->codes);
 	a->ttfb = fresh->ttfb;
 	a->upstream = fresh->upstream;
 	a->request = fresh->request;
+	a->ttft = fresh->ttft;
+	a->itl = fresh->itl;
+	a->otokens = fresh->otokens;
 	a->codes = fresh->codes;
 	a->npools = n;
 	fresh->ttfb = fresh->upstream = fresh->request = NULL;
+	fresh->ttft = fresh->itl = fresh->otokens = NULL;
 	fresh->codes = NULL;
 	gw__account_pools_discard(fresh);
 }
@@ -243,6 +270,9 @@ void gw__account_finish(struct gw_account *a)
 	free(a->ttfb);
 	free(a->upstream);
 	free(a->request);
+	free(a->ttft);
+	free(a->itl);
+	free(a->otokens);
 	free(a->codes);
 	memset(a, 0, sizeof(*a));
 	a->alog.fd = -1;
@@ -359,6 +389,19 @@ static void log_line(struct gw_account *a, struct gw_conn *c, uint64_t t_end)
 	gw__alog_append(&a->alog, b->data, b->len);
 }
 
+void gw__account_token(struct gw_account *a, struct gw_conn *c, uint64_t now)
+{
+	struct gw_reqrec *r = &c->rec;
+	uint64_t last = r->t_last_token;
+	r->t_last_token = now;
+	if (r->t_first_token == 0)
+		r->t_first_token = now;
+	if (last == 0 || !a->histograms || !c->classified || r->pool == NULL ||
+	    r->pool->index == BACKEND_POOL_RETIRED || r->pool->index >= a->npools)
+		return;
+	gw_hist_record(&a->itl[gw__account_cp(a, c->qi.klass, r->pool->index)], now - last);
+}
+
 void gw__account_end(struct gw_account *a, struct gw_conn *c)
 {
 	struct gw_reqrec *r = &c->rec;
@@ -398,6 +441,10 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 			if (r->pool && r->t_upstream_end > r->t_dispatch)
 				gw_hist_record(&a->upstream[cp], r->t_upstream_end - r->t_dispatch);
 			gw_hist_record(&a->request[cp], total);
+			if (r->t_first_token)
+				gw_hist_record(&a->ttft[cp], r->t_first_token - r->t_start);
+			if (r->tokens_output >= 0)
+				gw_hist_record(&a->otokens[cp], (uint64_t)r->tokens_output);
 			gw_hist_record(&a->window[k][a->window_cur], total);
 			if (r->pool && r->reason >= GW_R_COUNT)
 				gw_hist_record(&a->served[k][a->window_cur], total);

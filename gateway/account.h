@@ -12,6 +12,10 @@
  *   TTFB         first request byte -> first response byte written
  *   upstream     slot taken -> backend response complete (or failed)
  *   total        first request byte -> response complete
+ *   TTFT         first request byte -> first SSE event carrying content
+ *                written (sse.h); non-streamed: -> response complete
+ *   ITL          between two successive content events of a stream
+ *   output tokens  usage.completion_tokens, else the stream's content events
  *
  * Histograms are gw_hist (fixed memory, O(1) record, no allocation per
  * sample); the Prometheus `le` buckets are derived when scraped.  Requests
@@ -54,6 +58,10 @@ struct gw_reqrec {
 	uint64_t bytes_in, bytes_out;
 	double tokens_estimated;	/* charged at admission */
 	double tokens_reported;		/* from the response's usage; < 0: none */
+	uint64_t t_first_token;		/* first content event written (sse.h); 0: none */
+	uint64_t t_last_token;		/* latest content event written; 0: none */
+	uint64_t content_events;	/* of a stream */
+	double tokens_output;		/* usage.completion_tokens, else content events; < 0: none */
 	/* Where it was sent.  The pool is held (backend_pool_hold()) until
 	 * the connection's next request or its close, since a reload may
 	 * retire it; the backend's name is copied: a backend may be retired
@@ -84,6 +92,7 @@ struct gw_account {
 	struct gw_hist queue_wait[CONF_CLASS_COUNT][GW_QOUT_COUNT];
 	/* [class][pool], pool npools = "none" */
 	struct gw_hist *ttfb, *upstream, *request;
+	struct gw_hist *ttft, *itl, *otokens;	/* token level: [class][pool] too */
 	uint64_t *codes;		/* [class + none][pool + none][status - 100] */
 	uint64_t rejections[CONF_CLASS_COUNT + 1][GW_R_COUNT];
 	struct gw_tenant_acct *tenants;
@@ -149,6 +158,7 @@ void gw__account_tenants_discard(struct gw_account_tenants *fresh);
  */
 struct gw_account_pools {
 	struct gw_hist *ttfb, *upstream, *request;
+	struct gw_hist *ttft, *itl, *otokens;
 	uint64_t *codes;
 	uint64_t **gpu_ns;		/* [ntenants][npools] */
 	size_t npools, ntenants;
@@ -166,6 +176,10 @@ void gw__account_tick(struct gw_account *a, uint64_t now_ms);
 
 /* A request of class k left the queue (or never entered it) this way. */
 void gw__account_queue(struct gw_account *a, enum conf_class k, enum gw_qout out, uint64_t wait_ns);
+
+/* The request of c wrote a content event of its stream at `now`: the gap
+ * since the previous one is an inter-token latency sample. */
+void gw__account_token(struct gw_account *a, struct gw_conn *c, uint64_t now);
 
 /* The request of c is over: record it everywhere, once. */
 void gw__account_end(struct gw_account *a, struct gw_conn *c);

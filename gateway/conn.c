@@ -409,7 +409,8 @@ static size_t conn_parse(struct gw_conn *c, const char *data, size_t len)
 			c->state = GW_CONN_HEAD;
 			backend_pool_put(&c->rec.pool);	/* the last request's */
 			c->rec = (struct gw_reqrec){ .t_start = uv_hrtime(), .active = !c->admin,
-						     .reason = GW_R_COUNT, .tokens_reported = -1 };
+						     .reason = GW_R_COUNT, .tokens_reported = -1,
+						     .tokens_output = -1 };
 			gw__conn_arm(c, c->srv->conf->timeouts.header_ms);
 		}
 		if (ev == GW_HTTP_MORE)

@@ -35,6 +35,7 @@
 #include "gateway/openai.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"
+#include "gateway/sse.h"
 #include "queue/admit.h"
 
 #define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
@@ -74,6 +75,7 @@ struct gw_exchange {
 	bool close_client;		/* the client response ends with the connection */
 	bool paused;			/* upstream reads stopped for backpressure */
 	bool reusable;			/* upstream connection may go back to the pool */
+	struct gw_sse sse;		/* content events of a streamed 200 (sse.h) */
 	size_t tail_len;
 	char tail[TAIL_MAX];		/* last bytes of the response body */
 };
@@ -211,9 +213,17 @@ static void exchange_complete(struct gw_exchange *x)
 		gw_buf_appends(&x->out, "0\r\n\r\n");
 	flush_out(x);
 	int status = x->resp.msg.status;
-	double used = status == 200 ? gw_openai_usage_tokens(x->tail, x->tail_len) : -1;
+	double out = -1;
+	double used = status == 200 ? gw_openai_usage(x->tail, x->tail_len, &out) : -1;
 	if (used >= 0)
 		gw__dispatch_settle(c, used);
+	if (status == 200) {
+		/* A response that is not a stream gives its first token with
+		 * its last byte, as far as a client can tell. */
+		if (!x->sse.data_lines)
+			c->rec.t_first_token = uv_hrtime();
+		c->rec.tokens_output = out >= 0 ? out : x->sse.data_lines ? (double)x->sse.events : -1;
+	}
 	/* An early answer (a 413 while the body uploads) leaves part of our
 	 * request unsent: that connection cannot carry another one. */
 	bool reuse = x->reusable && x->resp.msg.keep_alive && x->op == NULL;
@@ -300,6 +310,8 @@ static int on_resp_body(void *ctx, const char *at, size_t len)
 	struct gw_exchange *x = ctx;
 	int rc = 0;
 	keep_tail(x, at, len);
+	if (x->resp.msg.status == 200 && gw_sse_feed(&x->sse, at, len) > 0)
+		gw__account_token(&x->conn->srv->account, x->conn, uv_hrtime());
 	if (x->chunked_out) {
 		rc |= gw_buf_append_hex(&x->out, len);
 		rc |= gw_buf_append(&x->out, "\r\n", 2);

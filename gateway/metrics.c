@@ -56,26 +56,34 @@ static int plain(struct gw_buf *o, const char *name, double v)
 }
 
 /* One histogram series: cumulative `le` buckets in seconds, _sum, _count. */
-static int histogram(struct gw_buf *o, const char *name, const char *const *kv, const struct gw_hist *h,
-		     const struct conf_metrics *m)
+/* A histogram whose samples are `unit` times its bounds (1e9: nanoseconds
+ * exposed in seconds, 1: counts). */
+static int histogram_of(struct gw_buf *o, const char *name, const char *const *kv, const struct gw_hist *h,
+			const double *bounds, size_t nbounds, double unit)
 {
 	int rc = 0;
 	if (gw_hist_count(h) == 0)
 		return 0;
-	for (size_t i = 0; i < m->nbuckets; i++) {
+	for (size_t i = 0; i < nbounds; i++) {
 		rc |= gw_buf_appendf(o, "%s_bucket{", name);
 		rc |= labels(o, kv);
-		rc |= gw_buf_appendf(o, ",le=\"%g\"} %llu\n", m->buckets[i],
-				     (unsigned long long)gw_hist_count_le(h, (uint64_t)llround(m->buckets[i] * 1e9)));
+		rc |= gw_buf_appendf(o, ",le=\"%g\"} %llu\n", bounds[i],
+				     (unsigned long long)gw_hist_count_le(h, (uint64_t)llround(bounds[i] * unit)));
 	}
 	rc |= gw_buf_appendf(o, "%s_bucket{", name);
 	rc |= labels(o, kv);
 	rc |= gw_buf_appendf(o, ",le=\"+Inf\"} %llu\n%s_sum{", (unsigned long long)gw_hist_count(h), name);
 	rc |= labels(o, kv);
-	rc |= gw_buf_appendf(o, "} %.9f\n%s_count{", gw_hist_sum(h) / 1e9, name);
+	rc |= gw_buf_appendf(o, "} %.9f\n%s_count{", gw_hist_sum(h) / unit, name);
 	rc |= labels(o, kv);
 	rc |= gw_buf_appendf(o, "} %llu\n", (unsigned long long)gw_hist_count(h));
 	return rc;
+}
+
+static int histogram(struct gw_buf *o, const char *name, const char *const *kv, const struct gw_hist *h,
+		     const struct conf_metrics *m)
+{
+	return histogram_of(o, name, kv, h, m->buckets, m->nbuckets, 1e9);
 }
 
 static const char *class_label(int k)
@@ -105,16 +113,31 @@ static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
 		  "First request byte read to first response byte written to the client." },
 		{ "sluice_upstream_duration_seconds", "Backend slot taken to backend response complete." },
 		{ "sluice_request_duration_seconds", "First request byte read to response complete." },
+		{ "sluice_time_to_first_token_seconds",
+		  "First request byte read to the first SSE event carrying content written; "
+		  "non-streamed: to response complete." },
+		{ "sluice_inter_token_latency_seconds", "Gap between successive content events of a stream." },
 	};
-	const struct gw_hist *arrays[] = { a->ttfb, a->upstream, a->request };
+	const struct gw_hist *arrays[] = { a->ttfb, a->upstream, a->request, a->ttft, a->itl };
 	int rc = 0;
-	for (size_t f = 0; f < 3; f++) {
+	for (size_t f = 0; f < sizeof(arrays) / sizeof(arrays[0]); f++) {
 		rc |= family(o, fam[f].name, "histogram", fam[f].help);
 		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 			for (size_t p = 0; p <= a->npools; p++) {
 				const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
 				rc |= histogram(o, fam[f].name, kv, &arrays[f][gw__account_cp(a, k, p)], m);
 			}
+		}
+	}
+	/* Powers of two: below 64 the histogram's buckets are exact. */
+	static const double token_bounds[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384 };
+	rc |= family(o, "sluice_output_tokens", "histogram",
+		     "Output tokens per request: usage.completion_tokens, else the stream's content events.");
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		for (size_t p = 0; p <= a->npools; p++) {
+			const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
+			rc |= histogram_of(o, "sluice_output_tokens", kv, &a->otokens[gw__account_cp(a, k, p)],
+					   token_bounds, sizeof(token_bounds) / sizeof(token_bounds[0]), 1);
 		}
 	}
 	rc |= family(o, "sluice_queue_wait_seconds", "histogram",

@@ -292,25 +292,36 @@ double gw_openai_output_tokens(const struct gw_openai_body *b)
 	return (double)b->max_tokens * (b->n > 1 ? (double)b->n : 1);
 }
 
-/* The usage object's scan: total_tokens among its members. */
+/* The usage object's scan: total_tokens and completion_tokens among its members. */
 struct usage_scan {
-	int64_t total;
+	int64_t total, completion;
+	int64_t *capturing;
 };
 
 static enum gw_jscan_want usage_value(void *ctx, uint32_t d, const char *key, size_t len, enum gw_jscan_type type)
 {
-	return d == 1 && type == GW_JSCAN_INTEGER && key_is(key, len, "total_tokens") ? GW_JSCAN_CAPTURE
-										       : GW_JSCAN_SKIP;
+	struct usage_scan *us = ctx;
+	if (d != 1 || type != GW_JSCAN_INTEGER)
+		return GW_JSCAN_SKIP;
+	us->capturing = key_is(key, len, "total_tokens")	? &us->total
+			: key_is(key, len, "completion_tokens") ? &us->completion
+								: NULL;
+	return us->capturing ? GW_JSCAN_CAPTURE : GW_JSCAN_SKIP;
 }
 
 static void usage_end(void *ctx, uint32_t d, enum gw_jscan_type type, const char *text, size_t len,
 		      bool overflow, uint64_t count)
 {
-	((struct usage_scan *)ctx)->total = whole_number(text, len);
+	struct usage_scan *us = ctx;
+	/* Called for every member asked about, captured or not. */
+	if (d == 1 && type == GW_JSCAN_INTEGER && text != NULL && us->capturing != NULL)
+		*us->capturing = whole_number(text, len);
+	us->capturing = NULL;
 }
 
-double gw_openai_usage_tokens(const char *tail, size_t len)
+double gw_openai_usage(const char *tail, size_t len, double *completion)
 {
+	*completion = -1;
 	static const char key[] = "\"usage\"";
 	static const struct gw_jscan_ops ops = { usage_value, usage_end };
 	const char *end = tail + len;
@@ -327,11 +338,21 @@ double gw_openai_usage_tokens(const char *tail, size_t len)
 	/* The object is scanned up to its close; what follows it (the rest of
 	 * the response) makes the scanner stop, which is fine once the object
 	 * closed whole (depth back to 0). */
-	struct usage_scan us = { -1 };
+	struct usage_scan us = { -1, -1, NULL };
 	struct gw_jscan js;
 	gw_jscan_init(&js, &ops, &us, 1);
 	gw_jscan_feed(&js, u, (size_t)(end - u));
-	return js.top_done && us.total >= 0 ? (double)us.total : -1;
+	if (!js.top_done)
+		return -1;
+	if (us.completion >= 0)
+		*completion = (double)us.completion;
+	return us.total >= 0 ? (double)us.total : -1;
+}
+
+double gw_openai_usage_tokens(const char *tail, size_t len)
+{
+	double completion;
+	return gw_openai_usage(tail, len, &completion);
 }
 
 /* A bucket figure as a whole number (levels in debt show as 0). */

@@ -102,6 +102,10 @@ double gw_openai_output_tokens(const struct gw_openai_body *b);
  * or -1 when there is none. */
 double gw_openai_usage_tokens(const char *tail, size_t len);
 
+/* The same, and in one pass the block's `completion_tokens` (the output
+ * tokens) in *completion, or -1 there. */
+double gw_openai_usage(const char *tail, size_t len, double *completion);
+
 /* Append ms as OpenAI writes a reset time (Go's duration form): "398ms"
  * under a second, "0s" for none, else "1s", "1.5s", "1m30s", "6m0s",
  * "2h3m4s" (hours only when non-zero, then minutes and seconds always). */

@@ -11,6 +11,9 @@
 #
 #   bench/scenarios/ab.sh A_SLUICE B_SLUICE [SECONDS_PER_ROUND=5] [ROUNDS=3] [CONNECTIONS=64]
 #
+# AB_STREAM=1 asks for streamed completions (16 tokens: 16 server-sent
+# events, a usage event and [DONE] per response) instead of JSON ones.
+#
 # Exits non-zero only when it cannot run.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -24,6 +27,13 @@ need valgrind
 start_gpusim sim --zero
 bench_conf "$WORK/sluice.yaml" "$sim_port"
 bench_lua "$WORK/post.lua"
+STREAM=${AB_STREAM:-0}
+if [ "$STREAM" = 1 ]; then
+	sed -i 's/"max_tokens":16}/"max_tokens":16,"stream":true}/' "$WORK/post.lua"
+	BODY='{"model":"m","prompt":"hello world","max_tokens":16,"stream":true}'
+else
+	BODY='{"model":"m","prompt":"hello world","max_tokens":16}'
+fi
 
 # start NAME BINARY [WRAPPER...]: sluice from BINARY on the config
 start() {
@@ -54,20 +64,32 @@ count() {
 	name=$1 bin=$2
 	start "$name" "$bin" valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.cg"
 	port_var="${name}_port"
-	python3 - "${!port_var}" <<'PY'
+	python3 - "${!port_var}" "$BODY" <<'PY'
 import socket, sys
 port = int(sys.argv[1])
+body = sys.argv[2].encode()
 req = (b"POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-bench\r\n"
-       b"x-sluice-class: interactive\r\ncontent-type: application/json\r\ncontent-length: 52\r\n\r\n"
-       b'{"model":"m","prompt":"hello world","max_tokens":16}')
+       b"x-sluice-class: interactive\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+       % len(body)) + body
+
+
+def done(buf):
+    if b"\r\n\r\n" not in buf:
+        return False
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.lower().split(b"\r\n")
+    if any(l.startswith(b"transfer-encoding") and b"chunked" in l for l in lines):
+        return rest.endswith(b"0\r\n\r\n")
+    return len(rest) >= int([l for l in lines if l.startswith(b"content-length")][0].split(b":")[1])
+
+
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
 for _ in range(250):
     for s in socks:
         s.sendall(req)
     for s in socks:
         buf = b""
-        while b"\r\n\r\n" not in buf or len(buf.split(b"\r\n\r\n", 1)[1]) < int(
-                [l for l in buf.split(b"\r\n\r\n")[0].split(b"\r\n") if l.lower().startswith(b"content-length")][0].split(b":")[1]):
+        while not done(buf):
             buf += s.recv(65536)
 PY
 	pid_var="${name}_pid"
@@ -78,7 +100,7 @@ PY
 ia=$(count ca "$A")
 ib=$(count cb "$B")
 
-echo "ab: A=$A  B=$B"
+echo "ab: A=$A  B=$B  stream=$STREAM"
 echo "wrk -t1 -c$CONNS -d${DUR}s x $ROUNDS rounds, alternating (req/s): A:$ra  B:$rb"
 awk -v a="$ra" -v b="$rb" -v ia="$ia" -v ib="$ib" 'BEGIN {
 	na = split(a, x); nb = split(b, y); sa = sb = 0

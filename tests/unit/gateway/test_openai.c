@@ -258,6 +258,18 @@ Test(openai, usage_from_the_end_of_a_response, .timeout = 5)
 	cr_assert_float_eq(gw_openai_usage_tokens(none, strlen(none)), -1, 1e-9);
 }
 
+Test(openai, completion_tokens_from_the_same_usage_block, .timeout = 5)
+{
+	double out;
+	const char *json = "{\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7,\"total_tokens\":12,"
+			   "\"prompt_tokens_details\":{\"cached_tokens\":3}}}";
+	cr_assert_float_eq(gw_openai_usage(json, strlen(json), &out), 12, 1e-9);
+	cr_assert_float_eq(out, 7, 1e-9);
+	const char *total_only = "{\"usage\":{\"total_tokens\":30}}";
+	cr_assert_float_eq(gw_openai_usage(total_only, strlen(total_only), &out), 30, 1e-9);
+	cr_assert_float_eq(out, -1, 1e-9, "no completion_tokens");
+}
+
 Test(openai, a_model_name_too_long_to_keep_is_flagged, .timeout = 5)
 {
 	char json[1024];
