@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fuzz the HTTP parsing layer, the request body scan (checked against
-# jansson) and the config loader with libFuzzer under ASan + UBSan (clang
-# from Debian).  Bounded: SECONDS per target (60).
+# jansson), the response stream scan (whole against split) and the config
+# loader with libFuzzer under ASan + UBSan (clang from Debian).  Bounded: SECONDS per target (60).
 #
 #   scripts/fuzz.sh [SECONDS]
 set -eu
@@ -19,7 +19,9 @@ clang $flags tests/fuzz/fuzz_body.c gateway/openai.c gateway/jscan.c gateway/buf
 	queue/bucket.c $llhttp -ljansson -lm -o "$out/fuzz_body"
 # shellcheck disable=SC2086
 clang $flags tests/fuzz/fuzz_conf.c conf/*.c -lyaml -o "$out/fuzz_conf"
-for t in http body conf; do
+# shellcheck disable=SC2086
+clang $flags tests/fuzz/fuzz_sse.c gateway/sse.c -o "$out/fuzz_sse"
+for t in http body sse conf; do
 	mkdir -p "$out/corpus-$t"
 	echo "fuzz: $t for ${secs}s"
 	dict=""
