@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <yaml.h>
 
 #include "conf/diag.h"
@@ -415,4 +416,9 @@ uint64_t conf_model_pools(const struct conf *c, const char *name, size_t len)
 			lo = mid + 1;
 	}
 	return c->pools_any;
+}
+
+json_t *conf_dump(const struct conf *c)
+{
+	return conf__schema_dump(c);
 }

@@ -265,6 +265,18 @@ int conf_parse(const char *name, const char *text, size_t len,
 /* Free a snapshot and everything it owns.  conf_destroy(NULL) is a no-op. */
 void conf_destroy(struct conf *c);
 
+/*
+ * The snapshot as a new JSON object laid out like the file, with every
+ * default filled in and no secret: tenant keys as the first 12 hex digits
+ * of their sha256, an upstream credential as "sha256:" and 12 hex digits of
+ * its hash.  Pools, backends, classes and tenants are objects keyed by name.
+ * GET /config serves it; `sluice -t --diff` compares two of them
+ * (conf/diff.h).  Returns NULL when out of memory; the caller owns the
+ * result (json_decref()).
+ */
+struct json_t;
+struct json_t *conf_dump(const struct conf *c);
+
 /* "interactive", "standard", "opportunistic". */
 const char *conf_class_name(enum conf_class c);
 

@@ -35,6 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <openssl/sha.h>
+
 #include "conf/addr.h"
 #include "conf/tenant.h"
 #include "conf/value.h"
@@ -1015,4 +1018,246 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
 	parse_resolvers(l, &f[RESOLVERS]);
 	parse_replicas(l, &f[REPLICAS]);
 	parse_shared_limits(l, &f[SHARED]);
+}
+
+/* ---- the running config, as JSON ---------------------------------------- */
+
+/*
+ * conf__schema_dump() is the reading above turned round: the snapshot as a
+ * JSON object laid out like the file, every default filled in, so that two
+ * dumps can be compared key by key (`sluice -t --diff`).  The table-driven
+ * sections are written by walking the same tables the loader reads, so a key
+ * added to a table shows without more code here.  Named things (pools,
+ * backends, tenants, classes) are objects keyed by name rather than arrays,
+ * so that adding one in the middle of a list changes one entry, not every
+ * index after it; lists whose order means nothing (keys, models) are sorted.
+ *
+ * Secrets: a tenant key is shown as the first 12 hex digits of the sha256
+ * the file holds, and an upstream credential as "sha256:" and 12 hex digits
+ * of its hash: enough to tell a rotation, nothing that helps guess one.
+ */
+
+#define FINGERPRINT_HEX 12
+
+struct dump {
+	bool ok;			/* false once anything failed to allocate */
+};
+
+/* Set o[k] = v, taking v (jansson frees it on failure too), and remember
+ * any failure. */
+static void put(struct dump *d, json_t *o, const char *k, json_t *v)
+{
+	if (o == NULL || v == NULL) {
+		json_decref(v);
+		d->ok = false;
+	} else if (json_object_set_new(o, k, v) < 0) {
+		d->ok = false;
+	}
+}
+
+/* As put(), for a new object or array that the caller fills next: returns
+ * it, or NULL (which put() and add() accept) when it could not be added. */
+static json_t *child(struct dump *d, json_t *o, const char *k, json_t *v)
+{
+	if (o == NULL || v == NULL) {
+		json_decref(v);
+		d->ok = false;
+		return NULL;
+	}
+	if (json_object_set_new(o, k, v) < 0) {
+		d->ok = false;
+		return NULL;
+	}
+	return v;
+}
+
+static void add(struct dump *d, json_t *a, json_t *v)
+{
+	if (a == NULL || v == NULL) {
+		json_decref(v);
+		d->ok = false;
+	} else if (json_array_append_new(a, v) < 0) {
+		d->ok = false;
+	}
+}
+
+static void scalars(struct dump *d, json_t *o, const struct conf__scalar *t, size_t n, const void *base)
+{
+	if (o == NULL || conf__scalars_dump(t, n, base, o) < 0)
+		d->ok = false;
+}
+
+/* The first FINGERPRINT_HEX hex digits of hash h, after `prefix`. */
+static json_t *fingerprint(const char *prefix, const uint8_t *h)
+{
+	char s[FINGERPRINT_HEX + 1];
+
+	for (int i = 0; i < FINGERPRINT_HEX / 2; i++)
+		snprintf(s + 2 * i, 3, "%02x", h[i]);
+	return json_sprintf("%s%s", prefix, s);
+}
+
+static json_t *hostport(const char *host, uint16_t port)
+{
+	return json_sprintf(strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+}
+
+static int str_order(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A JSON array of strings v[0..n), sorted. */
+static json_t *sorted_strings(struct dump *d, char *const *v, size_t n)
+{
+	json_t *a = json_array();
+	const char **s = malloc((n ? n : 1) * sizeof *s);
+
+	if (s == NULL) {
+		d->ok = false;
+		return a;
+	}
+	memcpy(s, v, n * sizeof *s);
+	qsort(s, n, sizeof *s, str_order);
+	for (size_t i = 0; i < n; i++)
+		add(d, a, json_string(s[i]));
+	free(s);
+	return a;
+}
+
+static json_t *dump_pool(struct dump *d, const struct conf_pool *p)
+{
+	json_t *o = json_object(), *sub;
+
+	put(d, o, "slice", json_string(p->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic"));
+	if (p->gpu_model != NULL || p->mig_profile != NULL) {
+		sub = child(d, o, "gpu", json_object());
+		if (p->gpu_model != NULL)
+			put(d, sub, "model", json_string(p->gpu_model));
+		if (p->mig_profile != NULL)
+			put(d, sub, "mig_profile", json_string(p->mig_profile));
+	}
+	if (p->upstream_bearer != NULL) {
+		uint8_t h[SHA256_DIGEST_LENGTH];
+
+		SHA256((const unsigned char *)p->upstream_bearer, strlen(p->upstream_bearer), h);
+		put(d, child(d, o, "upstream_auth", json_object()), "bearer", fingerprint("sha256:", h));
+	}
+	if (p->models != NULL)
+		put(d, o, "models", sorted_strings(d, p->models, p->nmodels));
+	if (p->discovery.dns_host != NULL) {
+		sub = child(d, o, "discovery", json_object());
+		put(d, sub, "dns", hostport(p->discovery.dns_host, p->discovery.dns_port));
+		scalars(d, sub, discovery_keys, ARRAY_SIZE(discovery_keys), &p->discovery);
+	} else {
+		sub = child(d, o, "backends", json_object());
+		for (size_t i = 0; i < p->nbackends; i++)
+			put(d, sub, p->backends[i].addr.text,
+			    json_pack("{s:I}", "max_inflight", (json_int_t)p->backends[i].max_inflight));
+	}
+	sub = child(d, o, "backend_defaults", json_object());
+	scalars(d, sub, backend_default_keys, ARRAY_SIZE(backend_default_keys), &p->backend_defaults);
+	if (p->health.enabled) {
+		sub = child(d, o, "health", json_object());
+		put(d, sub, "path", json_string(p->health.path));
+		scalars(d, sub, health_keys, NHEALTH_KEYS, &p->health);
+	}
+	if (p->outlier.enabled) {
+		sub = child(d, o, "outlier", json_object());
+		scalars(d, sub, outlier_keys, NOUTLIER_KEYS, &p->outlier);
+	}
+	return o;
+}
+
+static json_t *dump_class(struct dump *d, const struct conf *c, const struct conf_class_cfg *cc)
+{
+	json_t *o = json_object(), *pools = json_array();
+
+	scalars(d, o, class_keys, NCLASS_KEYS, cc);
+	for (size_t i = 0; i < cc->npools; i++)
+		add(d, pools, json_string(c->pools[cc->pools[i]].name));
+	put(d, o, "pools", pools);
+	return o;
+}
+
+static json_t *dump_tenant(struct dump *d, const struct conf_tenant *t)
+{
+	json_t *o = json_object();
+	char (*fps)[FINGERPRINT_HEX + 1] = calloc(t->nkeys ? t->nkeys : 1, sizeof *fps);
+	char **v = calloc(t->nkeys ? t->nkeys : 1, sizeof *v);
+
+	if (fps != NULL && v != NULL) {
+		for (size_t i = 0; i < t->nkeys; i++) {
+			for (int j = 0; j < FINGERPRINT_HEX / 2; j++)
+				snprintf(fps[i] + 2 * j, 3, "%02x", t->keys[i].sha256[j]);
+			v[i] = fps[i];
+		}
+		put(d, o, "keys", sorted_strings(d, v, t->nkeys));
+	} else {
+		d->ok = false;
+	}
+	free(fps);
+	free(v);
+	put(d, o, "default_class", json_string(conf_class_name(t->default_class)));
+	put(d, o, "max_class", json_string(conf_class_name(t->max_class)));
+	put(d, o, "weight", json_real(t->weight));
+	put(d, o, "requests_per_s", json_real(t->requests_per_s));
+	put(d, o, "burst", json_real(t->burst));
+	put(d, o, "tokens_per_min", json_real(t->tokens_per_min));
+	return o;
+}
+
+json_t *conf__schema_dump(const struct conf *c)
+{
+	static const char *const levels[] = { "debug", "info", "warn", "error" };
+	struct dump d = { .ok = true };
+	json_t *root = json_object(), *sub;
+
+	put(&d, root, "listen", json_string(c->listen.text));
+	put(&d, root, "admin_listen", json_string(c->admin_listen.text));
+	sub = child(&d, root, "limits", json_object());
+	scalars(&d, sub, limits_keys, ARRAY_SIZE(limits_keys), &c->limits);
+	sub = child(&d, root, "timeouts", json_object());
+	scalars(&d, sub, timeouts_keys, ARRAY_SIZE(timeouts_keys), &c->timeouts);
+	sub = child(&d, root, "pools", json_object());
+	for (size_t i = 0; i < c->npools; i++)
+		put(&d, sub, c->pools[i].name, dump_pool(&d, &c->pools[i]));
+	sub = child(&d, root, "classes", json_object());
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		if (c->classes[k].defined)
+			put(&d, sub, conf_class_name((enum conf_class)k), dump_class(&d, c, &c->classes[k]));
+	sub = child(&d, root, "tenants", json_object());
+	for (size_t i = 0; i < c->ntenants; i++)
+		put(&d, sub, c->tenants[i].name, dump_tenant(&d, &c->tenants[i]));
+	if (c->anonymous_tenant != NULL)
+		put(&d, root, "anonymous_tenant", json_string(c->anonymous_tenant));
+	sub = child(&d, root, "metrics", json_object());
+	scalars(&d, sub, metrics_keys, NMETRICS_KEYS, &c->metrics);
+	json_t *buckets = json_array();
+	for (size_t i = 0; i < c->metrics.nbuckets; i++)
+		add(&d, buckets, json_real(c->metrics.buckets[i]));
+	put(&d, sub, "buckets", buckets);
+	put(&d, root, "access_log", c->access_log != NULL ? json_string(c->access_log) : json_string("off"));
+	put(&d, root, "log_format", json_string(c->log_json ? "json" : "text"));
+	put(&d, root, "log_level", json_string(levels[c->log_level]));
+	if (c->resolvers != NULL)
+		put(&d, root, "resolvers", json_string(c->resolvers));
+	sub = child(&d, root, "replicas", json_object());
+	if (c->replicas.dns_host != NULL) {
+		put(&d, sub, "dns", hostport(c->replicas.dns_host, c->replicas.dns_port));
+		put(&d, sub, "refresh_ms", json_integer((json_int_t)c->replicas.refresh_ms));
+	} else {
+		put(&d, sub, "count", json_integer(c->replicas.count));
+	}
+	if (c->shared_limits.redis_host != NULL) {
+		sub = child(&d, root, "shared_limits", json_object());
+		put(&d, sub, "redis", hostport(c->shared_limits.redis_host, c->shared_limits.redis_port));
+		put(&d, sub, "key_prefix", json_string(c->shared_limits.key_prefix));
+		scalars(&d, sub, shared_keys, NSHARED_KEYS, &c->shared_limits);
+	}
+	if (!d.ok) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
 }

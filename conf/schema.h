@@ -15,6 +15,11 @@
  */
 void conf__schema_read(struct conf__loader *l, const yaml_node_t *root);
 
+/* The snapshot as JSON laid out like the file (conf_dump()); NULL when
+ * out of memory. */
+struct json_t;
+struct json_t *conf__schema_dump(const struct conf *c);
+
 /* The order of conf.models: bytes, then length (conf.c). */
 int conf__model_cmp(const char *a, size_t alen, const char *b, size_t blen);
 

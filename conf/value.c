@@ -29,6 +29,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
+
 bool conf__scan_u64(const char *s, size_t len, size_t *pos, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -384,4 +386,42 @@ void conf__scalars_read(struct conf__loader *l, const yaml_node_t *map, const ch
 	conf__fields(l, map, ctx, f, n);
 	for (i = 0; i < n; i++)
 		scalar_read(l, &t[i], &f[i], ctx, base);
+}
+
+int conf__scalars_dump(const struct conf__scalar *t, size_t n, const void *base, json_t *obj)
+{
+	for (size_t i = 0; i < n; i++) {
+		const void *p = (const char *)base + t[i].offset;
+		json_t *v = NULL;
+
+		if (t[i].kind == CONF__SCALAR_UINT) {
+			uint64_t u;
+			uint32_t u32;
+
+			if (t[i].size == sizeof u32) {
+				memcpy(&u32, p, sizeof u32);
+				u = u32;
+			} else {
+				memcpy(&u, p, sizeof u);
+			}
+			/* Bounds above INT64_MAX exist (max_queued_bytes); such a
+			 * value is shown as a real rather than wrapped. */
+			v = u <= INT64_MAX ? json_integer((json_int_t)u) : json_real((double)u);
+		} else if (t[i].kind == CONF__SCALAR_NUM) {
+			double d;
+
+			memcpy(&d, p, sizeof d);
+			v = json_real(d);
+		} else if (t[i].kind == CONF__SCALAR_BOOL) {
+			bool b;
+
+			memcpy(&b, p, sizeof b);
+			v = json_boolean(b);
+		} else {
+			continue;
+		}
+		if (json_object_set_new(obj, t[i].name, v) < 0)
+			return -ENOMEM;
+	}
+	return 0;
 }

@@ -146,4 +146,14 @@ void conf__scalars_read(struct conf__loader *l, const yaml_node_t *map, const ch
 			const struct conf__scalar *t, size_t n, void *base,
 			struct conf__field *f);
 
+/*
+ * The other way round, for GET /config and `sluice -t --diff`: add each
+ * UINT, NUM and BOOL scalar of table t[0..n) that the struct at `base`
+ * holds to the JSON object `obj`, under its key, as a number of the
+ * table's unit (ms, bytes) or a boolean.  OTHER entries are the caller's.
+ * Returns 0, or -ENOMEM when jansson could not allocate.
+ */
+struct json_t;
+int conf__scalars_dump(const struct conf__scalar *t, size_t n, const void *base, struct json_t *obj);
+
 #endif

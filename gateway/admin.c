@@ -197,6 +197,23 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 	return rc;
 }
 
+/* The running config without secrets (conf_dump()), with its generation
+ * and file, for operators and `sluice -t --diff`. */
+static int render_config(const struct gw_server *srv, struct gw_buf *out)
+{
+	json_t *root = json_pack("{s:I, s:s, s:o*}", "generation", (json_int_t)srv->generation, "path",
+				 srv->conf->path, "config", conf_dump(srv->conf));
+	char *text = root != NULL && json_object_get(root, "config") != NULL ? json_dumps(root, JSON_INDENT(2))
+									     : NULL;
+	json_decref(root);
+	if (text == NULL)
+		return -1;
+	int rc = gw_buf_appends(out, text);
+	rc |= gw_buf_append(out, "\n", 1);
+	free(text);
+	return rc;
+}
+
 void gw__admin_handle(struct gw_conn *c)
 {
 	struct gw_server *srv = c->srv;
@@ -227,8 +244,9 @@ void gw__admin_handle(struct gw_conn *c)
 			return;
 		}
 		gw__conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &body);
-	} else if (gw_token_eq(gw_msg_start(m), len, "/status")) {
-		if (render_status(srv, &body) < 0) {
+	} else if (gw_token_eq(gw_msg_start(m), len, "/status") || gw_token_eq(gw_msg_start(m), len, "/config")) {
+		bool status = gw_token_eq(gw_msg_start(m), len, "/status");
+		if ((status ? render_status(srv, &body) : render_config(srv, &body)) < 0) {
 			gw_buf_finish(&body);
 			gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 			return;

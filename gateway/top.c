@@ -24,20 +24,19 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/buf.h"
+#include "gateway/admin_client.h"
 #include "gateway/top.h"
 
 #define NCLASS 3
@@ -49,54 +48,6 @@ static const char *const class_names[NCLASS] = { "interactive", "standard", "opp
 static const double bins[] = { 0.01, 0.05, 0.1, 0.25, 1, 10 };
 static const char *const bin_names[] = { "<10ms", "<50ms", "<100ms", "<250ms", "<1s", "<10s", ">=10s" };
 #define NBINS (sizeof(bins) / sizeof(bins[0]) + 1)
-
-/* GET /status from host:port (resolved at each poll, so that a restarted
- * sluice, or a name that moved, is found again); returns the parsed body
- * or NULL (message in err).  Every socket call is bounded by a 2 s timeout
- * so that an unreachable address costs a poll, not the terminal. */
-static json_t *fetch(const char *host, const char *port, char *err, size_t errlen)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
-	int gai = getaddrinfo(host, port, &hints, &res);
-	if (gai != 0) {
-		snprintf(err, errlen, "%s", gai_strerror(gai));
-		return NULL;
-	}
-	int fd = -1;
-	snprintf(err, errlen, "cannot connect");
-	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		struct timeval tv = { 2, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		snprintf(err, errlen, "cannot connect: %s", strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return NULL;
-	static const char req[] = "GET /status HTTP/1.1\r\nhost: sluice\r\nconnection: close\r\n\r\n";
-	struct gw_buf in = GW_BUF_INIT;
-	char chunk[16384];
-	ssize_t n = write(fd, req, sizeof(req) - 1);
-	while (n >= 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
-		if (gw_buf_append(&in, chunk, (size_t)n) < 0 || in.len > (64u << 20))
-			break;
-	close(fd);
-	json_t *root = NULL;
-	const char *body = in.len ? memmem(in.data, in.len, "\r\n\r\n", 4) : NULL;
-	if (body == NULL || in.len < 12 || memcmp(in.data + 9, "200", 3) != 0)
-		snprintf(err, errlen, "unexpected answer from /status");
-	else if ((root = json_loadb(body + 4, in.len - (size_t)(body + 4 - in.data), 0, NULL)) == NULL)
-		snprintf(err, errlen, "/status is not JSON");
-	gw_buf_finish(&in);
-	return root;
-}
 
 /* Count in each display bin between two polls of a class's cumulative buckets. */
 static void interval_bins(json_t *bounds, json_t *now, json_t *before, uint64_t out[NBINS])
@@ -443,30 +394,6 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* Split HOST:PORT, [V6]:PORT or a bare IPv6 literal's [V6]:PORT. */
-static int split_admin(const char *admin, char *host, size_t hlen, char *port, size_t plen)
-{
-	const char *colon;
-	if (admin[0] == '[') {
-		const char *close = strchr(admin, ']');
-		if (close == NULL || close[1] != ':' || (size_t)(close - admin - 1) >= hlen)
-			return -1;
-		memcpy(host, admin + 1, (size_t)(close - admin - 1));
-		host[close - admin - 1] = '\0';
-		colon = close + 1;
-	} else {
-		colon = strrchr(admin, ':');
-		if (colon == NULL || colon == admin || (size_t)(colon - admin) >= hlen || strchr(admin, ':') != colon)
-			return -1;
-		memcpy(host, admin, (size_t)(colon - admin));
-		host[colon - admin] = '\0';
-	}
-	if (colon[1] == '\0' || strlen(colon + 1) >= plen || strspn(colon + 1, "0123456789") != strlen(colon + 1))
-		return -1;
-	strcpy(port, colon + 1);
-	return 0;
-}
-
 /* Wait up to `secs` for keys; returns false when `q` was pressed. */
 static bool wait_keys(struct view *v, double secs, bool *redraw)
 {
@@ -532,7 +459,7 @@ int gw_top_main(int argc, char **argv)
 		}
 	}
 	char host[256], port[8];
-	if (split_admin(v.admin, host, sizeof(host), port, sizeof(port)) < 0 || v.interval < 0.1) {
+	if (gw_admin_client_split(v.admin, host, sizeof(host), port, sizeof(port)) < 0 || v.interval < 0.1) {
 		fprintf(stderr, "sluice top: --admin takes HOST:PORT or [IPV6]:PORT, --interval at least 0.1\n");
 		return 2;
 	}
@@ -555,7 +482,7 @@ int gw_top_main(int argc, char **argv)
 	double prev_at = 0, cur_at = 0;
 	int status = 0;
 	for (long i = 0; !stop && (count == 0 || i < count); i++) {
-		json_t *st = fetch(host, port, v.err, sizeof(v.err));
+		json_t *st = gw_admin_client_get(host, port, "/status", v.err, sizeof(v.err));
 		double now = mono();
 		if (st != NULL) {
 			v.down_since = 0;

@@ -18,7 +18,7 @@ clang $flags tests/fuzz/fuzz_http.c gateway/http.c gateway/buf.c gateway/errors.
 clang $flags tests/fuzz/fuzz_body.c gateway/openai.c gateway/jscan.c gateway/buf.c gateway/http.c \
 	queue/bucket.c $llhttp -ljansson -lm -o "$out/fuzz_body"
 # shellcheck disable=SC2086
-clang $flags tests/fuzz/fuzz_conf.c conf/*.c -lyaml -o "$out/fuzz_conf"
+clang $flags tests/fuzz/fuzz_conf.c conf/*.c -lyaml -ljansson -lcrypto -o "$out/fuzz_conf"
 # shellcheck disable=SC2086
 clang $flags tests/fuzz/fuzz_sse.c gateway/sse.c -o "$out/fuzz_sse"
 for t in http body sse conf; do

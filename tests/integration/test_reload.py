@@ -2,11 +2,15 @@
 and without dropping a request of a tenant that goes."""
 
 import hashlib
+import os
 import signal
 import threading
 import unittest
 
-from harness import Client, ClusterTest, get_json, metric, render, sluice_config, wait_for
+import subprocess
+import tempfile
+
+from harness import SLUICE, Client, ClusterTest, get_json, metric, render, sluice_config, wait_for
 
 
 def h(key):
@@ -164,6 +168,120 @@ class TenantReload(ClusterTest):
         self.assertGreater(results["ok"], 20)
         self.assertEqual(metric(s.admin_port, "sluice_config_generation"), 21)
         self.assertEqual(metric(s.admin_port, "sluice_config_reloads_total", 'result="ok"'), 20)
+
+
+class ConfigDiff(ClusterTest):
+    """GET /config shows the running config without secrets, and
+    `sluice -t -c FILE --diff ADMIN` says what a reload of FILE would change,
+    including what a reload refuses."""
+
+    SECRET = "sk-backend-secret-0123456789"
+
+    def setUp(self):
+        super().setUp()
+        self.gold, self.spot = self.gpusim(), self.gpusim()
+        fd, self.secret_path = tempfile.mkstemp(prefix="sluice-test-bearer-")
+        with open(fd, "w") as f:
+            f.write(self.SECRET + "\n")
+        self.addCleanup(os.unlink, self.secret_path)
+
+    def text(self, tenants, classes=CLASSES, spot_inflight=1, wait="10000", listen="127.0.0.1:0"):
+        classes = classes.replace("max_wait_ms: 10000", f"max_wait_ms: {wait}")
+        t = sluice_config(self.gold.addr, self.spot.addr, classes=classes, spot_inflight=spot_inflight,
+                          extra="tenants:\n" + tenants)
+        t = t.replace("listen: 127.0.0.1:0\n", f"listen: {listen}\n", 1)
+        return t.replace("    slice: reserved\n",
+                         f"    slice: reserved\n    upstream_auth: {{ bearer_file: {self.secret_path} }}\n")
+
+    def diff(self, s, text):
+        fd, path = tempfile.mkstemp(prefix="sluice-test-next-", suffix=".yaml")
+        with open(fd, "w") as f:
+            f.write(text)
+        self.addCleanup(os.unlink, path)
+        p = subprocess.run([SLUICE, "-t", "-c", path, "--diff", f"127.0.0.1:{s.admin_port}"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotIn(self.SECRET, p.stdout + p.stderr)
+        return p.returncode, p.stdout
+
+    def test_running_config_has_no_secret(self):
+        s = self.sluice(self.text(tenant("chat", "sk-chat")))
+        c = Client(s.admin_port)
+        r = c.request("GET", "/config")
+        c.close()
+        self.assertEqual(r.status, 200)
+        self.assertNotIn(self.SECRET, r.body.decode())
+        self.assertNotIn(h("sk-chat"), r.body.decode(), "a tenant key's full hash is not shown")
+        doc = r.json()
+        self.assertEqual(doc["generation"], 1)
+        cfg = doc["config"]
+        self.assertEqual(cfg["tenants"]["chat"]["keys"], [h("sk-chat")[:12]])
+        self.assertRegex(cfg["pools"]["gold"]["upstream_auth"]["bearer"], r"^sha256:[0-9a-f]{12}$")
+        self.assertEqual(cfg["classes"]["interactive"]["max_wait_ms"], 10000)
+        self.assertEqual(cfg["classes"]["interactive"]["pools"], ["gold"])
+        self.assertEqual(cfg["timeouts"]["connect_ms"], 2000, "defaults are filled in")
+
+    def test_diff_shows_what_a_reload_would_change(self):
+        chat = tenant("chat", "sk-chat")
+        s = self.sluice(self.text(chat))
+        rc, out = self.diff(s, self.text(chat))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("no changes", out)
+
+        nxt = self.text(chat + tenant("newco", "sk-new", cls="standard"), spot_inflight=3, wait="5s")
+        with open(self.secret_path, "w") as f:
+            f.write(self.SECRET + "-rotated\n")
+        rc, out = self.diff(s, nxt)
+        self.assertEqual(rc, 0, out)
+        lines = [l for l in out.splitlines() if l[:2] in ("+ ", "- ", "~ ")]
+        self.assertIn("~ classes.interactive.max_wait_ms: 10000 -> 5000", lines)
+        self.assertIn(f'~ pools.spot.backends["{self.spot.addr}"].max_inflight: 1 -> 3', lines)
+        self.assertTrue(any(l.startswith("+ tenants.newco: {") for l in lines), out)
+        self.assertTrue(any(l.startswith("~ pools.gold.upstream_auth.bearer: \"sha256:") for l in lines), out)
+        self.assertEqual(len(lines), 4, out)
+        self.assertIn("4 changes; a reload would apply them", out)
+
+        # Applied, the running config is the file's: nothing left to show.
+        with open(s.config_path, "w") as f:
+            f.write(nxt)
+        s.p.send_signal(signal.SIGHUP)
+        s.wait_line(r"reloaded .*: generation 2$")
+        rc, out = self.diff(s, nxt)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("generation 2", out)
+        self.assertIn("no changes", out)
+
+    def test_diff_flags_what_a_reload_refuses_and_the_reload_does(self):
+        chat = tenant("chat", "sk-chat")
+        s = self.sluice(self.text(chat))
+        cases = [
+            (self.text(chat, listen="127.0.0.1:1"), r'~ listen: "127.0.0.1:0" -> "127.0.0.1:1"  \(needs a restart\)',
+             "listen and admin_listen cannot change"),
+            (self.text(chat, classes=CLASSES + "  opportunistic: { max_queue: 4, pools: [spot] }\n"),
+             r"\+ classes.opportunistic: \{.*\}  \(needs a restart\)", "classes cannot be added or removed"),
+        ]
+        for text, line, refusal in cases:
+            rc, out = self.diff(s, text)
+            self.assertEqual(rc, 1, out)
+            self.assertRegex(out, line)
+            self.assertIn("a reload would be refused", out)
+            # ... and SIGHUP with that file is indeed refused.
+            with open(s.config_path, "w") as f:
+                f.write(text)
+            s.p.send_signal(signal.SIGHUP)
+            s.wait_line(r"reload refused: " + refusal)
+
+    def test_diff_without_a_running_sluice_is_an_error(self):
+        fd, path = tempfile.mkstemp(prefix="sluice-test-", suffix=".yaml")
+        with open(fd, "w") as f:
+            f.write(self.text(tenant("chat", "sk-chat")))
+        self.addCleanup(os.unlink, path)
+        p = subprocess.run([SLUICE, "-t", "-c", path, "--diff", "127.0.0.1:1"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("cannot read the running config from 127.0.0.1:1", p.stderr)
+        p = subprocess.run([SLUICE, "-c", path, "--diff", "127.0.0.1:1"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 2, "--diff needs -t")
 
 
 if __name__ == "__main__":
