@@ -136,6 +136,7 @@ struct conf_class_cfg {
 	size_t npools;
 	double min_share;		/* 0..1, share of a pool's dispatches while waiting */
 	double max_slot_share;		/* 0..1, cap on a pool's slots held at once (1 = none) */
+	uint64_t ttft_objective_ms;	/* refuse a waiter predicted to miss it (queue/admit.c); 0: none */
 	int line;
 };
 

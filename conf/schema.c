@@ -82,7 +82,7 @@ static const struct conf__scalar timeouts_keys[] = {
 };
 
 enum { CLASS_MAX_QUEUE, CLASS_MAX_QUEUE_BYTES, CLASS_MAX_WAIT, CLASS_MIN_SHARE,
-       CLASS_MAX_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
+       CLASS_MAX_SLOT_SHARE, CLASS_TTFT_OBJECTIVE, CLASS_POOLS, NCLASS_KEYS };
 
 /* A queue of zero or a deadline of zero would turn every request of the
  * class away; that is spelt "leave the class out". */
@@ -95,6 +95,9 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 				      30000, 1, CONF__MS_MAX),
 	[CLASS_MIN_SHARE] = CONF__NUM(struct conf_class_cfg, min_share, 0, 0, false, 1),
 	[CLASS_MAX_SLOT_SHARE] = CONF__NUM(struct conf_class_cfg, max_slot_share, 1, 0, true, 1),
+	/* 0 (the default) sets no objective. */
+	[CLASS_TTFT_OBJECTIVE] = CONF__UINT(struct conf_class_cfg, ttft_objective_ms, CONF__UNIT_MS,
+					    0, 0, CONF__MS_MAX),
 	[CLASS_POOLS] = CONF__OTHER("pools"),
 };
 

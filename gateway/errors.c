@@ -26,6 +26,7 @@ static const struct gw_reason_info reasons[GW_R_COUNT] = {
 	[GW_R_QUEUE_FULL]		= { 429, "queue_full", "requests" },
 	[GW_R_DEADLINE_UNMEETABLE]	= { 429, "deadline_unmeetable", "requests" },
 	[GW_R_QUEUE_TIMEOUT]		= { 429, "queue_timeout", "requests" },
+	[GW_R_TTFT_UNMEETABLE]		= { 429, "ttft_unmeetable", "requests" },
 	[GW_R_NO_BACKEND]		= { 503, "no_backend", "server_error" },
 	[GW_R_SHUTTING_DOWN]		= { 503, "shutting_down", "server_error" },
 	[GW_R_UPSTREAM_CONNECT_FAILED]	= { 502, "upstream_connect_failed", "server_error" },
@@ -109,6 +110,12 @@ enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queu
 			 "predicted wait %llu ms); retry in %llu ms", k, (unsigned long long)v->budget_ms,
 			 (unsigned long long)v->predicted_ms, retry);
 		return GW_R_DEADLINE_UNMEETABLE;
+	case QUEUE_R_TTFT_UNMEETABLE:
+		snprintf(msg, len, "class '%s' would not give this request its first token within its objective "
+			 "(%llu ms; predicted %llu ms: a wait of %llu ms, then %llu ms to first token recently); "
+			 "retry in %llu ms", k, (unsigned long long)v->budget_ms, (unsigned long long)v->predicted_ms,
+			 (unsigned long long)(v->predicted_ms - v->ttft_ms), (unsigned long long)v->ttft_ms, retry);
+		return GW_R_TTFT_UNMEETABLE;
 	case QUEUE_R_EVICTED:
 		snprintf(msg, len, "class '%s' queue is full and tenant '%s' holds the most of it; retry in %llu ms",
 			 k, name, retry);

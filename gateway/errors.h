@@ -41,6 +41,7 @@ enum gw_reason {
 	GW_R_INTERNAL,			/* 500 out of memory or a bug */
 	GW_R_UNSUPPORTED_CODING,	/* 501 a transfer coding other than chunked */
 	GW_R_MODEL_NOT_FOUND,		/* 404 no pool of the class serves the body's model */
+	GW_R_TTFT_UNMEETABLE,		/* 429 predicted wait + recent TTFT pass ttft_objective_ms */
 	GW_R_COUNT
 };
 

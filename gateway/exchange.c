@@ -206,6 +206,16 @@ static void upstream_failed(struct gw_exchange *x, enum gw_reason r, const char 
 	gw__conn_finish_request(c, false);
 }
 
+/* The response's first token went by at `now`: tell the queues how long
+ * the backend took from the slot to it (ttft_objective_ms predictions). */
+static void first_token(struct gw_exchange *x, uint64_t now)
+{
+	const struct gw_reqrec *r = &x->conn->rec;
+	struct gw_server *srv = x->conn->srv;
+	if (r->pool != NULL && r->pool->index < srv->queue.npools && r->t_dispatch != 0 && now > r->t_dispatch)
+		queue_on_first_token(&srv->queue, r->pool->index, (now - r->t_dispatch) / 1000000);
+}
+
 static void exchange_complete(struct gw_exchange *x)
 {
 	struct gw_conn *c = x->conn;
@@ -220,8 +230,10 @@ static void exchange_complete(struct gw_exchange *x)
 	if (status == 200) {
 		/* A response that is not a stream gives its first token with
 		 * its last byte, as far as a client can tell. */
-		if (!x->sse.data_lines)
+		if (!x->sse.data_lines) {
 			c->rec.t_first_token = uv_hrtime();
+			first_token(x, c->rec.t_first_token);
+		}
 		c->rec.tokens_output = out >= 0 ? out : x->sse.data_lines ? (double)x->sse.events : -1;
 	}
 	/* An early answer (a 413 while the body uploads) leaves part of our
@@ -310,8 +322,12 @@ static int on_resp_body(void *ctx, const char *at, size_t len)
 	struct gw_exchange *x = ctx;
 	int rc = 0;
 	keep_tail(x, at, len);
-	if (x->resp.msg.status == 200 && gw_sse_feed(&x->sse, at, len) > 0)
-		gw__account_token(&x->conn->srv->account, x->conn, uv_hrtime());
+	if (x->resp.msg.status == 200 && gw_sse_feed(&x->sse, at, len) > 0) {
+		uint64_t now = uv_hrtime();
+		if (x->conn->rec.t_first_token == 0)
+			first_token(x, now);
+		gw__account_token(&x->conn->srv->account, x->conn, now);
+	}
 	if (x->chunked_out) {
 		rc |= gw_buf_append_hex(&x->out, len);
 		rc |= gw_buf_append(&x->out, "\r\n", 2);

@@ -21,9 +21,20 @@
  *   5. otherwise WAIT: the deadline is the class's max_wait_ms, shortened
  *      (never lengthened) by the client's; queue_check() refuses a full
  *      class or an unmeetable deadline, or names the victim whose place a
- *      lighter tenant takes.
+ *      lighter tenant takes; a class with a ttft_objective_ms refuses a
+ *      request whose predicted wait plus its pools' recent time to first
+ *      token already passes the objective (ttft_unmeetable).
+ *
+ * The TTFT objective is judged only for a request that would wait.  One
+ * that can start at once gets the best time to first token there is, and
+ * refusing it would make nobody's better; a backend slow on its own is
+ * for the TTFT alert, not for shedding.  The prediction is the wait that
+ * deadline_unmeetable predicts (the work ahead at the recent dispatch
+ * rate) plus the least recent TTFT among the pools that could serve it:
+ * optimistic on purpose, so that what is refused would surely have missed.
  */
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 #include "queue/admit.h"
@@ -89,6 +100,20 @@ static void wait_or_refuse(struct queue *q, const struct queue_facts *f, uint64_
 	uint64_t retry = 0;
 	struct queue_item *victim = NULL;
 	enum queue_check check = queue_check(q, k, it->tenant, f->body_bytes, now_ms, deadline, &retry, &victim);
+	uint64_t objective = qc->cfg->ttft_objective_ms;
+	if (check == QUEUE_CHECK_OK && objective > 0) {
+		double ttft = queue_recent_ttft(q, k, it->pools);
+		double predicted = (double)queue_predicted_wait(q, k, it->tenant) + ttft;
+		if (predicted > (double)objective) {
+			queue_refund(it, now_ms);
+			v->budget_ms = objective;
+			v->predicted_ms = (uint64_t)ceil(predicted);
+			v->ttft_ms = (uint64_t)ceil(ttft);
+			/* By then the work ahead will have moved on enough. */
+			reject(v, QUEUE_R_TTFT_UNMEETABLE, queue_retry_clamp(predicted - (double)objective));
+			return;
+		}
+	}
 	if (check != QUEUE_CHECK_OK || queue_reserve(q) < 0) {
 		queue_refund(it, now_ms);
 		if (check == QUEUE_CHECK_FULL) {

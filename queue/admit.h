@@ -70,6 +70,7 @@ enum queue_reason {
 	QUEUE_R_TOKENS_NEVER,		/* the estimate exceeds what the bucket can ever hold */
 	QUEUE_R_QUEUE_FULL,		/* class or byte bound reached */
 	QUEUE_R_DEADLINE_UNMEETABLE,	/* predicted wait passes the deadline */
+	QUEUE_R_TTFT_UNMEETABLE,	/* predicted wait + recent TTFT passes ttft_objective_ms */
 	QUEUE_R_NO_MEMORY,
 	/* Reasons a queued request leaves its queue unserved. */
 	QUEUE_R_EVICTED,		/* a lighter tenant took its place in a full class */
@@ -85,8 +86,11 @@ struct queue_verdict {
 	uint64_t retry_ms;		/* REJECT: when trying again is likely to work; 0: no hint */
 	/* What the refusal message reports. */
 	double tokens;			/* the estimate charged (or that did not fit) */
-	uint64_t budget_ms;		/* DEADLINE_UNMEETABLE, QUEUE_TIMEOUT: the deadline it had */
-	uint64_t predicted_ms;		/* DEADLINE_UNMEETABLE: the predicted wait */
+	uint64_t budget_ms;		/* DEADLINE_UNMEETABLE, QUEUE_TIMEOUT: the deadline it had;
+					 * TTFT_UNMEETABLE: the class's objective */
+	uint64_t predicted_ms;		/* DEADLINE_UNMEETABLE: the predicted wait; TTFT_UNMEETABLE:
+					 * the predicted wait + recent TTFT */
+	uint64_t ttft_ms;		/* TTFT_UNMEETABLE: the recent TTFT in predicted_ms */
 	unsigned queued;		/* QUEUE_FULL: requests of the class queued */
 	const char *model;		/* MODEL_NOT_FOUND: the model asked for (f->model) */
 	size_t model_len;

@@ -339,7 +339,26 @@ void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t hel
 	pl->held_ms = pl->held_ms == 0 ? h : 0.9 * pl->held_ms + 0.1 * h;
 }
 
+void queue_on_first_token(struct queue *q, size_t p, uint64_t ttft_ms)
+{
+	struct queue_pool *pl = &q->pools[p];
+	double t = ttft_ms > 0 ? (double)ttft_ms : 0.5;
+	pl->ttft_ms = pl->ttft_ms == 0 ? t : 0.9 * pl->ttft_ms + 0.1 * t;
+}
+
 /* --- admission checks ---------------------------------------------------- */
+
+double queue_recent_ttft(const struct queue *q, enum conf_class k, uint64_t mask)
+{
+	const struct conf_class_cfg *cc = q->classes[k].cfg;
+	double best = 0;
+	for (size_t i = 0; i < cc->npools; i++) {
+		double t = q->pools[cc->pools[i]].ttft_ms;
+		if (((mask >> cc->pools[i]) & 1) && t > 0 && (best == 0 || t < best))
+			best = t;
+	}
+	return best;
+}
 
 /* Requests per ms that class k's pools complete (0 when not yet known). */
 static double class_rate(const struct queue *q, enum conf_class k)
@@ -397,7 +416,7 @@ uint64_t queue_predicted_wait(const struct queue *q, enum conf_class k, const st
 	return (uint64_t)ceil((work_ahead(q, k, t) + 1) / rate);
 }
 
-static uint64_t clamp_retry(double ms)
+uint64_t queue_retry_clamp(double ms)
 {
 	if (!(ms >= RETRY_MIN_MS))
 		return RETRY_MIN_MS;
@@ -407,7 +426,7 @@ static uint64_t clamp_retry(double ms)
 uint64_t queue_retry_hint(const struct queue *q, enum conf_class k, const struct queue_tenant *t)
 {
 	uint64_t wait = queue_predicted_wait(q, k, t);
-	return wait > 0 ? clamp_retry((double)wait) : 1000;
+	return wait > 0 ? queue_retry_clamp((double)wait) : 1000;
 }
 
 /* The flow of class k holding the most items, if it holds more than `than`. */
@@ -441,7 +460,7 @@ enum queue_check queue_check(const struct queue *q, enum conf_class k, const str
 			*victim = fat->tail;
 		} else {
 			/* Room appears when the work ahead has moved on by one slot. */
-			*retry_ms = clamp_retry(rate > 0 ? 1.0 / rate : 1000);
+			*retry_ms = queue_retry_clamp(rate > 0 ? 1.0 / rate : 1000);
 			return QUEUE_CHECK_FULL;
 		}
 	}
@@ -450,7 +469,7 @@ enum queue_check queue_check(const struct queue *q, enum conf_class k, const str
 		double budget = deadline_ms > now_ms ? (double)(deadline_ms - now_ms) : 0;
 		if (wait > budget) {
 			/* By then the queue ahead will have drained enough. */
-			*retry_ms = clamp_retry(wait - budget);
+			*retry_ms = queue_retry_clamp(wait - budget);
 			*victim = NULL;
 			return QUEUE_CHECK_UNMEETABLE;
 		}

@@ -107,6 +107,7 @@ struct queue_pool {
 	double dispatched[CONF_CLASS_COUNT];	/* recent dispatches (decaying) */
 	double dispatched_total;
 	double held_ms;				/* EWMA of how long a request holds a slot; 0 = unknown */
+	double ttft_ms;				/* EWMA of slot taken -> first token; 0 = unknown */
 	unsigned waiting[CONF_CLASS_COUNT];	/* queued items that may use it (only when routing) */
 };
 
@@ -197,6 +198,19 @@ bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k);
  * long it held it (feeds the predicted waits). */
 void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k);
 void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t held_ms);
+
+/* A request that took a slot of pool p saw its first token ttft_ms later
+ * (the whole response, when not streamed): the backend's recent time to
+ * first token, which ttft_objective_ms predictions add to the wait. */
+void queue_on_first_token(struct queue *q, size_t p, uint64_t ttft_ms);
+
+/* The least recent time to first token among the pools of class k in mask
+ * (ms; 0 when none is known yet): the best a request could hope for once
+ * it has a slot. */
+double queue_recent_ttft(const struct queue *q, enum conf_class k, uint64_t mask);
+
+/* A retry hint of `ms`, within what a client is told (1 ms .. 59 s). */
+uint64_t queue_retry_clamp(double ms);
 
 enum queue_check { QUEUE_CHECK_OK = 0, QUEUE_CHECK_FULL, QUEUE_CHECK_UNMEETABLE };
 

@@ -215,6 +215,68 @@ classes:
         self.assertEqual([cl.read_response().status for cl in clients], [200, 200])
 
 
+class TtftObjective(ClusterTest):
+    """A class with ttft_objective_ms refuses, at once, a request that would
+    wait so long that even the backend's recent time to first token makes
+    it miss; without the objective the same burst is served."""
+
+    def burst(self, objective):
+        # spot: 1 slot, every request ~300 ms to its first token (head delay)
+        classes = f"""
+classes:
+  interactive:   {{ max_queue: 64, max_wait_ms: 3000, pools: [gold] }}
+  standard:      {{ max_queue: 64, max_wait_ms: 20000, pools: [spot]{objective} }}
+  opportunistic: {{ max_queue: 64, max_wait_ms: 20000, pools: [spot] }}
+"""
+        gold = self.gpusim()
+        spot = self.gpusim("--head-delay-ms", "300")
+        s = self.sluice(sluice_config(gold.addr, spot.addr, classes=classes, extra=TENANTS, spot_inflight=1))
+        body = dict(BODY, max_tokens=2, stream=True)
+        # Two served one after the other teach sluice the slot time and TTFT.
+        for _ in range(2):
+            c = Client(s.port, timeout=30)
+            self.assertEqual(c.request("POST", "/v1/completions", body, bearer("sk-mixed")).status, 200)
+            c.close()
+        out = [None] * 6
+
+        def one(i):
+            cl = Client(s.port, timeout=30)
+            t0 = time.monotonic()
+            r = cl.request("POST", "/v1/completions", body, bearer("sk-mixed"))
+            out[i] = (r, time.monotonic() - t0)
+            cl.close()
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+            time.sleep(0.01)
+        for t in threads:
+            t.join(30)
+        return s, out
+
+    def test_a_waiter_that_would_miss_its_first_token_objective_is_told_at_once(self):
+        s, out = self.burst(", ttft_objective_ms: 1s")
+        refused = [(r, t) for r, t in out if r.status == 429]
+        served = [r for r, _ in out if r.status == 200]
+        # One runs; each waiter adds a slot time (~300 ms) to the ~300 ms
+        # first token: the 1st and 2nd waiters make 1 s, later ones cannot.
+        self.assertTrue(2 <= len(served) <= 4, [r.status for r, _ in out])
+        self.assertEqual(len(served) + len(refused), 6)
+        for r, t in refused:
+            err = r.json()["error"]
+            self.assertEqual(err["code"], "ttft_unmeetable")
+            self.assertEqual(r.headers["x-sluice-reject-reason"], "ttft_unmeetable")
+            self.assertRegex(err["message"], r"within its objective \(1000 ms; predicted \d+ ms")
+            self.assertLess(t, 0.25, "refused at once, not after waiting")
+            self.assertGreater(int(r.headers["retry-after-ms"]), 0)
+        self.assertEqual(metric(s.admin_port, "sluice_rejections_total", 'class="standard",reason="ttft_unmeetable"'),
+                         len(refused))
+
+    def test_without_an_objective_the_same_burst_waits_and_is_served(self):
+        _, out = self.burst("")
+        self.assertEqual([r.status for r, _ in out], [200] * 6)
+
+
 class Reload(ClusterTest):
     def test_sighup_applies_valid_changes_and_refuses_the_rest(self):
         gold = self.gpusim()

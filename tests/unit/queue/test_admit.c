@@ -620,3 +620,99 @@ Test(admit, without_models_anywhere_masks_are_full_and_nothing_is_counted, .time
 	cr_assert_eq(queue_pop(&f.q, SPOT), &it);
 	teardown(&f);
 }
+
+/* ---- ttft_objective_ms -------------------------------------------------- */
+
+/* The fixture with standard's line replaced. */
+static void setup_standard(struct fixture *f, const char *line)
+{
+	static const char old[] = "  standard: { max_queue: 2, max_wait_ms: 5000, pools: [spot] }\n";
+	const char *at = strstr(yaml, old);
+	char text[4096];
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - yaml), yaml, line, at + strlen(old));
+	struct conf_diag diag = { 0 };
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &f->conf, &diag), 0, "%s",
+		     diag.count ? diag.msg[0] : "");
+	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
+	cr_assert_eq(queue_init(&f->q, f->conf), 0);
+	queue_set_pool_slots(&f->q, GOLD, 2);
+	queue_set_pool_slots(&f->q, SPOT, 8);
+	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
+	f->facts = (struct queue_facts){ .body_bytes = 400, .prompt_tokens = 100, .output_tokens = -1,
+					 .deadline_ms = UINT64_MAX, .body_class = -1, .pools = f->pools };
+}
+
+/* Spot's 8 slots each held 800 ms (a start every 100 ms), and a first
+ * token 500 ms after the slot. */
+static void spot_history(struct fixture *f)
+{
+	queue_on_dispatch(&f->q, SPOT, CONF_CLASS_STANDARD);
+	queue_on_release(&f->q, SPOT, CONF_CLASS_STANDARD, 800);
+	queue_on_first_token(&f->q, SPOT, 500);
+}
+
+Test(admit, a_waiter_predicted_to_miss_the_ttft_objective_is_refused_at_once, .timeout = 5)
+{
+	struct fixture f;
+	setup_standard(&f, "  standard: { max_queue: 100, max_wait_ms: 5000, pools: [spot], ttft_objective_ms: 1s }\n");
+	spot_history(&f);
+	cr_assert_float_eq(queue_recent_ttft(&f.q, CONF_CLASS_STANDARD, UINT64_MAX), 500, 1e-9);
+	f.pools[SPOT] = QUEUE_POOL_UP;	/* every slot taken: requests wait */
+	struct queue_item it[6] = { 0 };
+	struct queue_verdict v;
+	/* The n-th waiter starts in about n x 100 ms, then 500 ms to its
+	 * first token: the first five make the 1 s objective. */
+	for (int i = 0; i < 5; i++) {
+		queue_admit(&f.q, tenant(&f, 0), &f.facts, 100, &it[i], &v);
+		cr_assert_eq(v.action, QUEUE_WAIT, "waiter %d: predicted %d ms", i + 1, (i + 1) * 100 + 500);
+	}
+	double requests = level(&tenant(&f, 0)->requests, 100), tokens = level(&tenant(&f, 0)->tokens, 100);
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 100, &it[5], &v);
+	cr_assert_eq(v.action, QUEUE_REJECT);
+	cr_assert_eq(v.reason, QUEUE_R_TTFT_UNMEETABLE);
+	cr_assert_eq(v.budget_ms, 1000);
+	cr_assert_eq(v.predicted_ms, 1100, "600 ms of wait, then 500 to the first token");
+	cr_assert_eq(v.ttft_ms, 500);
+	cr_assert_eq(v.retry_ms, 100, "by then the work ahead has moved on by one start");
+	cr_assert_float_eq(level(&tenant(&f, 0)->requests, 100), requests, 1e-9, "a refusal costs nothing");
+	cr_assert_float_eq(level(&tenant(&f, 0)->tokens, 100), tokens, 1e-9);
+	for (int i = 0; i < 5; i++)
+		queue_withdraw(&f.q, &it[i], 100);
+	queue_tenant_put(&it[5].tenant);
+	for (int i = 0; i < 5; i++)
+		queue_tenant_put(&it[i].tenant);
+	teardown(&f);
+}
+
+Test(admit, a_request_that_can_start_is_never_refused_for_its_ttft_objective, .timeout = 5)
+{
+	struct fixture f;
+	setup_standard(&f, "  standard: { max_queue: 100, max_wait_ms: 5000, pools: [spot], ttft_objective_ms: 100 }\n");
+	spot_history(&f);
+	struct queue_item it = { 0 };
+	struct queue_verdict v;
+	queue_admit(&f.q, tenant(&f, 0), &f.facts, 100, &it, &v);
+	cr_assert_eq(v.action, QUEUE_START, "500 ms to first token is over the objective, but nothing is sooner");
+	queue_tenant_put(&it.tenant);
+	teardown(&f);
+}
+
+Test(admit, without_a_ttft_objective_nothing_is_refused_for_it, .timeout = 5)
+{
+	struct fixture f;
+	setup_standard(&f, "  standard: { max_queue: 100, max_wait_ms: 5000, pools: [spot] }\n");
+	cr_assert_eq(f.conf->classes[CONF_CLASS_STANDARD].ttft_objective_ms, 0, "no objective by default");
+	spot_history(&f);
+	f.pools[SPOT] = QUEUE_POOL_UP;
+	struct queue_item it[8] = { 0 };
+	struct queue_verdict v;
+	for (int i = 0; i < 8; i++) {
+		queue_admit(&f.q, tenant(&f, 0), &f.facts, 100, &it[i], &v);
+		cr_assert_eq(v.action, QUEUE_WAIT);
+	}
+	for (int i = 0; i < 8; i++) {
+		queue_withdraw(&f.q, &it[i], 100);
+		queue_tenant_put(&it[i].tenant);
+	}
+	teardown(&f);
+}
