@@ -28,6 +28,7 @@
  * A blank line ends the event.  CR, LF and CRLF each end a line (the LF
  * that follows a CR is part of its line break, not a blank line).
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "gateway/sse.h"
@@ -68,6 +69,13 @@ static bool key_before(const struct gw_sse *s, const char *from, const char *q)
 	const char *e = w + GW_SSE_BACK;
 	return (len >= 6 && memcmp(e - 6, "\"text\"", 6) == 0) ||
 	       (len >= 9 && memcmp(e - 9, "\"content\"", 9) == 0);
+}
+
+/* As key_before(), for a colon with a whole key's bytes before it in
+ * this piece. */
+static bool key_in_place(const char *q)
+{
+	return memcmp(q - 6, "\"text\"", 6) == 0 || memcmp(q - 9, "\"content\"", 9) == 0;
 }
 
 /* Keep the last bytes of a data line that continues in the next piece. */
@@ -120,13 +128,26 @@ unsigned gw_sse_feed(struct gw_sse *s, const char *data, size_t len)
 					break;
 				}
 				/* Both keys end with `t"`: most colons are
-				 * rejected on the two bytes before them. */
-				if ((q - from < 2 || (q[-1] == '"' && q[-2] == 't')) && key_before(s, from, q))
+				 * rejected on the two bytes before them.  A key
+				 * wholly in this piece is compared in place. */
+				size_t have = (size_t)(q - from);
+				if (have >= GW_SSE_BACK ? q[-1] == '"' && q[-2] == 't' && key_in_place(q)
+				    : (have < 2 || (q[-1] == '"' && q[-2] == 't')) && key_before(s, from, q))
 					s->state = VALUE;
 				p = q + 1;
 				break;
 			}
 			case BOL:
+				/* The whole prefix at once, the usual case. */
+				if (s->prefix == 0 && eol - p >= (ptrdiff_t)sizeof(prefix) - 1 &&
+				    memcmp(p, prefix, sizeof(prefix) - 1) == 0) {
+					p += sizeof(prefix) - 1;
+					s->state = s->event_counted ? SKIP : DATA;
+					s->data_lines = true;
+					s->back_len = 0;
+					from = p;
+					break;
+				}
 				c = *p++;
 				if (c != prefix[s->prefix]) {
 					s->state = SKIP;
