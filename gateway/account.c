@@ -44,6 +44,23 @@ static void tenant_acct_finish(struct gw_tenant_acct *ta)
 	ta->duration = NULL;
 }
 
+/* The [class][pool + none] histograms for npools pools, initialised; NULL
+ * when out of memory. */
+static struct gw_cp_hists *cp_hists_create(size_t npools)
+{
+	size_t n = CONF_CLASS_COUNT * (npools + 1);
+	struct gw_cp_hists *v = calloc(n, sizeof(*v));
+	for (size_t i = 0; v != NULL && i < n; i++) {
+		gw_hist_init(&v[i].ttfb);
+		gw_hist_init(&v[i].upstream);
+		gw_hist_init(&v[i].request);
+		gw_hist_init(&v[i].ttft);
+		gw_hist_init(&v[i].itl);
+		gw_hist_init(&v[i].otokens);
+	}
+	return v;
+}
+
 int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants, uv_loop_t *loop)
 {
 	memset(a, 0, sizeof(*a));
@@ -51,27 +68,12 @@ int gw__account_init(struct gw_account *a, const struct conf *c, size_t ntenants
 	a->npools = c->npools;
 	a->ntenants = ntenants;
 	a->histograms = c->metrics.histograms;
-	size_t cp = CONF_CLASS_COUNT * (a->npools + 1);
-	a->ttfb = calloc(cp, sizeof(*a->ttfb));
-	a->upstream = calloc(cp, sizeof(*a->upstream));
-	a->request = calloc(cp, sizeof(*a->request));
-	a->ttft = calloc(cp, sizeof(*a->ttft));
-	a->itl = calloc(cp, sizeof(*a->itl));
-	a->otokens = calloc(cp, sizeof(*a->otokens));
+	a->cp = cp_hists_create(a->npools);
 	a->codes = calloc((CONF_CLASS_COUNT + 1) * (a->npools + 1) * NSTATUS, sizeof(*a->codes));
 	a->tenants = calloc(ntenants ? ntenants : 1, sizeof(*a->tenants));
-	if (!a->ttfb || !a->upstream || !a->request || !a->ttft || !a->itl || !a->otokens || !a->codes ||
-	    !a->tenants) {
+	if (!a->cp || !a->codes || !a->tenants) {
 		gw__account_finish(a);
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < cp; i++) {
-		gw_hist_init(&a->ttfb[i]);
-		gw_hist_init(&a->upstream[i]);
-		gw_hist_init(&a->request[i]);
-		gw_hist_init(&a->ttft[i]);
-		gw_hist_init(&a->itl[i]);
-		gw_hist_init(&a->otokens[i]);
 	}
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		for (int o = 0; o < GW_QOUT_COUNT; o++)
@@ -161,12 +163,7 @@ void gw__account_tenants_commit(struct gw_account *a, const size_t *from, struct
 
 void gw__account_pools_discard(struct gw_account_pools *fresh)
 {
-	free(fresh->ttfb);
-	free(fresh->upstream);
-	free(fresh->request);
-	free(fresh->ttft);
-	free(fresh->itl);
-	free(fresh->otokens);
+	free(fresh->cp);
 	free(fresh->codes);
 	for (size_t t = 0; fresh->gpu_ns != NULL && t < fresh->ntenants; t++)
 		free(fresh->gpu_ns[t]);
@@ -181,30 +178,15 @@ int gw__account_pools_prepare(const struct gw_account *a, size_t npools, size_t 
 	memset(fresh, 0, sizeof(*fresh));
 	fresh->npools = npools;
 	fresh->ntenants = ntenants;
-	size_t cp = CONF_CLASS_COUNT * (npools + 1);
-	fresh->ttfb = calloc(cp, sizeof(*fresh->ttfb));
-	fresh->upstream = calloc(cp, sizeof(*fresh->upstream));
-	fresh->request = calloc(cp, sizeof(*fresh->request));
-	fresh->ttft = calloc(cp, sizeof(*fresh->ttft));
-	fresh->itl = calloc(cp, sizeof(*fresh->itl));
-	fresh->otokens = calloc(cp, sizeof(*fresh->otokens));
+	fresh->cp = cp_hists_create(npools);
 	fresh->codes = calloc((CONF_CLASS_COUNT + 1) * (npools + 1) * NSTATUS, sizeof(*fresh->codes));
 	fresh->gpu_ns = calloc(ntenants ? ntenants : 1, sizeof(*fresh->gpu_ns));
-	bool ok = fresh->ttfb && fresh->upstream && fresh->request && fresh->ttft && fresh->itl &&
-		  fresh->otokens && fresh->codes && fresh->gpu_ns;
+	bool ok = fresh->cp && fresh->codes && fresh->gpu_ns;
 	for (size_t t = 0; ok && t < ntenants; t++)
 		ok = (fresh->gpu_ns[t] = calloc(npools ? npools : 1, sizeof(**fresh->gpu_ns))) != NULL;
 	if (!ok) {
 		gw__account_pools_discard(fresh);
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < cp; i++) {
-		gw_hist_init(&fresh->ttfb[i]);
-		gw_hist_init(&fresh->upstream[i]);
-		gw_hist_init(&fresh->request[i]);
-		gw_hist_init(&fresh->ttft[i]);
-		gw_hist_init(&fresh->itl[i]);
-		gw_hist_init(&fresh->otokens[i]);
 	}
 	return 0;
 }
@@ -223,12 +205,7 @@ void gw__account_pools_commit(struct gw_account *a, const size_t *from, struct g
 			       &a->codes[((size_t)k * (was + 1) + o) * NSTATUS], NSTATUS * sizeof(*a->codes));
 			if (k == CONF_CLASS_COUNT)
 				continue;
-			fresh->ttfb[(size_t)k * (n + 1) + i] = a->ttfb[(size_t)k * (was + 1) + o];
-			fresh->upstream[(size_t)k * (n + 1) + i] = a->upstream[(size_t)k * (was + 1) + o];
-			fresh->request[(size_t)k * (n + 1) + i] = a->request[(size_t)k * (was + 1) + o];
-			fresh->ttft[(size_t)k * (n + 1) + i] = a->ttft[(size_t)k * (was + 1) + o];
-			fresh->itl[(size_t)k * (n + 1) + i] = a->itl[(size_t)k * (was + 1) + o];
-			fresh->otokens[(size_t)k * (n + 1) + i] = a->otokens[(size_t)k * (was + 1) + o];
+			fresh->cp[(size_t)k * (n + 1) + i] = a->cp[(size_t)k * (was + 1) + o];
 		}
 	}
 	for (size_t t = 0; t < a->ntenants && t < fresh->ntenants; t++) {
@@ -239,23 +216,12 @@ void gw__account_pools_commit(struct gw_account *a, const size_t *from, struct g
 		a->tenants[t].gpu_ns = fresh->gpu_ns[t];
 		fresh->gpu_ns[t] = NULL;
 	}
-	free(a->ttfb);
-	free(a->upstream);
-	free(a->request);
-	free(a->ttft);
-	free(a->itl);
-	free(a->otokens);
+	free(a->cp);
 	free(a->codes);
-	a->ttfb = fresh->ttfb;
-	a->upstream = fresh->upstream;
-	a->request = fresh->request;
-	a->ttft = fresh->ttft;
-	a->itl = fresh->itl;
-	a->otokens = fresh->otokens;
+	a->cp = fresh->cp;
 	a->codes = fresh->codes;
 	a->npools = n;
-	fresh->ttfb = fresh->upstream = fresh->request = NULL;
-	fresh->ttft = fresh->itl = fresh->otokens = NULL;
+	fresh->cp = NULL;
 	fresh->codes = NULL;
 	gw__account_pools_discard(fresh);
 }
@@ -267,12 +233,7 @@ void gw__account_finish(struct gw_account *a)
 	for (size_t t = 0; a->tenants != NULL && t < a->ntenants; t++)
 		tenant_acct_finish(&a->tenants[t]);
 	free(a->tenants);
-	free(a->ttfb);
-	free(a->upstream);
-	free(a->request);
-	free(a->ttft);
-	free(a->itl);
-	free(a->otokens);
+	free(a->cp);
 	free(a->codes);
 	memset(a, 0, sizeof(*a));
 	a->alog.fd = -1;
@@ -399,7 +360,7 @@ void gw__account_token(struct gw_account *a, struct gw_conn *c, uint64_t now)
 	if (last == 0 || !a->histograms || !c->classified || r->pool == NULL ||
 	    r->pool->index == BACKEND_POOL_RETIRED || r->pool->index >= a->npools)
 		return;
-	gw_hist_record(&a->itl[gw__account_cp(a, c->qi.klass, r->pool->index)], now - last);
+	gw_hist_record(&a->cp[gw__account_cp(a, c->qi.klass, r->pool->index)].itl, now - last);
 }
 
 void gw__account_end(struct gw_account *a, struct gw_conn *c)
@@ -434,17 +395,17 @@ void gw__account_end(struct gw_account *a, struct gw_conn *c)
 				ta->gpu_ns[pool] += r->t_upstream_end - r->t_dispatch;
 		}
 		if (a->histograms && !pool_gone) {
-			size_t cp = gw__account_cp(a, k, pool);
+			struct gw_cp_hists *h = &a->cp[gw__account_cp(a, k, pool)];
 			uint64_t total = t_end - r->t_start;
 			if (r->t_first_byte)
-				gw_hist_record(&a->ttfb[cp], r->t_first_byte - r->t_start);
+				gw_hist_record(&h->ttfb, r->t_first_byte - r->t_start);
 			if (r->pool && r->t_upstream_end > r->t_dispatch)
-				gw_hist_record(&a->upstream[cp], r->t_upstream_end - r->t_dispatch);
-			gw_hist_record(&a->request[cp], total);
+				gw_hist_record(&h->upstream, r->t_upstream_end - r->t_dispatch);
+			gw_hist_record(&h->request, total);
 			if (r->t_first_token)
-				gw_hist_record(&a->ttft[cp], r->t_first_token - r->t_start);
+				gw_hist_record(&h->ttft, r->t_first_token - r->t_start);
 			if (r->tokens_output >= 0)
-				gw_hist_record(&a->otokens[cp], (uint64_t)r->tokens_output);
+				gw_hist_record(&h->otokens, (uint64_t)r->tokens_output);
 			gw_hist_record(&a->window[k][a->window_cur], total);
 			if (r->pool && r->reason >= GW_R_COUNT)
 				gw_hist_record(&a->served[k][a->window_cur], total);

@@ -85,14 +85,18 @@ struct gw_tenant_acct {
 
 #define GW_ACCOUNT_WINDOW_MS 30000	/* live view: the last two windows (~1 min) */
 
+/* The histograms kept for each class and pool. */
+struct gw_cp_hists {
+	struct gw_hist ttfb, upstream, request;
+	struct gw_hist ttft, itl, otokens;	/* token level */
+};
+
 struct gw_account {
 	const struct conf *conf;
 	size_t npools, ntenants;
 	bool histograms;
 	struct gw_hist queue_wait[CONF_CLASS_COUNT][GW_QOUT_COUNT];
-	/* [class][pool], pool npools = "none" */
-	struct gw_hist *ttfb, *upstream, *request;
-	struct gw_hist *ttft, *itl, *otokens;	/* token level: [class][pool] too */
+	struct gw_cp_hists *cp;		/* [class][pool], pool npools = "none" */
 	uint64_t *codes;		/* [class + none][pool + none][status - 100] */
 	uint64_t rejections[CONF_CLASS_COUNT + 1][GW_R_COUNT];
 	struct gw_tenant_acct *tenants;
@@ -157,8 +161,7 @@ void gw__account_tenants_discard(struct gw_account_tenants *fresh);
  * frees a prepared set that is not committed.
  */
 struct gw_account_pools {
-	struct gw_hist *ttfb, *upstream, *request;
-	struct gw_hist *ttft, *itl, *otokens;
+	struct gw_cp_hists *cp;
 	uint64_t *codes;
 	uint64_t **gpu_ns;		/* [ntenants][npools] */
 	size_t npools, ntenants;

@@ -28,6 +28,19 @@ static uint64_t oldest_wait_ms(const struct gw_server *srv, int k)
 	return oldest == UINT64_MAX ? 0 : gw_now_ms(srv) - oldest;
 }
 
+/* Append `root` (taken; NULL: out of memory) and a newline to out. */
+static int append_json(struct gw_buf *out, json_t *root, size_t flags)
+{
+	char *text = root != NULL ? json_dumps(root, flags) : NULL;
+	json_decref(root);
+	if (text == NULL)
+		return -1;
+	int rc = gw_buf_appends(out, text);
+	rc |= gw_buf_append(out, "\n", 1);
+	free(text);
+	return rc;
+}
+
 static json_t *class_status(const struct gw_server *srv, int k)
 {
 	const struct gw_account *a = &srv->account;
@@ -36,7 +49,7 @@ static json_t *class_status(const struct gw_server *srv, int k)
 	gw_hist_init(&all);
 	gw_hist_init(&minute);
 	for (size_t p = 0; p <= a->npools; p++)
-		gw_hist_merge(&all, &a->request[gw__account_cp(a, k, p)]);
+		gw_hist_merge(&all, &a->cp[gw__account_cp(a, k, p)].request);
 	gw_hist_merge(&minute, &a->window[k][0]);
 	gw_hist_merge(&minute, &a->window[k][1]);
 	struct gw_hist served;
@@ -187,14 +200,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 	json_object_set_new(root, "classes", classes);
 	json_object_set_new(root, "pools", pools);
 	json_object_set_new(root, "tenants", tenants);
-	char *text = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (text == NULL)
-		return -1;
-	int rc = gw_buf_appends(out, text);
-	rc |= gw_buf_append(out, "\n", 1);
-	free(text);
-	return rc;
+	return append_json(out, root, JSON_COMPACT);
 }
 
 /* The running config without secrets (conf_dump()), with its generation
@@ -203,15 +209,11 @@ static int render_config(const struct gw_server *srv, struct gw_buf *out)
 {
 	json_t *root = json_pack("{s:I, s:s, s:o*}", "generation", (json_int_t)srv->generation, "path",
 				 srv->conf->path, "config", conf_dump(srv->conf));
-	char *text = root != NULL && json_object_get(root, "config") != NULL ? json_dumps(root, JSON_INDENT(2))
-									     : NULL;
-	json_decref(root);
-	if (text == NULL)
+	if (root != NULL && json_object_get(root, "config") == NULL) {
+		json_decref(root);
 		return -1;
-	int rc = gw_buf_appends(out, text);
-	rc |= gw_buf_append(out, "\n", 1);
-	free(text);
-	return rc;
+	}
+	return append_json(out, root, JSON_INDENT(2));
 }
 
 void gw__admin_handle(struct gw_conn *c)

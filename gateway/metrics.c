@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -118,14 +119,20 @@ static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
 		  "non-streamed: to response complete." },
 		{ "sluice_inter_token_latency_seconds", "Gap between successive content events of a stream." },
 	};
-	const struct gw_hist *arrays[] = { a->ttfb, a->upstream, a->request, a->ttft, a->itl };
+	static const size_t member[] = {
+		offsetof(struct gw_cp_hists, ttfb), offsetof(struct gw_cp_hists, upstream),
+		offsetof(struct gw_cp_hists, request), offsetof(struct gw_cp_hists, ttft),
+		offsetof(struct gw_cp_hists, itl),
+	};
+	_Static_assert(sizeof(member) / sizeof(member[0]) == sizeof(fam) / sizeof(fam[0]), "one member per family");
 	int rc = 0;
-	for (size_t f = 0; f < sizeof(arrays) / sizeof(arrays[0]); f++) {
+	for (size_t f = 0; f < sizeof(member) / sizeof(member[0]); f++) {
 		rc |= family(o, fam[f].name, "histogram", fam[f].help);
 		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 			for (size_t p = 0; p <= a->npools; p++) {
 				const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
-				rc |= histogram(o, fam[f].name, kv, &arrays[f][gw__account_cp(a, k, p)], m);
+				const char *h = (const char *)&a->cp[gw__account_cp(a, k, p)] + member[f];
+				rc |= histogram(o, fam[f].name, kv, (const struct gw_hist *)(const void *)h, m);
 			}
 		}
 	}
@@ -136,7 +143,7 @@ static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		for (size_t p = 0; p <= a->npools; p++) {
 			const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
-			rc |= histogram_of(o, "sluice_output_tokens", kv, &a->otokens[gw__account_cp(a, k, p)],
+			rc |= histogram_of(o, "sluice_output_tokens", kv, &a->cp[gw__account_cp(a, k, p)].otokens,
 					   token_bounds, sizeof(token_bounds) / sizeof(token_bounds[0]), 1);
 		}
 	}

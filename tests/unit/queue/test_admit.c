@@ -38,10 +38,10 @@ struct fixture {
 	struct queue_facts facts;
 };
 
-static void setup(struct fixture *f)
+static void setup_text(struct fixture *f, const char *text)
 {
 	struct conf_diag diag = { 0 };
-	cr_assert_eq(conf_parse("test.yaml", yaml, strlen(yaml), &f->conf, &diag), 0, "%s",
+	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &f->conf, &diag), 0, "%s",
 		     diag.count ? diag.msg[0] : "");
 	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
 	cr_assert_eq(queue_init(&f->q, f->conf), 0);
@@ -50,6 +50,11 @@ static void setup(struct fixture *f)
 	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
 	f->facts = (struct queue_facts){ .body_bytes = 400, .prompt_tokens = 100, .output_tokens = -1,
 					 .deadline_ms = UINT64_MAX, .body_class = -1, .pools = f->pools };
+}
+
+static void setup(struct fixture *f)
+{
+	setup_text(f, yaml);
 }
 
 static void teardown(struct fixture *f)
@@ -630,16 +635,7 @@ static void setup_standard(struct fixture *f, const char *line)
 	const char *at = strstr(yaml, old);
 	char text[4096];
 	snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - yaml), yaml, line, at + strlen(old));
-	struct conf_diag diag = { 0 };
-	cr_assert_eq(conf_parse("test.yaml", text, strlen(text), &f->conf, &diag), 0, "%s",
-		     diag.count ? diag.msg[0] : "");
-	cr_assert_eq(queue_tenants_init(&f->tenants, f->conf, 0), 0);
-	cr_assert_eq(queue_init(&f->q, f->conf), 0);
-	queue_set_pool_slots(&f->q, GOLD, 2);
-	queue_set_pool_slots(&f->q, SPOT, 8);
-	f->pools[GOLD] = f->pools[SPOT] = QUEUE_POOL_UP | QUEUE_POOL_FREE;
-	f->facts = (struct queue_facts){ .body_bytes = 400, .prompt_tokens = 100, .output_tokens = -1,
-					 .deadline_ms = UINT64_MAX, .body_class = -1, .pools = f->pools };
+	setup_text(f, text);
 }
 
 /* Spot's 8 slots each held 800 ms (a start every 100 ms), and a first
