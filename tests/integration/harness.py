@@ -77,6 +77,8 @@ class Proc:
                 self.p.wait()
                 raise AssertionError(f"{self.name} did not exit within {timeout}s of signal {sig}")
         self.t.join(5)
+        if not self.t.is_alive():
+            self.p.stdout.close()
         return self.p.returncode
 
 
