@@ -79,7 +79,7 @@ static const struct conf__scalar timeouts_keys[] = {
 };
 
 enum { CLASS_MAX_QUEUE, CLASS_MAX_QUEUE_BYTES, CLASS_MAX_WAIT, CLASS_MIN_SHARE,
-       CLASS_MAX_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
+       CLASS_MAX_SLOT_SHARE, CLASS_TENANT_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
 
 /* A queue of zero or a deadline of zero would turn every request of the
  * class away; that is spelt "leave the class out". */
@@ -92,6 +92,7 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 				      30000, 1, CONF__MS_MAX),
 	[CLASS_MIN_SHARE] = CONF__NUM(struct conf_class_cfg, min_share, 0, 0, false, 1),
 	[CLASS_MAX_SLOT_SHARE] = CONF__NUM(struct conf_class_cfg, max_slot_share, 1, 0, true, 1),
+	[CLASS_TENANT_SLOT_SHARE] = CONF__OTHER("tenant_slot_share"),
 	[CLASS_POOLS] = CONF__OTHER("pools"),
 };
 
@@ -798,6 +799,15 @@ static void parse_class(struct conf__loader *l, enum conf_class cls, const yaml_
 		return;
 	}
 	conf__scalars_read(l, v, ctx, class_keys, NCLASS_KEYS, cc, f);
+	cc->tenant_slot_share = CONF_TENANT_SLOT_SHARE_FAIR;
+	if (f[CLASS_TENANT_SLOT_SHARE].key &&
+	    (n = conf__want(l, &f[CLASS_TENANT_SLOT_SHARE], ctx, YAML_SCALAR_NODE))) {
+		if (conf__node_equals(n, "off"))
+			cc->tenant_slot_share = CONF_TENANT_SLOT_SHARE_OFF;
+		else if (!conf__node_equals(n, "fair"))
+			conf__err(l, n, "tenant_slot_share in %s must be fair or off, got '%s'", ctx,
+				  conf__show(l, n));
+	}
 	if ((n = conf__need(l, &f[CLASS_POOLS], ctx, k, YAML_SEQUENCE_NODE)))
 		parse_class_pools(l, cc, cls, n, ctx);
 }

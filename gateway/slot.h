@@ -4,7 +4,9 @@
  * A request in flight holds one slot of one backend.  Taking it counts it
  * in backends/ (the backend's and its pool's inflight: the ledger) and
  * tells queue/ which class holds it (for max_slot_share and min_share, and
- * how long it was held, for predicted waits).  Giving it back undoes both,
+ * how long it was held, for predicted waits) and which tenant (for the
+ * tenant slot shares, queue/share.h; the slot holds a reference to the
+ * tenant, so a tenant a reload retires gets its slot back).  Giving it back undoes both,
  * exactly once: gw__slot_give() takes the caller's pointer and sets it to
  * NULL, so a second give is a NULL no-op instead of a double count.
  *
@@ -22,17 +24,20 @@
 #define GW_SLOT_MAGIC 0x534c4f54u	/* "SLOT" */
 
 struct gw_server;
+struct queue_tenant;
 
 struct gw_slot {
 	uint32_t magic;
 	uint8_t klass;			/* enum conf_class of the holder */
+	struct queue_tenant *tenant;	/* the holder (a reference) */
 	struct backend *backend;
 	uint64_t taken_ms;
 };
 
-/* Take a free slot of `b` (backend_pool_pick() chose it) for class k.
- * Returns 0 and sets *out, or -ENOMEM (nothing taken). */
-int gw__slot_take(struct gw_server *srv, struct backend *b, enum conf_class k, struct gw_slot **out);
+/* Take a free slot of `b` (backend_pool_pick() chose it) for a request of
+ * tenant t in class k.  Returns 0 and sets *out, or -ENOMEM (nothing taken). */
+int gw__slot_take(struct gw_server *srv, struct backend *b, struct queue_tenant *t, enum conf_class k,
+		  struct gw_slot **out);
 
 /* Give the slot back and schedule the queue kick; *sp becomes NULL.  NULL
  * *sp is a no-op. */
