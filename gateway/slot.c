@@ -17,7 +17,7 @@ int gw__slot_take(struct gw_server *srv, struct backend *b, struct queue_tenant 
 	if (s == NULL)
 		return -ENOMEM;
 	*s = (struct gw_slot){ .magic = GW_SLOT_MAGIC, .klass = (uint8_t)k, .backend = b,
-			       .tenant = queue_tenant_get(t), .taken_ms = gw_now_ms(srv) };
+			       .tenant = t, .taken_ms = gw_now_ms(srv) };
 	backend_acquire(b);
 	queue_on_dispatch(&srv->queue, b->pool->index, k);
 	queue_share_take(&srv->queue, t, b->pool->index, k, s->taken_ms);
@@ -43,7 +43,7 @@ void gw__slot_give(struct gw_server *srv, struct gw_slot **sp)
 		queue_on_release(&srv->queue, p, (enum conf_class)s->klass, now - s->taken_ms);
 		queue_share_give(&srv->queue, s->tenant, p, (enum conf_class)s->klass, now);
 	}
-	queue_tenant_put(&s->tenant);
+	s->tenant = NULL;
 	s->magic = 0;
 	free(s);
 	gw__dispatch_kick(srv);

@@ -5,8 +5,11 @@
  * in backends/ (the backend's and its pool's inflight: the ledger) and
  * tells queue/ which class holds it (for max_slot_share and min_share, and
  * how long it was held, for predicted waits) and which tenant (for the
- * tenant slot shares, queue/share.h; the slot holds a reference to the
- * tenant, so a tenant a reload retires gets its slot back).  Giving it back undoes both,
+ * tenant slot shares, queue/share.h).  The slot borrows its request's
+ * reference to the tenant: a request holds it from admission to its end
+ * (gw__conn_finish_request(), or its connection's close), and its exchange
+ * gives the slot back before that, so a tenant a reload retires is still
+ * there to get its slot back.  Giving it back undoes both,
  * exactly once: gw__slot_give() takes the caller's pointer and sets it to
  * NULL, so a second give is a NULL no-op instead of a double count.
  *
@@ -29,7 +32,7 @@ struct queue_tenant;
 struct gw_slot {
 	uint32_t magic;
 	uint8_t klass;			/* enum conf_class of the holder */
-	struct queue_tenant *tenant;	/* the holder (a reference) */
+	struct queue_tenant *tenant;	/* the holder (its request's reference) */
 	struct backend *backend;
 	uint64_t taken_ms;
 };
