@@ -18,6 +18,11 @@
  * got less than that share of P's recent dispatches goes first; otherwise
  * the most urgent.  A class never holds more than max_slot_share of P's
  * slots at once (queue_share_allows()); the rest is headroom for spill-over.
+ * Inside the class, with tenant_slot_share: fair, a tenant never takes
+ * more than its weighted share of those slots while another tenant of the
+ * class is active (queue/share.h): fair order passes over a tenant at its
+ * share, and a class whose every waiting tenant is at its share is passed
+ * over like a class at its max_slot_share.
  *
  * Routing by model: an item carries the mask of the pools that serve its
  * request's model (conf_model_pools(); bit p: pool p), and queue_pop(q, p)

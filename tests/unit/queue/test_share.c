@@ -199,23 +199,68 @@ Test(share, off_lets_the_flood_fill_the_pool, .timeout = 5)
 	teardown(&f);
 }
 
+/* Tenant i had one request, which ended at `at`: active, nothing held. */
+static void touch(struct fixture *f, int i, size_t p, uint64_t at)
+{
+	struct queue_item *it = enqueue(f, i, at);
+	cr_assert_eq(queue_pop_at(&f->q, p, at), it);
+	take(f, it, p, at);
+	give(f, it, p, at);
+}
+
 Test(share, weights_split_the_slots, .timeout = 5)
 {
 	struct fixture f;
 	setup(&f, spot_yaml);
-	/* a (weight 1) and c (weight 3) both flood the 8 slots of spot. */
-	for (int i = 0; i < 12; i++) {
-		enqueue(&f, A, 0);
-		enqueue(&f, C, 0);
-	}
-	cr_assert_eq(fill(&f, SPOT, 8, 0), 8);
-	cr_assert_eq(held(&f, A, SPOT), 2, "1/4 of 8");
-	cr_assert_eq(held(&f, C, SPOT), 6, "3/4 of 8");
-	/* A slot c gives back goes to c again, not to a above its share. */
-	give(&f, &f.items[1], SPOT, 5);	/* c's first: popped, in flight */
-	cr_assert_eq(fill(&f, SPOT, 8, 5), 1);
+	/* c (weight 3) floods spot's 8 slots while a (weight 1) is active:
+	 * a's quarter stays free for it. */
+	touch(&f, A, SPOT, 0);
+	for (int i = 0; i < 12; i++)
+		enqueue(&f, C, 1);
+	cr_assert_eq(fill(&f, SPOT, 8, 1), 6, "3/4 of 8");
 	cr_assert_eq(held(&f, C, SPOT), 6);
+	teardown(&f);
+
+	/* The other way round: a floods while c is active, and gets 1/4. */
+	setup(&f, spot_yaml);
+	touch(&f, C, SPOT, 0);
+	for (int i = 0; i < 12; i++)
+		enqueue(&f, A, 1);
+	cr_assert_eq(fill(&f, SPOT, 8, 1), 2, "1/4 of 8");
 	cr_assert_eq(held(&f, A, SPOT), 2);
+	teardown(&f);
+}
+
+Test(share, a_tenant_at_its_share_waits_while_another_under_its_share_waits, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, fair_yaml);
+	/* B floods; A, with small requests (first in fair order), then has
+	 * two in flight (its share of 4) and a third waiting, beside B's queue. */
+	for (int i = 0; i < 8; i++)
+		enqueue(&f, B, 0);
+	cr_assert_eq(fill(&f, GOLD, 4, 0), 4);
+	struct queue_item *a1 = enqueue(&f, A, 1), *a2 = enqueue(&f, A, 1), *a3 = enqueue(&f, A, 1);
+	a1->cost = a2->cost = a3->cost = 10;
+	give(&f, &f.items[0], GOLD, 2);
+	give(&f, &f.items[1], GOLD, 2);
+	cr_assert_eq(queue_pop_at(&f.q, GOLD, 2), a1);
+	take(&f, a1, GOLD, 2);
+	cr_assert_eq(queue_pop_at(&f.q, GOLD, 2), a2);
+	take(&f, a2, GOLD, 2);
+	/* B gives one back and is under its share: the slot is B's, although
+	 * fair order would pick A, which is at its share. */
+	give(&f, &f.items[2], GOLD, 3);
+	struct queue_item *next = queue_pop_at(&f.q, GOLD, 3);
+	cr_assert_not_null(next);
+	cr_assert_eq(next->tenant, tenant(&f, B));
+	take(&f, next, GOLD, 3);
+	cr_assert_eq(held(&f, A, GOLD), 2);
+	cr_assert_eq(held(&f, B, GOLD), 2);
+	/* A's own slot comes back to A. */
+	give(&f, a1, GOLD, 4);
+	cr_assert_eq(queue_pop_at(&f.q, GOLD, 4), a3);
+	take(&f, a3, GOLD, 4);
 	teardown(&f);
 }
 
