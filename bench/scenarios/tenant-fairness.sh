@@ -3,14 +3,15 @@
 # tenant-fairness: two tenants in one class, one flooding; tenant slot
 # shares (tenant_slot_share) fair against off, in one run.
 #
-# One reserved slice (gpusim, calibrated defaults, 4 slots: about 80 req/s
-# of these requests).  Tenant A sends 20 req/s; tenant B sends 200 req/s,
-# ten times A and more than twice the slice.  Both interactive (prompt 128,
-# 16 tokens, SSE), open loop.  Two sluices in front of the same slice, one
-# with `tenant_slot_share: fair` (the default), one with `off`, are measured
-# one after the other: A alone, then A beside B.  It prints A's p99 beside B
-# over A's p99 alone (target <= 1.2) and the slice's throughput (requests
-# served per second, A and B together) with fair over off (target >= 0.95).
+# A reserved slice (gpusim, calibrated defaults) of 4 slots (about 80 req/s
+# of these requests), then one of 16.  Tenant A sends 20 req/s; tenant B
+# sends 200 req/s, ten times A and more than twice the 4-slot slice.  Both
+# interactive (prompt 128, 16 tokens, SSE), open loop.  In front of each
+# slice, sluices with `tenant_slot_share: fair` (the default) and `off`, and
+# on the 4-slot slice also `fair` with A at weight 3, are measured one after
+# the other: A alone, then A beside B.  For each it prints A's p99 beside B
+# over A's p99 alone (target <= 1.2) and the slice's throughput beside B
+# (requests served per second, A and B together) over off's (target >= 0.95).
 #
 #   bench/scenarios/tenant-fairness.sh [SECONDS_PER_PHASE]
 set -eu
@@ -19,7 +20,9 @@ set -eu
 DUR=${1:-15}
 "$ROOT/scripts/setup.sh" >/dev/null
 
-start_gpusim gold --slots 4
+start_gpusim g4 --slots 4
+start_gpusim g16 --slots 16
+# conf SHARE PORT SLOTS A_WEIGHT
 conf() {
 	cat <<YAML
 listen: 127.0.0.1:0
@@ -29,47 +32,59 @@ classes:
 pools:
   gold:
     slice: reserved
-    backends: [ { address: 127.0.0.1:$gold_port, max_inflight: 4 } ]
+    backends: [ { address: 127.0.0.1:$2, max_inflight: $3 } ]
 tenants:
-  a: { keys: [ { sha256: "$(hash_key sk-a)" } ], default_class: interactive, max_class: interactive }
+  a: { keys: [ { sha256: "$(hash_key sk-a)" } ], default_class: interactive, max_class: interactive, weight: $4 }
   b: { keys: [ { sha256: "$(hash_key sk-b)" } ], default_class: interactive, max_class: interactive }
 YAML
 }
-conf fair >"$WORK/fair.yaml"
-conf off >"$WORK/off.yaml"
-start_sluice fair "$WORK/fair.yaml"
-start_sluice off "$WORK/off.yaml"
+conf fair "$g4_port" 4 1 >"$WORK/fair4.yaml"
+conf fair "$g4_port" 4 3 >"$WORK/fairw4.yaml"
+conf off "$g4_port" 4 1 >"$WORK/off4.yaml"
+conf fair "$g16_port" 16 1 >"$WORK/fair16.yaml"
+conf off "$g16_port" 16 1 >"$WORK/off16.yaml"
+for s in fair4 fairw4 off4 fair16 off16; do start_sluice "$s" "$WORK/$s.yaml"; done
 
 A="name=a,rate=20,prompt_tokens=128,max_tokens=16,stream=1,key=sk-a"
 B="name=b,rate=200,prompt_tokens=128,max_tokens=16,stream=1,key=sk-b,max_conns=2000"
 
-echo "tenant-fairness: ${DUR}s per phase, $(nproc) cores; one reserved slice (4 slots, ~80 req/s);"
+echo "tenant-fairness: ${DUR}s per phase, $(nproc) cores; reserved slices of 4 slots (~80 req/s) and 16;"
 echo "tenant A 20 req/s, tenant B 200 req/s (10x A), both interactive, prompt 128, 16 tokens, SSE"
 echo
-run_loadgen fair_alone "$fair_port" "$A"
-run_loadgen fair_both "$fair_port" "$A" "$B"
-run_loadgen off_alone "$off_port" "$A"
-run_loadgen off_both "$off_port" "$A" "$B"
+run_loadgen fair4_alone "$fair4_port" "$A"
+run_loadgen fair4_both "$fair4_port" "$A" "$B"
+run_loadgen fairw4_both "$fairw4_port" "$A" "$B"
+run_loadgen off4_alone "$off4_port" "$A"
+run_loadgen off4_both "$off4_port" "$A" "$B"
+run_loadgen fair16_alone "$fair16_port" "$A"
+run_loadgen fair16_both "$fair16_port" "$A" "$B"
+run_loadgen off16_alone "$off16_port" "$A"
+run_loadgen off16_both "$off16_port" "$A" "$B"
 
 $REPORT header
-$REPORT row "fair: A alone" "$WORK/fair_alone.json" a
-$REPORT row "fair: A beside B" "$WORK/fair_both.json" a
-$REPORT row "fair: B" "$WORK/fair_both.json" b
-$REPORT row "off: A alone" "$WORK/off_alone.json" a
-$REPORT row "off: A beside B" "$WORK/off_both.json" a
-$REPORT row "off: B" "$WORK/off_both.json" b
+for c in "fair4:4 slots, fair" "fairw4:4 slots, fair, A weight 3" "off4:4 slots, off" \
+	 "fair16:16 slots, fair" "off16:16 slots, off"; do
+	n=${c%%:*} label=${c#*:}
+	[ -f "$WORK/${n}_alone.json" ] && $REPORT row "$label: A alone" "$WORK/${n}_alone.json" a
+	$REPORT row "$label: A beside B" "$WORK/${n}_both.json" a
+	$REPORT row "$label: B" "$WORK/${n}_both.json" b
+done
 echo
 get() { $REPORT get "$WORK/$1.json" "$2" "$3"; }
-python3 - "$DUR" \
-	"$(get fair_alone a latency_ms.p99)" "$(get fair_both a latency_ms.p99)" \
-	"$(get off_alone a latency_ms.p99)" "$(get off_both a latency_ms.p99)" \
-	"$(get fair_both a ok)" "$(get fair_both b ok)" "$(get off_both a ok)" "$(get off_both b ok)" \
-	"$(get fair_both a ttfb_ms.p99)" "$(get off_both a ttfb_ms.p99)" <<'PY'
+# ratio LABEL ALONE BOTH OFF_BOTH
+ratio() {
+	python3 - "$1" "$DUR" "$(get "$2" a latency_ms.p99)" "$(get "$3" a latency_ms.p99)" \
+		"$(get "$3" a ok)" "$(get "$3" b ok)" "$(get "$4" a ok)" "$(get "$4" b ok)" <<'PY'
 import sys
-dur = float(sys.argv[1])
-fa, fb, oa, ob, fok_a, fok_b, ook_a, ook_b, fttfb, ottfb = (float(x) for x in sys.argv[2:])
-print(f"A's p99 beside B over A's p99 alone: fair {fb / fa:.2f}x, off {ob / oa:.2f}x (target <= 1.2)")
-print(f"A's TTFB p99 beside B: fair {fttfb:.1f} ms, off {ottfb:.1f} ms")
-tf, to = (fok_a + fok_b) / dur, (ook_a + ook_b) / dur
-print(f"slice throughput beside B: fair {tf:.1f} req/s, off {to:.1f} req/s: {tf / to:.2f}x (target >= 0.95)")
+label, dur = sys.argv[1], float(sys.argv[2])
+alone, both, oka, okb, offa, offb = (float(x) for x in sys.argv[3:])
+tput, off = (oka + okb) / dur, (offa + offb) / dur
+print(f"{label:<34} A p99 beside B / alone {both / alone:.2f}x (<= 1.2); "
+      f"throughput {tput:.1f} req/s, {tput / off:.2f}x off (>= 0.95)")
 PY
+}
+ratio "4 slots, fair" fair4_alone fair4_both off4_both
+ratio "4 slots, fair, A weight 3" fair4_alone fairw4_both off4_both
+ratio "4 slots, off" off4_alone off4_both off4_both
+ratio "16 slots, fair" fair16_alone fair16_both off16_both
+ratio "16 slots, off" off16_alone off16_both off16_both
