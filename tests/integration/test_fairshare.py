@@ -52,8 +52,11 @@ class FairShare(ClusterTest):
         results = []
 
         def one():
-            r = Client(s.port, timeout=60).request("POST", "/v1/completions", LONG, bearer("sk-b"))
-            results.append(r.status)
+            c = Client(s.port, timeout=60)
+            try:
+                results.append(c.request("POST", "/v1/completions", LONG, bearer("sk-b")).status)
+            finally:
+                c.close()
 
         threads = [threading.Thread(target=one) for _ in range(n)]
         for t in threads:
@@ -62,12 +65,33 @@ class FairShare(ClusterTest):
 
     def light(self, s):
         """One short request of tenant a: (status, ms it waited in sluice's queue)."""
-        r = Client(s.port, timeout=60).request("POST", "/v1/completions", SHORT, bearer("sk-a"))
+        c = Client(s.port, timeout=60)
+        try:
+            r = c.request("POST", "/v1/completions", SHORT, bearer("sk-a"))
+        finally:
+            c.close()
         return r.status, int(r.headers.get("x-sluice-queue-ms", "-1"))
+
+    def ticker(self, s, every=0.15):
+        """Tenant a sending a short request every `every` s, one at a time,
+        as a light tenant does, until stop is set; each (status, queue ms)
+        lands in the list."""
+        stop, got = threading.Event(), []
+
+        def run():
+            while not stop.is_set():
+                got.append(self.light(s))
+                stop.wait(every)
+
+        t = threading.Thread(target=run)
+        t.start()
+        self.addCleanup(lambda: (stop.set(), t.join()))
+        return stop, t, got
 
     def test_fair_a_light_tenant_starts_at_once_beside_a_flood(self):
         gold, s = self.start("fair")
-        self.assertEqual(self.light(s)[0], 200)   # a is active in the class
+        stop, ticker, got = self.ticker(s)       # a is active in the class
+        wait_for(lambda: len(got) >= 1, what="a's first request")
         threads, results = self.flood(s, 10)
         # b holds its half of the 4 slots; the rest of its flood waits in sluice
         wait_for(lambda: get_json(gold.port, "/stats")["active"] == 2, what="b's share in flight")
@@ -78,12 +102,14 @@ class FairShare(ClusterTest):
         self.assertEqual(st["tenants"]["b"]["slots_held"], {"interactive": {"gold": 2}})
         self.assertGreaterEqual(st["classes"]["interactive"]["queue_depth"], 8)
         self.assertEqual(metric(s.admin_port, "sluice_tenant_slots_held", 'tenant="b",class="interactive"'), 2)
-        waits = []
-        for _ in range(5):
-            status, waited = self.light(s)
-            self.assertEqual(status, 200)
-            waits.append(waited)
-        self.assertLessEqual(max(waits), 20, f"a's requests start at once: {waits}")
+        n = len(got)
+        wait_for(lambda: len(got) >= n + 5, timeout=10, what="five more of a's requests beside the flood")
+        self.assertLessEqual(get_json(gold.port, "/stats")["active"], 3, "b still at its share")
+        stop.set()
+        ticker.join()
+        beside = got[n:]
+        self.assertEqual({st for st, _ in beside}, {200})
+        self.assertLessEqual(max(w for _, w in beside), 20, f"a's requests start at once: {beside}")
         for t in threads:
             t.join()
         self.assertEqual(results, [200] * 10)
@@ -91,7 +117,7 @@ class FairShare(ClusterTest):
 
     def test_off_a_light_tenant_waits_behind_the_flood(self):
         gold, s = self.start("off")
-        self.assertEqual(self.light(s)[0], 200)
+        self.assertEqual(self.light(s)[0], 200)   # as above: a is active, for nothing
         threads, results = self.flood(s, 10)
         wait_for(lambda: get_json(gold.port, "/stats")["active"] == 4, what="b on every slot")
         self.assertEqual(get_json(s.admin_port, "/status")["classes"]["interactive"]["tenant_slot_share"], "off")
@@ -122,13 +148,15 @@ class FairShare(ClusterTest):
         s.p.send_signal(signal.SIGHUP)
         wait_for(lambda: any("generation 2" in l for l in s.lines[before:]), what="reload")
         self.assertEqual(get_json(s.admin_port, "/status")["classes"]["interactive"]["tenant_slot_share"], "fair")
-        # b holds 4; a arrives and waits only for b to fall below its share
-        # (one of b's slots ends), and b's queue does not take that slot
-        status, _ = self.light(s)
-        self.assertEqual(status, 200)
+        # b holds 4 and keeps them; once a is active and b's long requests
+        # end, b gets back only its half
+        stop, ticker, got = self.ticker(s)
         wait_for(lambda: metric(s.admin_port, "sluice_tenant_slots_held", 'tenant="b",class="interactive"') == 2
-                 and get_json(gold.port, "/stats")["active"] == 2, timeout=10,
-                 what="b held to its share while a is active")
+                 and len(got) >= 1, timeout=10, what="b held to its share while a is active")
+        self.assertLessEqual(get_json(gold.port, "/stats")["active"], 3)
+        stop.set()
+        ticker.join()
+        self.assertEqual({st for st, _ in got}, {200})
         for t in threads:
             t.join()
         self.assertEqual(results, [200] * 12)
