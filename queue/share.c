@@ -104,23 +104,14 @@ bool queue__share_view_allows(const struct queue_share_view *v, const struct que
 {
 	if (!v->fair)
 		return true;
-	size_t p = v->p;
-	enum conf_class k = v->k;
-	unsigned held = t->share[k].held[p];
-	if (active(t, k, v->now_ms)) {
-		if (held < v->usable * weight_of(t) / v->weights - 1e-9)
-			return true;
-		return v->free > v->room - room_of(t, p, k, v->usable, v->weights);
-	}
-	/* A newcomer: every quota shrinks to make room for its weight. */
-	double weights = v->weights + weight_of(t);
-	if (held < v->usable * weight_of(t) / weights - 1e-9)
+	/* A tenant not active yet holds nothing, and its share, whatever the
+	 * others', is above nothing. */
+	if (!active(t, v->k, v->now_ms))
 		return true;
-	unsigned room = 0;
-	for (const struct queue_tenant *m = v->q->classes[k].share_members; m != NULL; m = m->share[k].next)
-		if (m != t && active(m, k, v->now_ms))
-			room += room_of(m, p, k, v->usable, weights);
-	return v->free > room;
+	if (t->share[v->k].held[v->p] < v->usable * weight_of(t) / v->weights - 1e-9)
+		return true;
+	unsigned own = room_of(t, v->p, v->k, v->usable, v->weights);
+	return v->free > (v->room > own ? v->room - own : 0);
 }
 
 bool queue_share_may_take(const struct queue *q, const struct queue_tenant *t, size_t p, enum conf_class k,

@@ -469,3 +469,29 @@ Test(share, a_tenant_removed_by_a_reload_gives_back_to_its_own_object, .timeout 
 	cr_assert_eq(fill(&f, GOLD, 4, 4), 2, "b's object is gone: a alone takes all");
 	teardown(&f);
 }
+
+Test(share, a_newcomer_gets_a_share_and_off_never_wakes_the_queue, .timeout = 5)
+{
+	struct fixture f;
+	setup(&f, fair_yaml);
+	touch(&f, A, GOLD, 0);
+	for (int i = 0; i < 6; i++)
+		enqueue(&f, B, 1);
+	cr_assert_eq(fill(&f, GOLD, 4, 1), 2, "A's half kept");
+	/* c, never seen, may take a slot: the shares are now thirds-ish
+	 * (a 4x1/5, b 4x1/5, c 4x3/5), and a still finds room. */
+	cr_assert(queue_share_may_take(&f.q, tenant(&f, C), GOLD, K, 2));
+	struct queue_item *c1 = enqueue(&f, C, 2);
+	cr_assert_eq(queue_pop_at(&f.q, GOLD, 2), c1);
+	take(&f, c1, GOLD, 2);
+	cr_assert(queue_share_may_take(&f.q, tenant(&f, A), GOLD, K, 3));
+	cr_assert_not(queue_share_may_take(&f.q, tenant(&f, B), GOLD, K, 3), "b is over its 4x1/5");
+	teardown(&f);
+
+	setup(&f, off_yaml);
+	touch(&f, A, GOLD, 0);
+	enqueue(&f, B, 1);
+	cr_assert_eq(queue_share_next_change(&f.q, 1), UINT64_MAX, "off: nothing is kept, nothing lapses");
+	cr_assert_eq(fill(&f, GOLD, 4, 1), 1);
+	teardown(&f);
+}
