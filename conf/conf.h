@@ -127,6 +127,13 @@ struct conf_model {
 	uint64_t pools;			/* bit p: pool p lists it */
 };
 
+/* tenant_slot_share of a class: whether one tenant may hold every slot of
+ * a pool that its class uses while another tenant of the class is active. */
+enum conf_tenant_slot_share {
+	CONF_TENANT_SLOT_SHARE_OFF = 0,		/* first come, first served within the class (default) */
+	CONF_TENANT_SLOT_SHARE_FAIR,		/* each active tenant: its weighted share */
+};
+
 struct conf_class_cfg {
 	bool defined;			/* false when the file has no such class */
 	unsigned max_queue;		/* queued requests */
@@ -137,6 +144,7 @@ struct conf_class_cfg {
 	double min_share;		/* 0..1, share of a pool's dispatches while waiting */
 	double max_slot_share;		/* 0..1, cap on a pool's slots held at once (1 = none) */
 	uint64_t ttft_objective_ms;	/* refuse a waiter predicted to miss it (queue/admit.c); 0: none */
+	enum conf_tenant_slot_share tenant_slot_share;	/* per-tenant cap on the class's slots (queue/share.h) */
 	int line;
 };
 

@@ -82,7 +82,7 @@ static const struct conf__scalar timeouts_keys[] = {
 };
 
 enum { CLASS_MAX_QUEUE, CLASS_MAX_QUEUE_BYTES, CLASS_MAX_WAIT, CLASS_MIN_SHARE,
-       CLASS_MAX_SLOT_SHARE, CLASS_TTFT_OBJECTIVE, CLASS_POOLS, NCLASS_KEYS };
+       CLASS_MAX_SLOT_SHARE, CLASS_TTFT_OBJECTIVE, CLASS_TENANT_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
 
 /* A queue of zero or a deadline of zero would turn every request of the
  * class away; that is spelt "leave the class out". */
@@ -98,6 +98,7 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 	/* 0 (the default) sets no objective. */
 	[CLASS_TTFT_OBJECTIVE] = CONF__UINT(struct conf_class_cfg, ttft_objective_ms, CONF__UNIT_MS,
 					    0, 0, CONF__MS_MAX),
+	[CLASS_TENANT_SLOT_SHARE] = CONF__OTHER("tenant_slot_share"),
 	[CLASS_POOLS] = CONF__OTHER("pools"),
 };
 
@@ -804,6 +805,17 @@ static void parse_class(struct conf__loader *l, enum conf_class cls, const yaml_
 		return;
 	}
 	conf__scalars_read(l, v, ctx, class_keys, NCLASS_KEYS, cc, f);
+	/* Off unless asked: fair shares keep slots for active tenants, which
+	 * costs throughput (bench/RESULTS.md, tenant-fairness). */
+	cc->tenant_slot_share = CONF_TENANT_SLOT_SHARE_OFF;
+	if (f[CLASS_TENANT_SLOT_SHARE].key &&
+	    (n = conf__want(l, &f[CLASS_TENANT_SLOT_SHARE], ctx, YAML_SCALAR_NODE))) {
+		if (conf__node_equals(n, "fair"))
+			cc->tenant_slot_share = CONF_TENANT_SLOT_SHARE_FAIR;
+		else if (!conf__node_equals(n, "off"))
+			conf__err(l, n, "tenant_slot_share in %s must be fair or off, got '%s'", ctx,
+				  conf__show(l, n));
+	}
 	if ((n = conf__need(l, &f[CLASS_POOLS], ctx, k, YAML_SEQUENCE_NODE)))
 		parse_class_pools(l, cc, cls, n, ctx);
 }
@@ -1177,6 +1189,8 @@ static json_t *dump_class(struct dump *d, const struct conf *c, const struct con
 	json_t *o = json_object(), *pools = json_array();
 
 	scalars(d, o, class_keys, NCLASS_KEYS, cc);
+	put(d, o, "tenant_slot_share",
+	    json_string(cc->tenant_slot_share == CONF_TENANT_SLOT_SHARE_FAIR ? "fair" : "off"));
 	for (size_t i = 0; i < cc->npools; i++)
 		add(d, pools, json_string(c->pools[cc->pools[i]].name));
 	put(d, o, "pools", pools);

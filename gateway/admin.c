@@ -17,6 +17,7 @@
 #include "gateway/health.h"
 #include "gateway/metrics.h"
 #include "gateway/server.h"
+#include "queue/share.h"
 
 /* Oldest queued request of class k, in ms of waiting (0 when none). */
 static uint64_t oldest_wait_ms(const struct gw_server *srv, int k)
@@ -88,6 +89,26 @@ static json_t *class_status(const struct gw_server *srv, int k)
 		"latency_buckets", buckets);
 }
 
+/* A tenant's slots held now, per class and pool, only where it holds some
+ * ({"interactive": {"gold": 2}}), for the tenant slot shares
+ * (queue/share.h). */
+static json_t *tenant_slots(const struct gw_server *srv, const struct queue_tenant *qt)
+{
+	json_t *held = json_object();
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		if (queue_share_held_total(qt, (enum conf_class)k) == 0)
+			continue;
+		json_t *pools = json_object();
+		for (size_t p = 0; p < srv->backends.npools; p++) {
+			unsigned n = queue_share_held(qt, (enum conf_class)k, p);
+			if (n > 0)
+				json_object_set_new(pools, srv->backends.pools[p]->cfg->name, json_integer(n));
+		}
+		json_object_set_new(held, conf_class_name((enum conf_class)k), pools);
+	}
+	return held;
+}
+
 /* One backend: whether it may be picked, and each reason it may not. */
 static json_t *backend_status(const struct backend_pool *p, const struct backend *b, uint64_t now)
 {
@@ -142,9 +163,14 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 	json_t *bounds = json_array();
 	for (size_t i = 0; i < srv->conf->metrics.nbuckets; i++)
 		json_array_append_new(bounds, json_real(srv->conf->metrics.buckets[i]));
-	for (int k = 0; k < CONF_CLASS_COUNT; k++)
-		if (srv->conf->classes[k].defined)
-			json_object_set_new(classes, conf_class_name((enum conf_class)k), class_status(srv, k));
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		if (!srv->conf->classes[k].defined)
+			continue;
+		json_t *cj = class_status(srv, k);
+		json_object_set_new(cj, "tenant_slot_share", json_string(
+			srv->conf->classes[k].tenant_slot_share == CONF_TENANT_SLOT_SHARE_FAIR ? "fair" : "off"));
+		json_object_set_new(classes, conf_class_name((enum conf_class)k), cj);
+	}
 	for (size_t i = 0; i < srv->backends.npools; i++) {
 		const struct backend_pool *p = srv->backends.pools[i];
 		json_t *backends = json_array();
@@ -190,6 +216,7 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 			json_object_set_new(tj, "requests_bucket", json_real(queue_bucket_level(&qt->requests, now)));
 		if (!queue_bucket_unlimited(&qt->tokens))
 			json_object_set_new(tj, "tokens_bucket", json_real(queue_bucket_level(&qt->tokens, now)));
+		json_object_set_new(tj, "slots_held", tenant_slots(srv, qt));
 		json_object_set_new(tenants, qt->cfg->name, tj);
 	}
 	json_object_set_new(root, "version", json_string(SLUICE_VERSION));

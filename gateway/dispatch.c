@@ -41,6 +41,7 @@
 #include "gateway/shared.h"
 #include "gateway/slot.h"
 #include "queue/admit.h"
+#include "queue/share.h"
 
 /* Every configured model name fits the body scan's buffer. */
 _Static_assert(GW_OPENAI_MODEL_MAX > CONF_MODEL_MAX, "the body scan must keep any configured model name");
@@ -52,15 +53,21 @@ static struct gw_conn *conn_of_item(struct queue_item *it)
 
 static void on_deadline(uv_timer_t *t);
 
-/* Re-arm the server's queue timer for the earliest deadline. */
+/* Re-arm the server's queue timer for the earliest deadline, or for the
+ * moment an idle tenant's slot share stops being kept free while work
+ * waits (queue/share.h): the slots it kept may then go to the queue. */
 static void rearm(struct gw_server *srv)
 {
+	uint64_t now = gw_now_ms(srv);
 	uint64_t next = queue_next_deadline(&srv->queue);
+	if (srv->queue.count > 0) {
+		uint64_t share = queue_share_next_change(&srv->queue, now);
+		next = share < next ? share : next;
+	}
 	if (next == UINT64_MAX) {
 		uv_timer_stop(&srv->queue_timer);
 		return;
 	}
-	uint64_t now = gw_now_ms(srv);
 	uv_timer_start(&srv->queue_timer, on_deadline, next > now ? next - now : 0, 0);
 }
 
@@ -90,6 +97,8 @@ static void on_deadline(uv_timer_t *t)
 	struct queue_item *it;
 	while ((it = queue_expire(&srv->queue, gw_now_ms(srv))) != NULL)
 		answer_unqueued(conn_of_item(it), QUEUE_R_QUEUE_TIMEOUT);
+	if (srv->queue.count > 0)
+		gw__dispatch_kick(srv);	/* a share kept free may have lapsed */
 	rearm(srv);
 }
 
@@ -98,7 +107,7 @@ static void start(struct gw_conn *c, struct backend *b)
 {
 	struct gw_server *srv = c->srv;
 	struct gw_slot *slot;
-	if (gw__slot_take(srv, b, (enum conf_class)c->qi.klass, &slot) < 0) {
+	if (gw__slot_take(srv, b, c->qi.tenant, (enum conf_class)c->qi.klass, &slot) < 0) {
 		queue_refund(&c->qi, gw_now_ms(srv));	/* never served */
 		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;
@@ -116,22 +125,19 @@ static void kick(struct gw_defer *d)
 {
 	struct gw_server *srv = (struct gw_server *)((char *)d - offsetof(struct gw_server, kick));
 	uint64_t now = gw_now_ms(srv);
-	bool popped = false;
 	for (size_t p = 0; p < srv->backends.npools && srv->queue.count > 0; p++) {
 		struct backend_pool *pool = srv->backends.pools[p];
 		struct backend *b;
 		while (srv->queue.count > 0 && (b = backend_pool_pick(pool, now)) != NULL) {
-			struct queue_item *it = queue_pop(&srv->queue, p);
+			struct queue_item *it = queue_pop_at(&srv->queue, p, now);
 			if (it == NULL)
 				break;
-			popped = true;
 			struct gw_conn *c = conn_of_item(it);
 			c->state = GW_CONN_BODY;	/* off the queue: never withdrawn twice */
 			start(c, b);
 		}
 	}
-	if (popped)
-		rearm(srv);
+	rearm(srv);	/* popped items, and shares kept free by the slots given back */
 }
 
 void gw__dispatch_kick(struct gw_server *srv)
@@ -315,7 +321,8 @@ bool gw__dispatch_retry(struct gw_conn *c)
 		if (!(c->qi.pools & (UINT64_C(1) << pool->index)))
 			continue;	/* does not serve the request's model */
 		any_up |= backend_pool_has_up(pool, now);
-		if (!queue_share_allows(&srv->queue, pool->index, k))
+		if (!queue_share_allows(&srv->queue, pool->index, k) ||
+		    !queue_share_may_take(&srv->queue, c->qi.tenant, pool->index, k, now))
 			continue;
 		struct backend *b = backend_pool_pick(pool, now);
 		if (b != NULL) {

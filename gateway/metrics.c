@@ -23,6 +23,7 @@
 #include "gateway/metrics.h"
 #include "gateway/server.h"
 #include "gateway/shared.h"
+#include "queue/share.h"
 
 #define NSTATUS 500
 
@@ -240,6 +241,19 @@ static int tenant_metrics(const struct gw_server *srv, struct gw_buf *o)
 			const char *kv[] = { "tenant", srv->tenants.v[t]->cfg->name, "pool", pool_label(srv, p),
 					     "slice", slice_label(srv->backends.pools[p]), NULL };
 			rc |= sample(o, "sluice_tenant_gpu_seconds_total", kv, (double)a->tenants[t].gpu_ns[p] / 1e9);
+		}
+	}
+	rc |= family(o, "sluice_tenant_slots_held", "gauge",
+		     "Backend slots the tenant holds now (requests in flight), per class; its slot share "
+		     "in a class with tenant_slot_share: fair.");
+	for (size_t t = 0; t < srv->tenants.n; t++) {
+		const struct queue_tenant *qt = srv->tenants.v[t];
+		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+			if (!srv->conf->classes[k].defined)
+				continue;
+			const char *kv[] = { "tenant", qt->cfg->name, "class", class_label(k), NULL };
+			rc |= sample(o, "sluice_tenant_slots_held", kv,
+				     (double)queue_share_held_total(qt, (enum conf_class)k));
 		}
 	}
 	rc |= family(o, "sluice_tenant_bucket_level", "gauge",

@@ -7,16 +7,20 @@
 #include "gateway/dispatch.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"
+#include "queue/share.h"
+#include "queue/tenant.h"
 
-int gw__slot_take(struct gw_server *srv, struct backend *b, enum conf_class k, struct gw_slot **out)
+int gw__slot_take(struct gw_server *srv, struct backend *b, struct queue_tenant *t, enum conf_class k,
+		  struct gw_slot **out)
 {
 	struct gw_slot *s = malloc(sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;
 	*s = (struct gw_slot){ .magic = GW_SLOT_MAGIC, .klass = (uint8_t)k, .backend = b,
-			       .taken_ms = gw_now_ms(srv) };
+			       .tenant = t, .taken_ms = gw_now_ms(srv) };
 	backend_acquire(b);
 	queue_on_dispatch(&srv->queue, b->pool->index, k);
+	queue_share_take(&srv->queue, t, b->pool->index, k, s->taken_ms);
 	*out = s;
 	return 0;
 }
@@ -34,8 +38,12 @@ void gw__slot_give(struct gw_server *srv, struct gw_slot **sp)
 	 * its slots were forgotten there with it. */
 	size_t p = s->backend->pool->index;
 	backend_release(s->backend);
-	if (p != BACKEND_POOL_RETIRED)
-		queue_on_release(&srv->queue, p, (enum conf_class)s->klass, gw_now_ms(srv) - s->taken_ms);
+	if (p != BACKEND_POOL_RETIRED) {
+		uint64_t now = gw_now_ms(srv);
+		queue_on_release(&srv->queue, p, (enum conf_class)s->klass, now - s->taken_ms);
+		queue_share_give(&srv->queue, s->tenant, p, (enum conf_class)s->klass, now);
+	}
+	s->tenant = NULL;
 	s->magic = 0;
 	free(s);
 	gw__dispatch_kick(srv);

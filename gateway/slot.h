@@ -4,7 +4,12 @@
  * A request in flight holds one slot of one backend.  Taking it counts it
  * in backends/ (the backend's and its pool's inflight: the ledger) and
  * tells queue/ which class holds it (for max_slot_share and min_share, and
- * how long it was held, for predicted waits).  Giving it back undoes both,
+ * how long it was held, for predicted waits) and which tenant (for the
+ * tenant slot shares, queue/share.h).  The slot borrows its request's
+ * reference to the tenant: a request holds it from admission to its end
+ * (gw__conn_finish_request(), or its connection's close), and its exchange
+ * gives the slot back before that, so a tenant a reload retires is still
+ * there to get its slot back.  Giving it back undoes both,
  * exactly once: gw__slot_give() takes the caller's pointer and sets it to
  * NULL, so a second give is a NULL no-op instead of a double count.
  *
@@ -22,17 +27,20 @@
 #define GW_SLOT_MAGIC 0x534c4f54u	/* "SLOT" */
 
 struct gw_server;
+struct queue_tenant;
 
 struct gw_slot {
 	uint32_t magic;
 	uint8_t klass;			/* enum conf_class of the holder */
+	struct queue_tenant *tenant;	/* the holder (its request's reference) */
 	struct backend *backend;
 	uint64_t taken_ms;
 };
 
-/* Take a free slot of `b` (backend_pool_pick() chose it) for class k.
- * Returns 0 and sets *out, or -ENOMEM (nothing taken). */
-int gw__slot_take(struct gw_server *srv, struct backend *b, enum conf_class k, struct gw_slot **out);
+/* Take a free slot of `b` (backend_pool_pick() chose it) for a request of
+ * tenant t in class k.  Returns 0 and sets *out, or -ENOMEM (nothing taken). */
+int gw__slot_take(struct gw_server *srv, struct backend *b, struct queue_tenant *t, enum conf_class k,
+		  struct gw_slot **out);
 
 /* Give the slot back and schedule the queue kick; *sp becomes NULL.  NULL
  * *sp is a no-op. */

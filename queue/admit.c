@@ -15,9 +15,11 @@
  *      than the bucket can ever hold is refused for good (no hint): one
  *      request never drives its tenant into debt;
  *   4. START on the first pool of the class (preference order) serving the
- *      model, with a free slot within the class's max_slot_share, when
- *      nobody of the class who could take that slot is waiting already (a
- *      newcomer never overtakes the queue);
+ *      model, with a free slot within the class's max_slot_share and the
+ *      tenant's slot share (queue/share.h), when nobody of the class who
+ *      could take that slot is waiting already (a newcomer never overtakes
+ *      the queue; a tenant queued at its share could not take it, so a
+ *      lighter tenant starts in the room kept for it);
  *   5. otherwise WAIT: the deadline is the class's max_wait_ms, shortened
  *      (never lengthened) by the client's; queue_check() refuses a full
  *      class or an unmeetable deadline, or names the victim whose place a
@@ -48,15 +50,16 @@ static bool class_has_backend(const struct conf_class_cfg *cc, const struct queu
 }
 
 /* The first pool of class k, in preference order, that serves the item's
- * model and has a slot it may take that nobody queued could take instead. */
+ * model and has a slot it may take (its class's max_slot_share and its
+ * tenant's slot share allowing) that nobody queued could take instead. */
 static bool place(const struct queue *q, enum conf_class k, const struct queue_facts *f,
-		  const struct queue_item *it, size_t *pool)
+		  const struct queue_item *it, uint64_t now_ms, size_t *pool)
 {
 	const struct conf_class_cfg *cc = q->classes[k].cfg;
 	for (size_t i = 0; i < cc->npools; i++) {
 		size_t p = cc->pools[i];
 		if (((it->pools >> p) & 1) && (f->pools[p] & QUEUE_POOL_FREE) && queue_share_allows(q, p, k) &&
-		    queue_waiting_for(q, p, k) == 0) {
+		    queue_share_may_take(q, it->tenant, p, k, now_ms) && !queue_waiting_could_take(q, p, k, now_ms)) {
 			*pool = p;
 			return true;
 		}
@@ -183,7 +186,7 @@ void queue_admit(struct queue *q, struct queue_tenant *t, const struct queue_fac
 	it->deadline_ms = now_ms + (f->deadline_ms < cc->max_wait_ms ? f->deadline_ms : cc->max_wait_ms);
 	it->enqueued_ms = now_ms;
 	it->bytes = f->body_bytes;
-	if (place(q, k, f, it, &v->pool)) {
+	if (place(q, k, f, it, now_ms, &v->pool)) {
 		v->action = QUEUE_START;
 		return;
 	}

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "queue/queue.h"
+#include "queue/share.h"
 #include "queue/tenant.h"
 
 /* Dispatch counts decay by half every this many dispatches of a pool, so
@@ -136,6 +137,7 @@ void queue_reconfigure_pools(struct queue *q, const struct conf *c, const size_t
 			to[from[i]] = i;
 			next->v[i] = q->pools[from[i]];
 		}
+		queue__share_remap(q, to, q->npools);
 		for (size_t p = 0; p < q->npools; p++)
 			lost |= to[p] == CONF_POOL_NEW;
 		free(q->pools);
@@ -217,6 +219,7 @@ void queue_set_pool_slots(struct queue *q, size_t p, unsigned slots)
 
 void queue_finish(struct queue *q)
 {
+	queue__share_finish(q);
 	free(q->pools);
 	free(q->heap);
 	memset(q, 0, sizeof(*q));
@@ -303,7 +306,7 @@ struct queue_item *queue_expired(const struct queue *q, uint64_t now_ms)
 
 /* --- slots and shares --------------------------------------------------- */
 
-static unsigned share_cap(const struct queue *q, size_t p, enum conf_class k)
+unsigned queue_class_slot_cap(const struct queue *q, size_t p, enum conf_class k)
 {
 	double share = q->classes[k].cfg->max_slot_share;
 	unsigned slots = q->pools[p].slots;
@@ -314,7 +317,7 @@ static unsigned share_cap(const struct queue *q, size_t p, enum conf_class k)
 
 bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k)
 {
-	return q->pools[p].by_class[k] < share_cap(q, p, k);
+	return q->pools[p].by_class[k] < queue_class_slot_cap(q, p, k);
 }
 
 void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k)
@@ -368,7 +371,7 @@ static double class_rate(const struct queue *q, enum conf_class k)
 	for (size_t i = 0; i < cc->npools; i++) {
 		const struct queue_pool *pl = &q->pools[cc->pools[i]];
 		if (pl->held_ms > 0)
-			rate += share_cap(q, cc->pools[i], k) / pl->held_ms;
+			rate += queue_class_slot_cap(q, cc->pools[i], k) / pl->held_ms;
 	}
 	return rate;
 }
@@ -519,6 +522,7 @@ static int push(struct queue *q, struct queue_item *it, bool head)
 	q->bytes += it->bytes;
 	it->queued = true;
 	heap_push(q, it);
+	queue__share_join(q, it->tenant, (enum conf_class)it->klass, it->enqueued_ms);
 	if (q->routing)
 		waiting_add(q, it, 1);
 	return 0;
@@ -527,6 +531,8 @@ static int push(struct queue *q, struct queue_item *it, bool head)
 int queue_push(struct queue *q, struct queue_item *it, uint64_t now_ms)
 {
 	it->enqueued_ms = now_ms;
+	if (now_ms > q->clock_ms)
+		q->clock_ms = now_ms;
 	return push(q, it, false);
 }
 
@@ -575,33 +581,6 @@ static void unlink_item(struct queue *q, struct queue_item *it)
 	it->queued = false;
 }
 
-static int pick_class(const struct queue *q, size_t p)
-{
-	const struct queue_pool *pl = &q->pools[p];
-	int chosen = -1;
-	double worst = 0;
-	/* min_share first: the class furthest below its share of recent
-	 * dispatches of this pool. */
-	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
-		const struct queue_class *qc = &q->classes[k];
-		if (!pl->serves[k] || queue_waiting_for(q, p, (enum conf_class)k) == 0 ||
-		    !queue_share_allows(q, p, (enum conf_class)k))
-			continue;
-		double deficit = qc->cfg->min_share * pl->dispatched_total - pl->dispatched[k];
-		if (qc->cfg->min_share > 0 && deficit > 0 && deficit > worst) {
-			chosen = k;
-			worst = deficit;
-		}
-	}
-	if (chosen >= 0)
-		return chosen;
-	for (int k = 0; k < CONF_CLASS_COUNT; k++)
-		if (pl->serves[k] && queue_waiting_for(q, p, (enum conf_class)k) > 0 &&
-		    queue_share_allows(q, p, (enum conf_class)k))
-			return k;
-	return -1;
-}
-
 /* The first item of flow f that pool p serves the model of, or NULL. */
 static struct queue_item *first_for(const struct queue_flow *f, size_t p)
 {
@@ -611,39 +590,96 @@ static struct queue_item *first_for(const struct queue_flow *f, size_t p)
 	return NULL;
 }
 
-struct queue_item *queue_pop(struct queue *q, size_t p)
+/*
+ * The item of class k that a free slot of pool p goes to, in fair order
+ * among the flows holding an item for p whose tenant's slot share lets it
+ * take the slot (share.h), or NULL.  *flow is its flow.  A flow is walked
+ * only when it would come before the best so far.
+ */
+static struct queue_item *best_of(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms,
+				  struct queue_flow **flow)
 {
-	int k = pick_class(q, p);
+	const struct queue_class *qc = &q->classes[k];
+	struct queue_share_view v;
+	struct queue_flow *best = NULL;
+	struct queue_item *it = NULL;
+	queue__share_view(q, p, k, now_ms, &v);
+	for (struct queue_flow *f = qc->active; f != NULL; f = f->next_active) {
+		struct queue_item *cand;
+		if (best != NULL && f->vtime >= best->vtime)
+			continue;
+		if ((cand = q->routing ? first_for(f, p) : f->head) == NULL)
+			continue;
+		if (!queue__share_view_allows(&v, cand->tenant))
+			continue;
+		best = f;
+		it = cand;
+	}
+	*flow = best;
+	return it;
+}
+
+bool queue_waiting_could_take(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms)
+{
+	struct queue_flow *f;
+	if (queue_waiting_for(q, p, k) == 0)
+		return false;
+	if (q->classes[k].cfg->tenant_slot_share != CONF_TENANT_SLOT_SHARE_FAIR)
+		return true;
+	return best_of(q, p, k, now_ms, &f) != NULL;
+}
+
+/* May class k take a free slot of pool p for one of its queued items? */
+static bool class_ready(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms)
+{
+	return q->pools[p].serves[k] && queue_share_allows(q, p, k) && queue_waiting_could_take(q, p, k, now_ms);
+}
+
+static int pick_class(const struct queue *q, size_t p, uint64_t now_ms)
+{
+	const struct queue_pool *pl = &q->pools[p];
+	int chosen = -1;
+	double worst = 0;
+	/* min_share first: the class furthest below its share of recent
+	 * dispatches of this pool. */
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		const struct queue_class *qc = &q->classes[k];
+		double deficit = qc->cfg->min_share * pl->dispatched_total - pl->dispatched[k];
+		if (qc->cfg->min_share > 0 && deficit > 0 && deficit > worst &&
+		    class_ready(q, p, (enum conf_class)k, now_ms)) {
+			chosen = k;
+			worst = deficit;
+		}
+	}
+	if (chosen >= 0)
+		return chosen;
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		if (class_ready(q, p, (enum conf_class)k, now_ms))
+			return k;
+	return -1;
+}
+
+struct queue_item *queue_pop_at(struct queue *q, size_t p, uint64_t now_ms)
+{
+	if (now_ms > q->clock_ms)
+		q->clock_ms = now_ms;
+	int k = pick_class(q, p, now_ms);
 	if (k < 0)
 		return NULL;
 	struct queue_class *qc = &q->classes[k];
-	struct queue_flow *best = NULL;
-	struct queue_item *it = NULL;
-	if (!q->routing) {
-		best = qc->active;
-		for (struct queue_flow *f = best->next_active; f != NULL; f = f->next_active)
-			if (f->vtime < best->vtime)
-				best = f;
-		it = best->head;
-	} else {
-		/* Fair order among the flows holding an item for p; a flow is
-		 * walked only when it would come before the best so far. */
-		for (struct queue_flow *f = qc->active; f != NULL; f = f->next_active) {
-			struct queue_item *cand;
-			if (best != NULL && f->vtime >= best->vtime)
-				continue;
-			if ((cand = first_for(f, p)) != NULL) {
-				best = f;
-				it = cand;
-			}
-		}
-		if (it == NULL)
-			return NULL;	/* impossible: waiting[k] counted one */
-	}
+	struct queue_flow *best;
+	struct queue_item *it = best_of(q, p, (enum conf_class)k, now_ms, &best);
+	if (it == NULL)
+		return NULL;	/* impossible: pick_class() found one */
 	double weight = it->tenant->cfg->weight > 0 ? it->tenant->cfg->weight : 1;
 	double cost = it->cost >= 1 ? it->cost : 1;
 	qc->vclock = best->vtime;
 	best->vtime += cost / weight;
 	queue_remove(q, it);
 	return it;
+}
+
+struct queue_item *queue_pop(struct queue *q, size_t p)
+{
+	return queue_pop_at(q, p, q->clock_ms);
 }

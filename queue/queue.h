@@ -18,6 +18,11 @@
  * got less than that share of P's recent dispatches goes first; otherwise
  * the most urgent.  A class never holds more than max_slot_share of P's
  * slots at once (queue_share_allows()); the rest is headroom for spill-over.
+ * Inside the class, with tenant_slot_share: fair, a tenant never takes
+ * more than its weighted share of those slots while another tenant of the
+ * class is active (queue/share.h): fair order passes over a tenant at its
+ * share, and a class whose every waiting tenant is at its share is passed
+ * over like a class at its max_slot_share.
  *
  * Routing by model: an item carries the mask of the pools that serve its
  * request's model (conf_model_pools(); bit p: pool p), and queue_pop(q, p)
@@ -98,6 +103,7 @@ struct queue_class {
 	uint64_t bytes;
 	double vclock;
 	uint64_t pools;			/* the pools cfg lists, as a mask */
+	struct queue_tenant *share_members;	/* tenants that may be active in it (share.h) */
 };
 
 struct queue_pool {
@@ -121,6 +127,7 @@ struct queue {
 	uint64_t bytes;			/* all classes */
 	unsigned count;
 	bool routing;			/* some pool lists models: masks matter */
+	uint64_t clock_ms;		/* the latest time it was told (queue_pop() reads it) */
 };
 
 /* Prepare queues for `c` (which must outlive them).  Returns 0 or -ENOMEM. */
@@ -194,6 +201,14 @@ void queue_set_pool_slots(struct queue *q, size_t p, unsigned slots);
 /* May class k take one more slot of pool p (max_slot_share)? */
 bool queue_share_allows(const struct queue *q, size_t p, enum conf_class k);
 
+/* The slots of pool p that class k may hold at once (max_slot_share of
+ * them, at least one). */
+unsigned queue_class_slot_cap(const struct queue *q, size_t p, enum conf_class k);
+
+/* Is an item of class k queued that a free slot of pool p could take now,
+ * its tenant's slot share (queue/share.h) allowing? */
+bool queue_waiting_could_take(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms);
+
 /* A request of class k took / gave back a slot of pool p; held_ms is how
  * long it held it (feeds the predicted waits). */
 void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k);
@@ -257,8 +272,12 @@ void queue_remove(struct queue *q, struct queue_item *it);
 /*
  * The next item for a free slot of pool p, taken off its queue, or NULL when
  * no class that may use p has work waiting (within its max_slot_share) that
- * p serves the model of.
+ * p serves the model of, from a tenant that its slot share lets take it
+ * (queue/share.h: a tenant at its share is passed over, and the slot goes
+ * to the next in fair order).  queue_pop() reads the clock as the latest
+ * time the queues were told (clock_ms); queue_pop_at() is told it.
  */
+struct queue_item *queue_pop_at(struct queue *q, size_t p, uint64_t now_ms);
 struct queue_item *queue_pop(struct queue *q, size_t p);
 
 /* Earliest deadline of a queued item, or UINT64_MAX. */

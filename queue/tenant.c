@@ -68,6 +68,7 @@ static void tenant_free(struct queue_tenant *t)
 {
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
 		assert(t->flows[k].count == 0);
+	queue_share_leave(t);
 	free(t);
 }
 
@@ -266,10 +267,13 @@ int queue_tenants_reconfigure(struct queue_tenants *ts, const struct conf *c, ui
 
 void queue_tenants_finish(struct queue_tenants *ts)
 {
-	for (size_t i = 0; i < ts->n; i++)
+	for (size_t i = 0; i < ts->n; i++) {
+		queue_share_leave(ts->v[i]);
 		free(ts->v[i]);
+	}
 	for (struct queue_tenant *t = ts->retired, *next; t != NULL; t = next) {
 		next = t->retired_next;
+		queue_share_leave(t);
 		free(t);
 	}
 	free(ts->v);

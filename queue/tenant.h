@@ -42,6 +42,7 @@
 #include "queue/bucket.h"
 #include "queue/lease.h"
 #include "queue/queue.h"
+#include "queue/share.h"
 
 /* queue_tenant.index of a tenant a reload removed. */
 #define QUEUE_TENANT_RETIRED SIZE_MAX
@@ -54,6 +55,7 @@ struct queue_tenant {
 	struct queue_bucket requests;	/* requests_per_s, burst */
 	struct queue_bucket tokens;	/* tokens_per_min, one minute deep */
 	struct queue_flow flows[CONF_CLASS_COUNT];	/* its queued requests, per class (queue.h) */
+	struct queue_share_hold share[CONF_CLASS_COUNT];	/* its slots held, per class (share.h) */
 	unsigned refs;			/* requests that hold it (queue_admit .. queue_tenant_put),
 					 * and a shared-limits renewal in flight */
 	struct queue_lease leases[2];	/* of requests and tokens, with shared limits (lease.h) */

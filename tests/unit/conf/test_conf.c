@@ -1644,3 +1644,35 @@ Test(conf, log_format_and_level, .timeout = 10)
 	expect_one(MINI "log_format: xml\n", 8, "log_format must be text or json, got 'xml'");
 	expect_one(MINI "log_level: verbose\n", 8, "log_level must be debug, info, warn or error, got 'verbose'");
 }
+
+Test(conf, tenant_slot_share_is_off_by_default_and_fair_on_request, .timeout = 10)
+{
+	struct conf *c = parse_ok(MINI);
+	cr_assert_eq(c->classes[CONF_CLASS_STANDARD].tenant_slot_share, CONF_TENANT_SLOT_SHARE_OFF);
+	conf_destroy(c);
+
+	c = parse_ok("listen: 127.0.0.1:0\n"
+		     "classes:\n"
+		     "  interactive: { pools: [spot], tenant_slot_share: off }\n"
+		     "  standard: { pools: [spot], tenant_slot_share: fair }\n"
+		     "pools:\n"
+		     "  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ] }\n");
+	cr_assert_eq(c->classes[CONF_CLASS_INTERACTIVE].tenant_slot_share, CONF_TENANT_SLOT_SHARE_OFF);
+	cr_assert_eq(c->classes[CONF_CLASS_STANDARD].tenant_slot_share, CONF_TENANT_SLOT_SHARE_FAIR);
+	conf_destroy(c);
+
+	expect_one("listen: 127.0.0.1:0\n"
+		   "classes:\n"
+		   "  standard: { pools: [spot], tenant_slot_share: strict }\n"
+		   "pools:\n"
+		   "  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ] }\n",
+		   3, "tenant_slot_share in class 'standard' must be fair or off, got 'strict'");
+	expect_one("listen: 127.0.0.1:0\n"
+		   "classes:\n"
+		   "  standard:\n"
+		   "    pools: [spot]\n"
+		   "    tenant_slot_share: [fair]\n"
+		   "pools:\n"
+		   "  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ] }\n",
+		   5, "tenant_slot_share");
+}
