@@ -127,6 +127,15 @@ struct conf_model {
 	uint64_t pools;			/* bit p: pool p lists it */
 };
 
+/* preemption: on a class whose work may be ended early so that an
+ * interactive request meets its deadline (gateway/preempt.h).  Only the
+ * opportunistic class may set it. */
+struct conf_preemption {
+	bool enabled;
+	double max_per_s;		/* preemptions per second, at most (a token bucket) */
+	int line;			/* 0: not in the file */
+};
+
 struct conf_class_cfg {
 	bool defined;			/* false when the file has no such class */
 	unsigned max_queue;		/* queued requests */
@@ -136,6 +145,7 @@ struct conf_class_cfg {
 	size_t npools;
 	double min_share;		/* 0..1, share of a pool's dispatches while waiting */
 	double max_slot_share;		/* 0..1, cap on a pool's slots held at once (1 = none) */
+	struct conf_preemption preemption;
 	int line;
 };
 

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "conf/addr.h"
+#include "conf/preempt.h"
 #include "conf/tenant.h"
 #include "conf/value.h"
 
@@ -79,7 +80,7 @@ static const struct conf__scalar timeouts_keys[] = {
 };
 
 enum { CLASS_MAX_QUEUE, CLASS_MAX_QUEUE_BYTES, CLASS_MAX_WAIT, CLASS_MIN_SHARE,
-       CLASS_MAX_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
+       CLASS_MAX_SLOT_SHARE, CLASS_POOLS, CLASS_PREEMPTION, NCLASS_KEYS };
 
 /* A queue of zero or a deadline of zero would turn every request of the
  * class away; that is spelt "leave the class out". */
@@ -93,6 +94,7 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 	[CLASS_MIN_SHARE] = CONF__NUM(struct conf_class_cfg, min_share, 0, 0, false, 1),
 	[CLASS_MAX_SLOT_SHARE] = CONF__NUM(struct conf_class_cfg, max_slot_share, 1, 0, true, 1),
 	[CLASS_POOLS] = CONF__OTHER("pools"),
+	[CLASS_PREEMPTION] = CONF__OTHER("preemption"),	/* conf/preempt.c */
 };
 
 /* A pool's backend_defaults.  Slow start is bounded like any duration. */
@@ -800,6 +802,7 @@ static void parse_class(struct conf__loader *l, enum conf_class cls, const yaml_
 	conf__scalars_read(l, v, ctx, class_keys, NCLASS_KEYS, cc, f);
 	if ((n = conf__need(l, &f[CLASS_POOLS], ctx, k, YAML_SEQUENCE_NODE)))
 		parse_class_pools(l, cc, cls, n, ctx);
+	conf__preemption_read(l, cc, cls, &f[CLASS_PREEMPTION], ctx);
 }
 
 static void parse_classes(struct conf__loader *l, const struct conf__field *sec)
