@@ -53,7 +53,7 @@ struct gw_preempt {
 	struct gw_conn **owners;	/* their connections */
 	size_t cap;
 	uint64_t preempted;		/* exchanges ended, ever */
-	uint64_t limited;		/* passes where max_per_s held one back */
+	uint64_t limited;		/* looks where max_per_s held one back (a metric) */
 };
 
 /* Set up srv->preempt (its timer on srv->loop).  Returns 0 or a uv error. */
