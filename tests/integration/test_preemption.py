@@ -8,6 +8,7 @@ test; its /stats counts the aborted generation as "cancelled"."""
 import hashlib
 import json
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -230,6 +231,32 @@ class Preemption(ClusterTest):
             self.assertNotIn(b"event: error", st.body)
         self.assertEqual(self.cancelled(self.spot) + self.cancelled(self.gold), 0)
         self.assertEqual(self.preempted(""), 0)
+
+    def test_reload_turns_preemption_off_and_on(self):
+        self.start(ON)
+        self.hold("sk-chat", "interactive")
+        holders = [self.hold("sk-batch", "opportunistic"), self.hold("sk-batch", "opportunistic")]
+        self.reload(ON.replace("true", "false"), 2)
+        r = self.interactive().result()
+        self.assertEqual(r.status, 429, "turned off by the reload: " + r.body.decode())
+        for st in holders:
+            st.more()
+            self.assertNotIn(b"event: error", st.body)
+        self.assertEqual(self.cancelled(self.spot), 0)
+        self.reload(ON, 3)
+        r = self.interactive().result()
+        self.assertEqual(r.status, 200, "on again: " + r.body.decode())
+        wait_for(lambda: self.cancelled(self.spot) == 1, what="gpusim counting the cancellation")
+        self.assertEqual(self.preempted('class="opportunistic"'), 1)
+
+    def reload(self, preemption, generation):
+        text = read(self.s.config_path)
+        start = text.index("classes:")
+        end = text.index("\npools:", start) + 1
+        with open(self.s.config_path, "w") as f:
+            f.write(text[:start] + classes(preemption).lstrip("\n") + text[end:])
+        self.s.p.send_signal(signal.SIGHUP)
+        self.s.wait_line(rf"reloaded .*: generation {generation}$")
 
     def test_nothing_is_preempted_when_disabled(self):
         for preemption in (", preemption: { enabled: false, max_per_s: 20 }", ""):
