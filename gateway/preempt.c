@@ -113,6 +113,43 @@ static void end_victim(struct gw_server *srv, struct pass *ps, size_t i, const s
 }
 
 /*
+ * Whether gathering the candidates could find a victim for n: some class
+ * with preemption enabled holds a slot of one of n's pools, and its rate
+ * bound has one to spend (otherwise *retry_at is lowered to when it will).
+ * The queues count the slots each class holds, so that a request that
+ * cannot preempt (a burst refused at admission under overload, a pool no
+ * preemptible class uses) never costs a walk of every connection.
+ */
+static bool worth_gathering(struct gw_server *srv, const struct queue_preempt_need *n, uint64_t now,
+			    uint64_t *retry_at)
+{
+	struct gw_preempt *p = &srv->preempt;
+	bool held = false, limited = false;
+	for (int k = 0; k < CONF_CLASS_COUNT && !held; k++) {
+		struct queue_bucket *b = &p->policy.rate[k];
+		if (b->rate_ms <= 0)
+			continue;	/* not preemptible */
+		bool holds = false;
+		for (size_t q = 0; q < srv->queue.npools && q < CONF_POOLS_MAX && !holds; q++)
+			holds = ((n->pools >> q) & 1) && srv->queue.pools[q].by_class[k] > 0;
+		if (!holds)
+			continue;
+		double level = queue_bucket_level(b, now);
+		if (level >= 1) {
+			held = true;
+			continue;
+		}
+		limited = true;
+		uint64_t at = now + (uint64_t)((1 - level) / b->rate_ms) + 1;
+		if (at < *retry_at)
+			*retry_at = at;
+	}
+	if (!held && limited)
+		p->limited++;
+	return held;
+}
+
+/*
  * One request's turn in a pass: true when a victim was ended for it;
  * false when it still waits for a slot, with *retry_at lowered to when a
  * rate-bounded pass may succeed.  The free slots are those before the
@@ -122,7 +159,7 @@ static bool serve(struct gw_server *srv, struct pass *ps, const struct gw_conn *
 		  const struct queue_preempt_need *n, uint64_t *retry_at)
 {
 	struct gw_preempt *p = &srv->preempt;
-	if (n->slot_free || !queue_preempt_would_miss(n, ps->now))
+	if (n->slot_free || !queue_preempt_would_miss(n, ps->now) || !worth_gathering(srv, n, ps->now, retry_at))
 		return false;
 	if (ps->ns == SIZE_MAX && gather(srv, ps) < 0)
 		return false;
