@@ -21,6 +21,11 @@
 # output tokens of completed flood requests per second (a preempted one
 # answers 503 and counts nothing; its client sends its next request).
 #
+# Knobs: PREEMPT_RATE (max_per_s, 50), TIME_SCALE (0.5), SPOT_ARGS (more
+# gpusim options for spot, e.g. "--prefill-min-ms 0.2 --prefill-per-ktok-ms
+# 0.2" for a slice whose prefills do not stall its batch, as with chunked
+# prefill).
+#
 #   bench/scenarios/preemption.sh [SECONDS_PER_PHASE]
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -30,7 +35,8 @@ SCALE=${TIME_SCALE:-0.5}
 RATE=${PREEMPT_RATE:-50}
 
 start_gpusim gold --slots 4 --time-scale "$SCALE"
-start_gpusim spot --slots 64 --time-scale "$SCALE"
+# shellcheck disable=SC2086 # SPOT_ARGS: extra gpusim options for spot, split on spaces
+start_gpusim spot --slots 64 --time-scale "$SCALE" ${SPOT_ARGS:-}
 
 # sluice_conf FILE PREEMPTION
 sluice_conf() {
@@ -65,7 +71,7 @@ preemptions() {
 
 echo "preemption: ${DUR}s per phase, $(nproc) cores, gpusim time-scale $SCALE; interactive 240 req/s"
 echo "(prompt 128, 16 tokens, SSE; max_wait_ms 250) on gold (4 slots, reserved) + spot (64, elastic);"
-echo "flood 72 clients (prompt 256, 2000 tokens) on spot; preemption max_per_s $RATE"
+echo "flood 72 clients (prompt 256, 2000 tokens) on spot; preemption max_per_s $RATE${SPOT_ARGS:+; spot: $SPOT_ARGS}"
 echo
 
 for mode in off on; do
