@@ -79,7 +79,8 @@ for mode in off on; do
 	g0=$(stat "$spot_port" tokens_generated)
 	run_loadgen "$mode" "$(eval echo "\$sl_${mode}_port")" "$INTER" "$FLOOD"
 	g1=$(stat "$spot_port" tokens_generated)
-	eval "gen_$mode=\$((g1 - g0))"
+	gen=$((g1 - g0))
+	eval "gen_$mode=$gen"
 	eval "pre_$mode=\$(preemptions \"\$sl_${mode}_admin\")"
 	# Work thrown away: how long each preempted generation had run.
 	eval "lost_$mode=\$(sed -n 's/.*preempted request_id=.* ran_ms=\([0-9]*\).*/\1/p' \"\$WORK/sl_$mode.log\" |
