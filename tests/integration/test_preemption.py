@@ -232,6 +232,23 @@ class Preemption(ClusterTest):
         self.assertEqual(self.cancelled(self.spot) + self.cancelled(self.gold), 0)
         self.assertEqual(self.preempted(""), 0)
 
+    def test_never_beyond_max_per_s(self):
+        # One preemption a second at most (burst 1): two interactive
+        # requests that each need a slot for a while get one preemption.
+        self.start(", preemption: { enabled: true, max_per_s: 0.5 }")
+        self.hold("sk-chat", "interactive")
+        holders = [self.hold("sk-batch", "opportunistic"), self.hold("sk-batch", "opportunistic")]
+        body = {"prompt": "hi", "max_tokens": 200}      # ~2 s: its slot stays taken
+        calls = [Call(self.s.port, "sk-chat", "interactive", body) for _ in range(2)]
+        statuses = sorted(c.result().status for c in calls)
+        self.assertEqual(statuses, [200, 429])
+        self.assertEqual(self.preempted(""), 1)
+        self.assertEqual(self.cancelled(self.spot), 1)
+        self.assertGreater(metric(self.s.admin_port, "sluice_preemptions_held_back_total"), 0)
+        self.assertIn(b"event: error", holders[1].rest(), "the shortest-running one")
+        holders[0].more()
+        self.assertNotIn(b"event: error", holders[0].body)
+
     def test_reload_turns_preemption_off_and_on(self):
         self.start(ON)
         self.hold("sk-chat", "interactive")
