@@ -37,9 +37,8 @@ static void pass_begin(struct gw_server *srv, struct pass *ps)
 {
 	ps->now = gw_now_ms(srv);
 	ps->ns = SIZE_MAX;
-	for (size_t i = 0; i < srv->backends.npools && i < CONF_POOLS_MAX; i++) {
+	for (size_t i = 0; i < srv->backends.npools && i < CONF_POOLS_MAX; i++)
 		ps->free[i] = backend_pool_pick(srv->backends.pools[i], ps->now) != NULL;
-	}
 }
 
 /* What the policy needs to know of c's request. */
@@ -210,8 +209,13 @@ static void on_timer(uv_timer_t *t)
 			const struct gw_conn *c = (const struct gw_conn *)((const char *)it - offsetof(struct gw_conn, qi));
 			struct queue_preempt_need n;
 			need_of(srv, &ps, c, &n);
-			if (n.pools != 0 && !serve(srv, &ps, c, &n, &next))
-				waiting = true;
+			if (n.pools == 0)
+				continue;
+			/* Looked at again until it starts: the slot freed for it
+			 * may go to another interactive request first (fair
+			 * order), and a rate-bounded one waits for its turn. */
+			serve(srv, &ps, c, &n, &next);
+			waiting = true;
 		}
 	}
 	if (waiting && ps.now + GW_PREEMPT_RECHECK_MS < next)
