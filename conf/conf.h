@@ -134,6 +134,15 @@ enum conf_tenant_slot_share {
 	CONF_TENANT_SLOT_SHARE_FAIR,		/* each active tenant: its weighted share */
 };
 
+/* preemption: on a class whose work may be ended early so that an
+ * interactive request meets its deadline (gateway/preempt.h).  Only the
+ * opportunistic class may set it. */
+struct conf_preemption {
+	bool enabled;
+	double max_per_s;		/* preemptions per second, at most (a token bucket) */
+	int line;			/* 0: not in the file */
+};
+
 struct conf_class_cfg {
 	bool defined;			/* false when the file has no such class */
 	unsigned max_queue;		/* queued requests */
@@ -145,6 +154,7 @@ struct conf_class_cfg {
 	double max_slot_share;		/* 0..1, cap on a pool's slots held at once (1 = none) */
 	uint64_t ttft_objective_ms;	/* refuse a waiter predicted to miss it (queue/admit.c); 0: none */
 	enum conf_tenant_slot_share tenant_slot_share;	/* per-tenant cap on the class's slots (queue/share.h) */
+	struct conf_preemption preemption;
 	int line;
 };
 

@@ -39,6 +39,7 @@
 #include <openssl/sha.h>
 
 #include "conf/addr.h"
+#include "conf/preempt.h"
 #include "conf/tenant.h"
 #include "conf/value.h"
 
@@ -82,7 +83,8 @@ static const struct conf__scalar timeouts_keys[] = {
 };
 
 enum { CLASS_MAX_QUEUE, CLASS_MAX_QUEUE_BYTES, CLASS_MAX_WAIT, CLASS_MIN_SHARE,
-       CLASS_MAX_SLOT_SHARE, CLASS_TTFT_OBJECTIVE, CLASS_TENANT_SLOT_SHARE, CLASS_POOLS, NCLASS_KEYS };
+       CLASS_MAX_SLOT_SHARE, CLASS_TTFT_OBJECTIVE, CLASS_TENANT_SLOT_SHARE, CLASS_PREEMPTION,
+       CLASS_POOLS, NCLASS_KEYS };
 
 /* A queue of zero or a deadline of zero would turn every request of the
  * class away; that is spelt "leave the class out". */
@@ -100,6 +102,7 @@ static const struct conf__scalar class_keys[NCLASS_KEYS] = {
 					    0, 0, CONF__MS_MAX),
 	[CLASS_TENANT_SLOT_SHARE] = CONF__OTHER("tenant_slot_share"),
 	[CLASS_POOLS] = CONF__OTHER("pools"),
+	[CLASS_PREEMPTION] = CONF__OTHER("preemption"),	/* conf/preempt.c */
 };
 
 /* A pool's backend_defaults.  Slow start is bounded like any duration. */
@@ -818,6 +821,7 @@ static void parse_class(struct conf__loader *l, enum conf_class cls, const yaml_
 	}
 	if ((n = conf__need(l, &f[CLASS_POOLS], ctx, k, YAML_SEQUENCE_NODE)))
 		parse_class_pools(l, cc, cls, n, ctx);
+	conf__preemption_read(l, cc, cls, &f[CLASS_PREEMPTION], ctx);
 }
 
 static void parse_classes(struct conf__loader *l, const struct conf__field *sec)
@@ -1191,6 +1195,9 @@ static json_t *dump_class(struct dump *d, const struct conf *c, const struct con
 	scalars(d, o, class_keys, NCLASS_KEYS, cc);
 	put(d, o, "tenant_slot_share",
 	    json_string(cc->tenant_slot_share == CONF_TENANT_SLOT_SHARE_FAIR ? "fair" : "off"));
+	if (cc == &c->classes[CONF_CLASS_OPPORTUNISTIC])	/* the only class that may set it */
+		put(d, o, "preemption", json_pack("{s:b, s:f}", "enabled", cc->preemption.enabled, "max_per_s",
+						  cc->preemption.max_per_s));
 	for (size_t i = 0; i < cc->npools; i++)
 		add(d, pools, json_string(c->pools[cc->pools[i]].name));
 	put(d, o, "pools", pools);

@@ -37,6 +37,7 @@
 #include "gateway/dispatch.h"
 #include "gateway/exchange.h"
 #include "gateway/openai.h"
+#include "gateway/preempt.h"
 #include "gateway/server.h"
 #include "gateway/shared.h"
 #include "gateway/slot.h"
@@ -278,6 +279,12 @@ void gw__dispatch_request(struct gw_conn *c)
 	};
 	struct queue_verdict v;
 	queue_admit(&srv->queue, t, &facts, now, &c->qi, &v);
+	if (v.action == QUEUE_REJECT && v.reason == QUEUE_R_DEADLINE_UNMEETABLE &&
+	    gw__preempt_admission(srv, c, &v)) {
+		/* A slot was freed for it: ask again, with the pools as they are now. */
+		facts.pools = pool_view(srv, now);
+		queue_admit(&srv->queue, t, &facts, now, &c->qi, &v);
+	}
 	gw__shared_poke(srv, t);	/* a renewal, if the lease runs low; never waits */
 	c->classified = true;
 	c->rec.tokens_estimated = c->qi.charge.tokens;
@@ -295,6 +302,7 @@ void gw__dispatch_request(struct gw_conn *c)
 			gw__conn_disarm(c);
 			if (c->qi.deadline_ms <= queue_next_deadline(&srv->queue))
 				rearm(srv);
+			gw__preempt_watch(srv, c);
 		}
 		if (v.victim != NULL)
 			answer_unqueued(conn_of_item(v.victim), QUEUE_R_EVICTED);
@@ -338,6 +346,7 @@ bool gw__dispatch_retry(struct gw_conn *c)
 	gw__conn_disarm(c);
 	if (c->qi.deadline_ms <= queue_next_deadline(&srv->queue))
 		rearm(srv);
+	gw__preempt_watch(srv, c);
 	return true;
 }
 
@@ -383,6 +392,8 @@ int gw__dispatch_init(struct gw_server *srv)
 	gw_defer_init(&srv->kick, kick);
 	int rc = uv_timer_init(srv->loop, &srv->queue_timer);
 	srv->queue_timer.data = srv;
+	if (rc == 0)
+		rc = gw__preempt_init(srv);
 	return rc;
 }
 
@@ -390,4 +401,5 @@ void gw__dispatch_close(struct gw_server *srv)
 {
 	gw_defer_cancel(&srv->kick);
 	uv_close((uv_handle_t *)&srv->queue_timer, NULL);
+	gw__preempt_close(srv);
 }

@@ -37,6 +37,7 @@ static const struct gw_reason_info reasons[GW_R_COUNT] = {
 	[GW_R_UNSUPPORTED_CODING]	= { 501, "unsupported_transfer_coding", "invalid_request_error" },
 	/* OpenAI's own answer to a model it does not serve, word for word. */
 	[GW_R_MODEL_NOT_FOUND]		= { 404, "model_not_found", "invalid_request_error", "model" },
+	[GW_R_PREEMPTED]		= { 503, "preempted", "server_error" },
 };
 
 _Static_assert(GW_ERROR_MSG_MAX > CONF_MODEL_MAX + 64, "a model_not_found message must hold any model name");
@@ -132,7 +133,7 @@ enum gw_reason gw_error_refusal(const struct queue_verdict *v, const struct queu
 	return GW_R_INTERNAL;
 }
 
-int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive)
+char *gw_error_json(enum gw_reason r, const struct gw_reject *rj)
 {
 	const struct gw_reason_info *ri = &reasons[r];
 	json_t *err = json_pack("{s:s, s:s, s:o, s:s}", "message", rj->message, "type", ri->type,
@@ -146,6 +147,13 @@ int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject
 	json_t *body = err ? json_pack("{s:o}", "error", err) : NULL;
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
+	return text;
+}
+
+int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive)
+{
+	const struct gw_reason_info *ri = &reasons[r];
+	char *text = gw_error_json(r, rj);
 	if (text == NULL)
 		return -1;
 	int rc = gw_buf_appendf(out,

@@ -42,6 +42,7 @@ enum gw_reason {
 	GW_R_UNSUPPORTED_CODING,	/* 501 a transfer coding other than chunked */
 	GW_R_MODEL_NOT_FOUND,		/* 404 no pool of the class serves the body's model */
 	GW_R_TTFT_UNMEETABLE,		/* 429 predicted wait + recent TTFT pass ttft_objective_ms */
+	GW_R_PREEMPTED,			/* 503 ended so that an interactive request met its deadline */
 	GW_R_COUNT
 };
 
@@ -90,5 +91,10 @@ struct gw_reject {
  * the JSON body.
  */
 int gw_error_render(struct gw_buf *out, enum gw_reason r, const struct gw_reject *rj, int keep_alive);
+
+/* The JSON body of that response alone, `{"error":{...}}`, NUL-terminated
+ * and malloc'd (the caller frees it), or NULL when out of memory: what an
+ * SSE `event: error` carries when the response had already started. */
+char *gw_error_json(enum gw_reason r, const struct gw_reject *rj);
 
 #endif

@@ -37,6 +37,7 @@
 #include "gateway/slot.h"
 #include "gateway/sse.h"
 #include "queue/admit.h"
+#include "queue/preempt.h"
 
 #define GW_EXCHANGE_MAGIC 0x45584348u	/* "EXCH" */
 /* The end of a response body is kept to read its `usage` block, which
@@ -666,4 +667,76 @@ void gw__exchange_client_drained(struct gw_conn *c)
 		return;
 	}
 	gw__conn_arm(c, c->srv->conf->timeouts.upstream_ms);
+}
+
+static bool is_event_stream(const struct gw_msg *m)
+{
+	const struct gw_field *f = gw_msg_field(m, "content-type");
+	static const char sse[] = "text/event-stream";
+	return f != NULL && f->value_len >= sizeof(sse) - 1 &&
+	       strncasecmp(gw_field_value(m, f), sse, sizeof(sse) - 1) == 0;
+}
+
+/* What ends the event the stream was in, so that ours stands alone: the
+ * stream is cut on a read boundary, which is almost always an event's. */
+static const char *event_break(const struct gw_exchange *x)
+{
+	const char *t = x->tail;
+	size_t n = x->tail_len;
+	if (n == 0 || (n >= 2 && t[n - 1] == '\n' && (t[n - 2] == '\n' || (n >= 3 && t[n - 2] == '\r' &&
+									      t[n - 3] == '\n'))))
+		return "";
+	return t[n - 1] == '\n' ? "\n" : "\n\n";
+}
+
+void gw__exchange_preempt(struct gw_conn *c, uint64_t retry_ms)
+{
+	struct gw_exchange *x = c->x;
+	struct gw_server *srv = c->srv;
+	uint64_t now = gw_now_ms(srv);
+	char msg[192];
+	snprintf(msg, sizeof(msg), "this %s request was ended early so that interactive work meets its "
+		 "deadline; retry in %llu ms", conf_class_name((enum conf_class)c->qi.klass),
+		 (unsigned long long)retry_ms);
+	if (!x->head_sent) {
+		queue_preempt_refund(&c->qi, -1, now);	/* nothing reached the client */
+		exchange_release(x, false);
+		gw__conn_reject(c, GW_R_PREEMPTED, msg, retry_ms);
+		return;
+	}
+	c->rec.reason = (uint8_t)GW_R_PREEMPTED;
+	char *json = NULL;
+	if (x->sse.data_lines || is_event_stream(&x->resp.msg)) {
+		struct gw_reject rj = { msg, c->request_id, c->qi.tenant->cfg->name,
+					conf_class_name((enum conf_class)c->qi.klass), retry_ms, true, NULL };
+		json = gw_error_json(GW_R_PREEMPTED, &rj);
+	}
+	struct gw_buf ev = GW_BUF_INIT;
+	int rc = json != NULL ? gw_buf_appendf(&ev, "%sevent: error\ndata: %s\n\n", event_break(x), json) : -1;
+	free(json);
+	if (rc == 0 && x->chunked_out) {
+		rc |= gw_buf_append_hex(&x->out, ev.len);
+		rc |= gw_buf_append(&x->out, "\r\n", 2);
+		rc |= gw_buf_append(&x->out, ev.data, ev.len);
+		rc |= gw_buf_appends(&x->out, "\r\n0\r\n\r\n");
+	} else if (rc == 0) {
+		rc = gw_buf_append(&x->out, ev.data, ev.len);
+	}
+	gw_buf_finish(&ev);
+	if (rc != 0) {
+		/* Not a stream (or no memory to say so): cut after what was
+		 * sent, so that the client sees the response is incomplete. */
+		queue_preempt_refund(&c->qi, -1, now);
+		flush_out(x);
+		exchange_release(x, false);
+		c->reset_on_close = true;
+		gw__conn_finish_request(c, false);
+		return;
+	}
+	queue_preempt_refund(&c->qi, (double)x->sse.events, now);
+	c->rec.tokens_output = (double)x->sse.events;
+	bool keep_client = x->chunked_out && !x->close_client;
+	flush_out(x);
+	exchange_release(x, false);
+	gw__conn_finish_request(c, keep_client);
 }

@@ -467,6 +467,13 @@ int gw__metrics_render(const struct gw_server *srv, struct gw_buf *o)
 	const char *ok[] = { "result", "ok", NULL }, *bad[] = { "result", "error", NULL };
 	rc |= sample(o, "sluice_config_reloads_total", ok, (double)m->reloads_ok);
 	rc |= sample(o, "sluice_config_reloads_total", bad, (double)m->reloads_failed);
+	/* Preemptions themselves count as rejections, reason "preempted"
+	 * (per class and per tenant); this says how often the rate bound
+	 * stood in the way. */
+	rc |= family(o, "sluice_preemptions_held_back_total", "counter",
+		     "Looks (at admission, then every 10 ms while it waits) at which an interactive request about "
+		     "to miss its deadline found an exchange to preempt but preemption.max_per_s held it back.");
+	rc |= plain(o, "sluice_preemptions_held_back_total", (double)srv->preempt.limited);
 	bool up;
 	double fallback_s;
 	if (gw__shared_stats(srv, &up, &fallback_s)) {

@@ -25,6 +25,7 @@
 #include "gateway/http.h"
 #include "gateway/ids.h"
 #include "gateway/metrics.h"
+#include "gateway/preempt.h"
 #include "gateway/watch.h"
 #include "queue/queue.h"
 #include "queue/tenant.h"
@@ -48,6 +49,7 @@ struct gw_server {
 	uv_timer_t queue_timer;			/* fires at the earliest queue deadline */
 	struct gw_defer_list defer;		/* work run from the loop (defer.h) */
 	struct gw_defer kick;			/* start queued requests on free slots */
+	struct gw_preempt preempt;		/* ending opportunistic work for interactive (preempt.h) */
 	uint8_t *pool_view;			/* [npools] QUEUE_POOL_* bits, per admission */
 	struct backend **pool_pick;		/* [npools] the backend a start would take */
 	struct gw_http_limits req_limits;	/* client requests (from conf.limits) */

@@ -1676,3 +1676,45 @@ Test(conf, tenant_slot_share_is_off_by_default_and_fair_on_request, .timeout = 1
 		   "  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ] }\n",
 		   5, "tenant_slot_share");
 }
+
+/* preemption: only opportunistic work may be preempted; bounds on the rate. */
+#define PREEMPT_HEAD \
+	"listen: 127.0.0.1:0\n" \
+	"pools:\n" \
+	"  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ] }\n" \
+	"classes:\n" \
+	"  interactive: { pools: [spot] }\n"
+
+Test(conf, preemption, .timeout = 10)
+{
+	struct conf *c = parse_ok(PREEMPT_HEAD "  opportunistic: { pools: [spot] }\n");
+	cr_assert_not(c->classes[CONF_CLASS_OPPORTUNISTIC].preemption.enabled, "off unless asked for");
+	conf_destroy(c);
+
+	c = parse_ok(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: { enabled: true, max_per_s: 2.5 } }\n");
+	cr_assert(c->classes[CONF_CLASS_OPPORTUNISTIC].preemption.enabled);
+	cr_assert_float_eq(c->classes[CONF_CLASS_OPPORTUNISTIC].preemption.max_per_s, 2.5, 1e-9);
+	cr_assert_eq(c->classes[CONF_CLASS_OPPORTUNISTIC].preemption.line, 6);
+	conf_destroy(c);
+
+	c = parse_ok(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: { enabled: true } }\n");
+	cr_assert_float_eq(c->classes[CONF_CLASS_OPPORTUNISTIC].preemption.max_per_s, 10, 1e-9, "the default");
+	conf_destroy(c);
+
+	expect_one(PREEMPT_HEAD "  standard: { pools: [spot], preemption: { enabled: true } }\n", 6,
+		   "class 'standard' may not set preemption: only opportunistic work can be preempted");
+	expect_one("listen: 127.0.0.1:0\n"
+		   "pools:\n"
+		   "  spot: { slice: elastic, backends: [ { address: 127.0.0.1:9000, max_inflight: 4 } ] }\n"
+		   "classes:\n"
+		   "  interactive: { pools: [spot], preemption: { enabled: false } }\n", 5,
+		   "class 'interactive' may not set preemption");
+	expect_one(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: { enabled: true, max_per_s: 0 } }\n", 6,
+		   "max_per_s");
+	expect_one(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: { enabled: true, max_per_s: 5000 } }\n", 6,
+		   "max_per_s");
+	expect_one(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: { enabled: yes } }\n", 6, "enabled");
+	expect_one(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: { enable: true } }\n", 6,
+		   "unknown key 'enable'");
+	expect_one(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: true }\n", 6, "preemption");
+}
