@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "backends/upstream.h"
+#include "gateway/adapt.h"
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
 #include "gateway/exchange.h"
@@ -220,8 +221,10 @@ static void exchange_complete(struct gw_exchange *x)
 	if (status == 200) {
 		/* A response that is not a stream gives its first token with
 		 * its last byte, as far as a client can tell. */
-		if (!x->sse.data_lines)
+		if (!x->sse.data_lines) {
 			c->rec.t_first_token = uv_hrtime();
+			gw__adapt_first_token(x->slot->backend, c->rec.t_first_token - c->rec.t_dispatch);
+		}
 		c->rec.tokens_output = out >= 0 ? out : x->sse.data_lines ? (double)x->sse.events : -1;
 	}
 	/* An early answer (a 413 while the body uploads) leaves part of our
@@ -310,8 +313,12 @@ static int on_resp_body(void *ctx, const char *at, size_t len)
 	struct gw_exchange *x = ctx;
 	int rc = 0;
 	keep_tail(x, at, len);
-	if (x->resp.msg.status == 200 && gw_sse_feed(&x->sse, at, len) > 0)
+	if (x->resp.msg.status == 200 && gw_sse_feed(&x->sse, at, len) > 0) {
+		bool first = x->conn->rec.t_first_token == 0;
 		gw__account_token(&x->conn->srv->account, x->conn, uv_hrtime());
+		if (first)	/* the backend's own time to first token: slots.adapt latency */
+			gw__adapt_first_token(x->slot->backend, x->conn->rec.t_first_token - x->conn->rec.t_dispatch);
+	}
 	if (x->chunked_out) {
 		rc |= gw_buf_append_hex(&x->out, len);
 		rc |= gw_buf_append(&x->out, "\r\n", 2);

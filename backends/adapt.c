@@ -1,0 +1,129 @@
+/*
+ * adapt.c - the AIMD controller of a backend's slots; see adapt.h.
+ *
+ * The two signals differ only in how a step is judged (congested, clean or
+ * unknown) and in the floor of a decrease; step() applies the rule.
+ */
+#include <string.h>
+
+#include "backends/adapt.h"
+
+enum verdict { CLEAN, CONGESTED, UNKNOWN };
+
+static unsigned clamp(unsigned v, unsigned lo, unsigned hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+void backend_adapt_start(struct backend_adapt *a, unsigned start, unsigned min, unsigned max)
+{
+	if (min < 1)
+		min = 1;
+	if (max < min)
+		max = min;
+	if (!a->on) {
+		memset(a, 0, sizeof(*a));
+		a->on = true;
+		a->slow_start = true;
+		a->load.kv_usage = -1;
+		a->limit = start;
+	}
+	a->min = min;
+	a->max = max;
+	a->limit = clamp(a->limit, min, max);
+	if (a->good > a->limit)
+		a->good = 0;
+}
+
+void backend_adapt_stop(struct backend_adapt *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+/* `floor`: what the backend showed it can run (0: nothing known). */
+static enum backend_adapt_change step(struct backend_adapt *a, enum verdict v, unsigned floor, bool binding,
+				      uint64_t now_ms)
+{
+	unsigned was = a->limit;
+	a->last_ms = now_ms;
+	a->peak = 0;
+	a->lost = v == UNKNOWN;
+	if (v == UNKNOWN || !a->on)
+		return BACKEND_ADAPT_SAME;
+	if (v == CONGESTED) {
+		unsigned next = a->limit / 2;
+		if (floor > next)
+			next = floor;
+		if (next >= a->limit)
+			next = a->limit - 1;	/* a congested step always gives one back */
+		a->limit = clamp(next, a->min, a->max);
+		a->slow_start = false;
+		a->hold = BACKEND_ADAPT_HOLD;
+	} else if (a->hold > 0) {
+		a->hold--;
+	} else if (binding) {
+		unsigned inc = a->slow_start && a->limit >= 8 ? a->limit / 4 : 1;
+		a->limit = clamp(a->limit + inc, a->min, a->max);
+	}
+	if (a->limit > was) {
+		a->increases++;
+		return BACKEND_ADAPT_UP;
+	}
+	if (a->limit < was) {
+		a->decreases++;
+		return BACKEND_ADAPT_DOWN;
+	}
+	return BACKEND_ADAPT_SAME;
+}
+
+enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const struct backend_vllm_load *load,
+						bool binding, uint64_t now_ms)
+{
+	if (load == NULL)
+		return step(a, UNKNOWN, 0, binding, now_ms);
+	a->load = *load;
+	bool queued = load->waiting > 0;
+	bool full = load->kv_usage >= BACKEND_ADAPT_KV_HIGH;
+	/* R is what the server batches when it queues; with a full KV cache
+	 * and no queue, it is already too many. */
+	unsigned floor = 0;
+	if (queued && load->running > 0)
+		floor = load->running > (double)a->max ? a->max : (unsigned)load->running;
+	return step(a, queued || full ? CONGESTED : CLEAN, floor, binding, now_ms);
+}
+
+void backend_adapt_ttft(struct backend_adapt *a, double ttft_ms)
+{
+	if (ttft_ms < 0 || a->ttft_n == UINT32_MAX)
+		return;
+	if (a->ttft_n == 0 || ttft_ms < a->ttft_min_ms)
+		a->ttft_min_ms = ttft_ms;
+	a->ttft_sum_ms += ttft_ms;
+	a->ttft_n++;
+}
+
+enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, bool binding, uint64_t now_ms)
+{
+	if (a->ttft_n == 0)
+		return step(a, UNKNOWN, 0, binding, now_ms);
+	double mean = a->ttft_sum_ms / a->ttft_n, low = a->ttft_min_ms;
+	a->ttft_sum_ms = 0;
+	a->ttft_n = 0;
+	a->ttft_last_ms = mean;
+	if (a->ttft_base_ms <= 0 || low < a->ttft_base_ms)
+		a->ttft_base_ms = low;
+	else	/* creep up by 1/32 of the gap per step (see adapt.h) */
+		a->ttft_base_ms += (low - a->ttft_base_ms) / 32;
+	bool congested = mean > BACKEND_ADAPT_TTFT_RISE * a->ttft_base_ms;
+	unsigned floor = 0;
+	if (congested) {
+		/* The highest limit seen clean is the batch, unless it is this
+		 * one: then the batch shrank, and it is forgotten. */
+		floor = a->good < a->limit ? a->good : 0;
+		a->good = 0;
+	} else {
+		if (binding && a->limit > a->good)
+			a->good = a->limit;
+	}
+	return step(a, congested ? CONGESTED : CLEAN, floor, binding, now_ms);
+}
