@@ -84,6 +84,17 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	a->load = *load;
 	bool queued = load->waiting > 0;
 	bool full = load->kv_usage >= BACKEND_ADAPT_KV_HIGH;
+	/* One poll may catch a request that arrived as a sequence ended and
+	 * waits only for the server's next step: congestion is two polls in a
+	 * row; the first one only stops the increase. */
+	if (queued || full) {
+		if (a->congested_polls++ == 0) {
+			a->hold = a->hold > 0 ? a->hold : 1;
+			return step(a, CLEAN, 0, false, now_ms);
+		}
+	} else {
+		a->congested_polls = 0;
+	}
 	/* R is what the server batches when it queues; with a full KV cache
 	 * and no queue, it is already too many. */
 	unsigned floor = 0;

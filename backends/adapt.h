@@ -13,7 +13,11 @@
  *                 cache's usage.  It is *congested* when W > 0 (requests
  *                 wait inside the server) or the KV cache is at least
  *                 BACKEND_ADAPT_KV_HIGH full (the next admission would
- *                 preempt).  R is what the server batches now.
+ *                 preempt), on two polls in a row: a single poll may catch
+ *                 a request that arrived as a sequence ended and waits
+ *                 only for the server's next step (a few ms), which is no
+ *                 queue; that poll only stops the increase.  R is what the
+ *                 server batches now.
  *   latency       sluice's own requests: the mean time from dispatch to
  *                 first token over the interval, against a baseline (the
  *                 lowest single first token seen, which a request that
@@ -82,6 +86,7 @@ struct backend_adapt {
 	unsigned limit;			/* the backend's slots, all replicas together */
 	unsigned min, max;
 	unsigned hold;			/* steps left without an increase */
+	unsigned congested_polls;	/* vllm_metrics: congested polls in a row */
 	unsigned good;			/* latency: highest limit last seen clean and binding */
 	unsigned peak;			/* most slots this replica held since the last step */
 	uint64_t last_ms;		/* the last step */

@@ -105,9 +105,10 @@ Test(adapt, metrics_hold_most_of_the_time_at_the_batch_size, .timeout = 5)
 		metrics_step(&a, &s);
 		queued += a.limit > s.batch;
 	}
-	/* A probe one above the batch, then a hold of BACKEND_ADAPT_HOLD
-	 * steps: the server's queue is non-empty at most one step in four. */
-	cr_assert_leq(queued, 100 / (BACKEND_ADAPT_HOLD + 1) + 1, "%u of 100 steps above the batch", queued);
+	/* A probe one above the batch lasts two polls (congestion is two in a
+	 * row), then a hold of BACKEND_ADAPT_HOLD steps and the step back up:
+	 * the server's queue is non-empty two steps in HOLD + 3. */
+	cr_assert_leq(queued, 200 / (BACKEND_ADAPT_HOLD + 3) + 2, "%u of 100 steps above the batch", queued);
 }
 
 Test(adapt, metrics_follow_a_batch_that_grows_and_shrinks, .timeout = 5)
@@ -170,12 +171,27 @@ Test(adapt, lost_metrics_keep_the_last_limit, .timeout = 5)
 	assert_settles(&a, &s, false, 1, 30);
 }
 
+Test(adapt, one_queued_poll_only_stops_the_increase, .timeout = 5)
+{
+	struct backend_adapt a = { 0 };
+	backend_adapt_start(&a, 40, 2, 256);
+	struct backend_vllm_load blip = { .running = 39, .waiting = 1, .kv_usage = 0.3 };
+	struct backend_vllm_load calm = { .running = 40, .waiting = 0, .kv_usage = 0.3 };
+	for (unsigned i = 0; i < 20; i++) {
+		backend_adapt_metrics(&a, &blip, true, (2 * i + 1) * STEP_MS);
+		backend_adapt_metrics(&a, &calm, true, (2 * i + 2) * STEP_MS);
+		cr_assert_geq(a.limit, 40, "a request waiting for the next step is no queue");
+	}
+	cr_assert_eq(a.decreases, 0);
+}
+
 Test(adapt, a_full_kv_cache_decreases, .timeout = 5)
 {
 	struct backend_adapt a = { 0 };
 	backend_adapt_start(&a, 40, 2, 256);
 	struct backend_vllm_load full = { .running = 40, .waiting = 0, .kv_usage = 0.97 };
-	cr_assert_eq(backend_adapt_metrics(&a, &full, true, STEP_MS), BACKEND_ADAPT_DOWN);
+	cr_assert_eq(backend_adapt_metrics(&a, &full, true, STEP_MS), BACKEND_ADAPT_SAME, "one poll: hold");
+	cr_assert_eq(backend_adapt_metrics(&a, &full, true, 2 * STEP_MS), BACKEND_ADAPT_DOWN);
 	cr_assert_lt(a.limit, 40);
 	cr_assert_gt(a.limit, 2);
 }
@@ -252,7 +268,8 @@ Test(adapt, a_shrinking_limit_stops_new_requests_only, .timeout = 5)
 	}
 	cr_assert_eq(b->adapt.peak, 12, "the peak says the limit bound");
 	struct backend_vllm_load q = { .running = 4, .waiting = 8, .kv_usage = 0.2 };
-	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, true, 1000), BACKEND_ADAPT_DOWN);
+	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, true, 1000), BACKEND_ADAPT_SAME);
+	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, true, 2000), BACKEND_ADAPT_DOWN);
 	backend_slots_apply(b);
 	cr_assert_eq(b->max_inflight, 6, "half, above what the server runs");
 	cr_assert_eq(p->slots, 6);
