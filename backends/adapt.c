@@ -4,6 +4,7 @@
  * The two signals differ only in how a step is judged (congested, clean or
  * unknown) and in the floor of a decrease; step() applies the rule.
  */
+#include <math.h>
 #include <string.h>
 
 #include "backends/adapt.h"
@@ -95,11 +96,15 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	} else {
 		a->congested_polls = 0;
 	}
-	/* R is what the server batches when it queues; with a full KV cache
-	 * and no queue, it is already too many. */
+	/* W requests too many were sent: L - W is the limit that would have
+	 * filled the batch exactly, whatever share of L was in use (class
+	 * caps may leave some of it idle).  A full cache without a queue
+	 * gives back an eighth. */
 	unsigned floor = 0;
-	if (queued && load->running > 0)
-		floor = load->running > (double)a->max ? a->max : (unsigned)load->running;
+	if (queued)
+		floor = load->waiting >= (double)a->limit ? 0 : a->limit - (unsigned)ceil(load->waiting);
+	else if (full)
+		floor = a->limit - a->limit / 8;
 	return step(a, queued || full ? CONGESTED : CLEAN, floor, binding, now_ms);
 }
 

@@ -31,13 +31,18 @@
  * The rule, each step:
  *
  *   congested   multiplicative decrease: limit * 1/2, but never below what
- *               the server showed it can batch (R when it queues; for
- *               latency, the highest limit last seen clean, when below the
- *               limit), and always at least one slot less.  No increase for
+ *               the server showed it can batch (when W requests wait,
+ *               limit - W: the limit that would have filled the batch
+ *               exactly, whatever share of the limit sluice was using; with
+ *               a full KV cache and no queue, limit * 7/8; for latency, the
+ *               highest limit last seen clean, when below the limit), and
+ *               always at least one slot less.  No increase for
  *               BACKEND_ADAPT_HOLD steps after.
  *   clean       additive increase by one slot, only when the limit was
  *               binding (sluice held all its slots of the backend at some
- *               point of the interval): an idle backend says nothing about
+ *               point of the interval, or requests that the backend's pool
+ *               could take wait in sluice's queue; the gateway judges):
+ *               an idle backend says nothing about
  *               a larger batch, and a limit that drifted up while idle
  *               would let the next burst queue inside the server.  Before
  *               the first congestion the step is a quarter of the limit
@@ -50,7 +55,7 @@
  *               metrics is the health checks' business.
  *
  * At steady load this settles at the server's batch size and moves by at
- * most one slot: a probe one above it is congested and falls back to R
+ * most one slot: a probe one above it is congested and falls back by W = 1
  * (the floor), then holds.  The limit stays within [min, max] always.
  *
  * Replicas: the limit is the backend's total, across every sluice replica,

@@ -109,6 +109,24 @@ static void applied(struct gw_server *srv, struct backend *b, enum backend_adapt
 		gw__dispatch_kick(srv);
 }
 
+/* Did the limit hold b back since its last step: it held all its slots at
+ * some point, or requests its pool could take wait now (class caps such as
+ * max_slot_share may keep the backend from ever filling every slot while
+ * the queue is full). */
+static bool binding(const struct gw_server *srv, const struct backend *b)
+{
+	if (b->adapt.peak >= b->max_inflight)
+		return true;
+	size_t p = b->pool->index;
+	if (p >= srv->backends.npools)
+		return false;
+	for (int k = 0; k < CONF_CLASS_COUNT; k++)
+		if ((queue_class_pools(&srv->queue, (enum conf_class)k) >> p & 1) &&
+		    queue_waiting_for(&srv->queue, p, (enum conf_class)k) > 0)
+			return true;
+	return false;
+}
+
 /* A step on what a poll read (load NULL: nothing), with its log lines. */
 static void metrics_step(struct gw_server *srv, struct backend *b, const struct backend_vllm_load *load,
 			 const char *why)
@@ -116,8 +134,7 @@ static void metrics_step(struct gw_server *srv, struct backend *b, const struct 
 	if (!b->adapt.on || b->retired)
 		return;
 	bool was_lost = b->adapt.lost;
-	bool binding = b->adapt.peak >= b->max_inflight;
-	enum backend_adapt_change ch = backend_adapt_metrics(&b->adapt, load, binding, gw_now_ms(srv));
+	enum backend_adapt_change ch = backend_adapt_metrics(&b->adapt, load, binding(srv, b), gw_now_ms(srv));
 	if (load == NULL && !was_lost)
 		gw_warn("pool '%s': backend %s slots no longer adapt: metrics unreachable (%s); holding %u slots",
 			b->pool->cfg->name, b->name, why, b->adapt.limit);
@@ -347,8 +364,7 @@ static void on_timer(uv_timer_t *t)
 				b->adapt.last_ms = now;	/* the next poll is due an interval after this one started */
 				poll_start(st, b, now);
 			} else {
-				bool binding = b->adapt.peak >= b->max_inflight;
-				applied(srv, b, backend_adapt_latency(&b->adapt, binding, now));
+				applied(srv, b, backend_adapt_latency(&b->adapt, binding(srv, b), now));
 			}
 		}
 	}

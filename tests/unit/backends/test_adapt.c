@@ -123,6 +123,32 @@ Test(adapt, metrics_follow_a_batch_that_grows_and_shrinks, .timeout = 5)
 	assert_settles(&a, &s, false, 2, 50);
 }
 
+Test(adapt, a_limit_partly_idle_settles_without_a_sawtooth, .timeout = 5)
+{
+	/* A class cap (max_slot_share 0.75) keeps a quarter of the limit for
+	 * another class that uses little of it: sluice sends 3/4 of it, the
+	 * queue in sluice is full.  The limit settles where the batch is
+	 * full, and moves one slot at a time from there. */
+	struct backend_adapt a = { 0 };
+	unsigned batch = 64, lo = 1000, hi = 0;
+	backend_adapt_start(&a, 16, 2, 1024);
+	for (unsigned i = 0; i < 300; i++) {
+		unsigned sent = a.limit * 3 / 4;
+		struct backend_vllm_load l = {
+			.running = sent < batch ? sent : batch,
+			.waiting = sent > batch ? sent - batch : 0,
+			.kv_usage = 0.3,
+		};
+		backend_adapt_metrics(&a, &l, true, (i + 1) * STEP_MS);
+		if (i >= 100) {
+			lo = a.limit < lo ? a.limit : lo;
+			hi = a.limit > hi ? a.limit : hi;
+		}
+	}
+	cr_assert_geq(lo * 3 / 4, batch - 1, "the batch stays full (limit %u..%u)", lo, hi);
+	cr_assert_leq(hi - lo, 2, "limit %u..%u: more than a probe's step", lo, hi);
+}
+
 Test(adapt, bounds_hold_whatever_the_server_says, .timeout = 5)
 {
 	struct backend_adapt a = { 0 };
