@@ -42,16 +42,19 @@ void backend_adapt_stop(struct backend_adapt *a)
 }
 
 /* `floor`: what the backend showed it can run (0: nothing known). */
-static enum backend_adapt_change step(struct backend_adapt *a, enum verdict v, unsigned floor, bool binding,
-				      uint64_t now_ms)
+static enum backend_adapt_change step(struct backend_adapt *a, enum verdict v, unsigned floor,
+				      struct backend_adapt_use use, uint64_t now_ms)
 {
 	unsigned was = a->limit;
+	bool binding = use.binding;
 	a->last_ms = now_ms;
 	a->peak = 0;
 	a->lost = v == UNKNOWN;
 	if (v == UNKNOWN || !a->on)
 		return BACKEND_ADAPT_SAME;
-	if (v == CONGESTED) {
+	if (v == CONGESTED && use.draining) {
+		a->hold = BACKEND_ADAPT_HOLD;	/* the last cut is still under way */
+	} else if (v == CONGESTED) {
 		unsigned next = a->limit / 2;
 		if (floor > next)
 			next = floor;
@@ -78,10 +81,10 @@ static enum backend_adapt_change step(struct backend_adapt *a, enum verdict v, u
 }
 
 enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const struct backend_vllm_load *load,
-						bool binding, uint64_t now_ms)
+						struct backend_adapt_use use, uint64_t now_ms)
 {
 	if (load == NULL)
-		return step(a, UNKNOWN, 0, binding, now_ms);
+		return step(a, UNKNOWN, 0, use, now_ms);
 	a->load = *load;
 	bool queued = load->waiting > 0;
 	bool full = load->kv_usage >= BACKEND_ADAPT_KV_HIGH;
@@ -91,7 +94,8 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	if (queued || full) {
 		if (a->congested_polls++ == 0) {
 			a->hold = a->hold > 0 ? a->hold : 1;
-			return step(a, CLEAN, 0, false, now_ms);
+			use.binding = false;
+			return step(a, CLEAN, 0, use, now_ms);
 		}
 	} else {
 		a->congested_polls = 0;
@@ -105,7 +109,7 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 		floor = load->waiting >= (double)a->limit ? 0 : a->limit - (unsigned)ceil(load->waiting);
 	else if (full)
 		floor = a->limit - a->limit / 8;
-	return step(a, queued || full ? CONGESTED : CLEAN, floor, binding, now_ms);
+	return step(a, queued || full ? CONGESTED : CLEAN, floor, use, now_ms);
 }
 
 void backend_adapt_ttft(struct backend_adapt *a, double ttft_ms)
@@ -118,10 +122,11 @@ void backend_adapt_ttft(struct backend_adapt *a, double ttft_ms)
 	a->ttft_n++;
 }
 
-enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, bool binding, uint64_t now_ms)
+enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, struct backend_adapt_use use,
+						uint64_t now_ms)
 {
 	if (a->ttft_n == 0)
-		return step(a, UNKNOWN, 0, binding, now_ms);
+		return step(a, UNKNOWN, 0, use, now_ms);
 	double mean = a->ttft_sum_ms / a->ttft_n, low = a->ttft_min_ms;
 	a->ttft_sum_ms = 0;
 	a->ttft_n = 0;
@@ -132,14 +137,16 @@ enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, bool bi
 		a->ttft_base_ms += (low - a->ttft_base_ms) / 32;
 	bool congested = mean > BACKEND_ADAPT_TTFT_RISE * a->ttft_base_ms;
 	unsigned floor = 0;
-	if (congested) {
+	if (congested && use.draining) {
+		/* judged by step() */
+	} else if (congested) {
 		/* The highest limit seen clean is the batch, unless it is this
 		 * one: then the batch shrank, and it is forgotten. */
 		floor = a->good < a->limit ? a->good : 0;
 		a->good = 0;
 	} else {
-		if (binding && a->limit > a->good)
+		if (use.binding && a->limit > a->good)
 			a->good = a->limit;
 	}
-	return step(a, congested ? CONGESTED : CLEAN, floor, binding, now_ms);
+	return step(a, congested ? CONGESTED : CLEAN, floor, use, now_ms);
 }

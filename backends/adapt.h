@@ -122,20 +122,29 @@ void backend_adapt_start(struct backend_adapt *a, unsigned start, unsigned min, 
 /* Stop adapting: *a is zero again. */
 void backend_adapt_stop(struct backend_adapt *a);
 
+/* What the gateway knows of a step's interval. */
+struct backend_adapt_use {
+	bool binding;			/* the limit held this replica back (see above) */
+	bool draining;			/* more in flight than the limit allows: the last
+					 * decrease has not taken effect yet */
+};
+
 /*
  * One step on a vLLM server's gauges (load == NULL: the poll failed).
- * `binding`: the limit bound this replica during the interval (its peak
- * reached its share).  Returns what changed; a->limit is the new limit.
+ * Returns what changed; a->limit is the new limit.  While `draining`, a
+ * congested step changes nothing: the server still runs what the old limit
+ * sent, and cutting again on that would overshoot.
  */
 enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const struct backend_vllm_load *load,
-						bool binding, uint64_t now_ms);
+						struct backend_adapt_use use, uint64_t now_ms);
 
 /* A first token came `ttft_ms` after dispatch (latency mode's sample). */
 void backend_adapt_ttft(struct backend_adapt *a, double ttft_ms);
 
 /* One step on the first tokens recorded since the last step (none: no
- * signal, nothing changes); `binding` as above. */
-enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, bool binding, uint64_t now_ms);
+ * signal, nothing changes); `use` as above. */
+enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, struct backend_adapt_use use,
+						uint64_t now_ms);
 
 /* This replica holds `inflight` slots of the backend now (after each take):
  * the interval's peak, for `binding`. */

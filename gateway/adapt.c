@@ -127,6 +127,12 @@ static bool binding(const struct gw_server *srv, const struct backend *b)
 	return false;
 }
 
+static struct backend_adapt_use use_of(const struct gw_server *srv, const struct backend *b)
+{
+	struct backend_adapt_use u = { .binding = binding(srv, b), .draining = b->inflight > b->max_inflight };
+	return u;
+}
+
 /* A step on what a poll read (load NULL: nothing), with its log lines. */
 static void metrics_step(struct gw_server *srv, struct backend *b, const struct backend_vllm_load *load,
 			 const char *why)
@@ -134,7 +140,7 @@ static void metrics_step(struct gw_server *srv, struct backend *b, const struct 
 	if (!b->adapt.on || b->retired)
 		return;
 	bool was_lost = b->adapt.lost;
-	enum backend_adapt_change ch = backend_adapt_metrics(&b->adapt, load, binding(srv, b), gw_now_ms(srv));
+	enum backend_adapt_change ch = backend_adapt_metrics(&b->adapt, load, use_of(srv, b), gw_now_ms(srv));
 	if (load == NULL && !was_lost)
 		gw_warn("pool '%s': backend %s slots no longer adapt: metrics unreachable (%s); holding %u slots",
 			b->pool->cfg->name, b->name, why, b->adapt.limit);
@@ -364,7 +370,7 @@ static void on_timer(uv_timer_t *t)
 				b->adapt.last_ms = now;	/* the next poll is due an interval after this one started */
 				poll_start(st, b, now);
 			} else {
-				applied(srv, b, backend_adapt_latency(&b->adapt, binding(srv, b), now));
+				applied(srv, b, backend_adapt_latency(&b->adapt, use_of(srv, b), now));
 			}
 		}
 	}

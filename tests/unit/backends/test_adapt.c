@@ -18,6 +18,9 @@
 
 #define STEP_MS 1000
 
+static const struct backend_adapt_use BUSY = { .binding = true };
+static const struct backend_adapt_use IDLE = { .binding = false };
+
 struct server {
 	unsigned batch;
 	uint64_t now;
@@ -37,7 +40,7 @@ static enum backend_adapt_change metrics_step(struct backend_adapt *a, struct se
 {
 	struct backend_vllm_load l = load_of(s, a->limit);
 	s->now += STEP_MS;
-	return backend_adapt_metrics(a, &l, true, s->now);
+	return backend_adapt_metrics(a, &l, BUSY, s->now);
 }
 
 static enum backend_adapt_change latency_step(struct backend_adapt *a, struct server *s)
@@ -47,7 +50,7 @@ static enum backend_adapt_change latency_step(struct backend_adapt *a, struct se
 	for (unsigned i = 0; i < 10; i++)
 		backend_adapt_ttft(a, a->limit > s->batch && i < 3 ? 550 : 50);
 	s->now += STEP_MS;
-	return backend_adapt_latency(a, true, s->now);
+	return backend_adapt_latency(a, BUSY, s->now);
 }
 
 /* Run `n` steps; the limit must settle in [batch, batch + 1] within
@@ -139,7 +142,7 @@ Test(adapt, a_limit_partly_idle_settles_without_a_sawtooth, .timeout = 5)
 			.waiting = sent > batch ? sent - batch : 0,
 			.kv_usage = 0.3,
 		};
-		backend_adapt_metrics(&a, &l, true, (i + 1) * STEP_MS);
+		backend_adapt_metrics(&a, &l, BUSY, (i + 1) * STEP_MS);
 		if (i >= 100) {
 			lo = a.limit < lo ? a.limit : lo;
 			hi = a.limit > hi ? a.limit : hi;
@@ -147,6 +150,30 @@ Test(adapt, a_limit_partly_idle_settles_without_a_sawtooth, .timeout = 5)
 	}
 	cr_assert_geq(lo * 3 / 4, batch - 1, "the batch stays full (limit %u..%u)", lo, hi);
 	cr_assert_leq(hi - lo, 2, "limit %u..%u: more than a probe's step", lo, hi);
+}
+
+Test(adapt, a_cut_still_draining_is_not_cut_again, .timeout = 5)
+{
+	/* Requests in flight finish over several steps (48 a step here), so
+	 * after a cut the server still queues what the old limit sent. */
+	struct backend_adapt a = { 0 };
+	unsigned batch = 64, inflight = 512, lowest = 1000;
+	backend_adapt_start(&a, 512, 2, 1024);
+	for (unsigned i = 0; i < 200; i++) {
+		struct backend_vllm_load l = {
+			.running = inflight < batch ? inflight : batch,
+			.waiting = inflight > batch ? inflight - batch : 0,
+			.kv_usage = 0.3,
+		};
+		struct backend_adapt_use use = { .binding = true, .draining = inflight > a.limit };
+		backend_adapt_metrics(&a, &l, use, (i + 1) * STEP_MS);
+		if (a.limit < lowest)
+			lowest = a.limit;
+		/* Completions drain the excess; the queue in sluice refills up to the limit. */
+		inflight = inflight > a.limit ? (inflight - a.limit > 48 ? inflight - 48 : a.limit) : a.limit;
+	}
+	cr_assert_geq(lowest, batch / 2, "cut to %u on a queue that was already draining", lowest);
+	cr_assert(a.limit >= batch && a.limit <= batch + 1, "limit %u", a.limit);
 }
 
 Test(adapt, bounds_hold_whatever_the_server_says, .timeout = 5)
@@ -175,7 +202,7 @@ Test(adapt, an_idle_backend_does_not_grow, .timeout = 5)
 	backend_adapt_start(&a, 16, 2, 256);
 	struct backend_vllm_load idle = { .running = 3, .waiting = 0, .kv_usage = 0.01 };
 	for (unsigned i = 0; i < 50; i++)
-		backend_adapt_metrics(&a, &idle, false, (i + 1) * STEP_MS);
+		backend_adapt_metrics(&a, &idle, IDLE, (i + 1) * STEP_MS);
 	cr_assert_eq(a.limit, 16, "not binding: no evidence that more would batch");
 }
 
@@ -188,7 +215,7 @@ Test(adapt, lost_metrics_keep_the_last_limit, .timeout = 5)
 	unsigned kept = a.limit;
 	for (unsigned i = 0; i < 30; i++) {
 		s.now += STEP_MS;
-		cr_assert_eq(backend_adapt_metrics(&a, NULL, true, s.now), BACKEND_ADAPT_SAME);
+		cr_assert_eq(backend_adapt_metrics(&a, NULL, BUSY, s.now), BACKEND_ADAPT_SAME);
 		cr_assert(a.lost);
 		cr_assert_eq(a.limit, kept);
 	}
@@ -204,8 +231,8 @@ Test(adapt, one_queued_poll_only_stops_the_increase, .timeout = 5)
 	struct backend_vllm_load blip = { .running = 39, .waiting = 1, .kv_usage = 0.3 };
 	struct backend_vllm_load calm = { .running = 40, .waiting = 0, .kv_usage = 0.3 };
 	for (unsigned i = 0; i < 20; i++) {
-		backend_adapt_metrics(&a, &blip, true, (2 * i + 1) * STEP_MS);
-		backend_adapt_metrics(&a, &calm, true, (2 * i + 2) * STEP_MS);
+		backend_adapt_metrics(&a, &blip, BUSY, (2 * i + 1) * STEP_MS);
+		backend_adapt_metrics(&a, &calm, BUSY, (2 * i + 2) * STEP_MS);
 		cr_assert_geq(a.limit, 40, "a request waiting for the next step is no queue");
 	}
 	cr_assert_eq(a.decreases, 0);
@@ -216,8 +243,8 @@ Test(adapt, a_full_kv_cache_decreases, .timeout = 5)
 	struct backend_adapt a = { 0 };
 	backend_adapt_start(&a, 40, 2, 256);
 	struct backend_vllm_load full = { .running = 40, .waiting = 0, .kv_usage = 0.97 };
-	cr_assert_eq(backend_adapt_metrics(&a, &full, true, STEP_MS), BACKEND_ADAPT_SAME, "one poll: hold");
-	cr_assert_eq(backend_adapt_metrics(&a, &full, true, 2 * STEP_MS), BACKEND_ADAPT_DOWN);
+	cr_assert_eq(backend_adapt_metrics(&a, &full, BUSY, STEP_MS), BACKEND_ADAPT_SAME, "one poll: hold");
+	cr_assert_eq(backend_adapt_metrics(&a, &full, BUSY, 2 * STEP_MS), BACKEND_ADAPT_DOWN);
 	cr_assert_lt(a.limit, 40);
 	cr_assert_gt(a.limit, 2);
 }
@@ -230,7 +257,7 @@ Test(adapt, stop_forgets_everything, .timeout = 5)
 	cr_assert_not(a.on);
 	cr_assert_eq(a.limit, 0);
 	struct backend_vllm_load q = { .running = 4, .waiting = 9, .kv_usage = 0.1 };
-	cr_assert_eq(backend_adapt_metrics(&a, &q, true, 1), BACKEND_ADAPT_SAME, "off: no step moves anything");
+	cr_assert_eq(backend_adapt_metrics(&a, &q, BUSY, 1), BACKEND_ADAPT_SAME, "off: no step moves anything");
 }
 
 /* ---- latency ---------------------------------------------------------------- */
@@ -253,7 +280,7 @@ Test(adapt, latency_without_first_tokens_holds, .timeout = 5)
 	struct backend_adapt a = { 0 };
 	backend_adapt_start(&a, 30, 2, 256);
 	for (unsigned i = 0; i < 20; i++)
-		cr_assert_eq(backend_adapt_latency(&a, true, (i + 1) * STEP_MS), BACKEND_ADAPT_SAME);
+		cr_assert_eq(backend_adapt_latency(&a, BUSY, (i + 1) * STEP_MS), BACKEND_ADAPT_SAME);
 	cr_assert_eq(a.limit, 30);
 }
 
@@ -294,8 +321,8 @@ Test(adapt, a_shrinking_limit_stops_new_requests_only, .timeout = 5)
 	}
 	cr_assert_eq(b->adapt.peak, 12, "the peak says the limit bound");
 	struct backend_vllm_load q = { .running = 4, .waiting = 8, .kv_usage = 0.2 };
-	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, true, 1000), BACKEND_ADAPT_SAME);
-	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, true, 2000), BACKEND_ADAPT_DOWN);
+	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, BUSY, 1000), BACKEND_ADAPT_SAME);
+	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, BUSY, 2000), BACKEND_ADAPT_DOWN);
 	backend_slots_apply(b);
 	cr_assert_eq(b->max_inflight, 6, "half, above what the server runs");
 	cr_assert_eq(p->slots, 6);
