@@ -4,7 +4,6 @@
  * The two signals differ only in how a step is judged (congested, clean or
  * unknown) and in the floor of a decrease; step() applies the rule.
  */
-#include <math.h>
 #include <string.h>
 
 #include "backends/adapt.h"
@@ -46,7 +45,7 @@ static enum backend_adapt_change step(struct backend_adapt *a, enum verdict v, u
 				      struct backend_adapt_use use, uint64_t now_ms)
 {
 	unsigned was = a->limit;
-	bool binding = use.binding;
+	bool binding = use.binding || (a->slow_start && use.queued);
 	a->last_ms = now_ms;
 	a->peak = 0;
 	a->lost = v == UNKNOWN;
@@ -100,13 +99,11 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	} else {
 		a->congested_polls = 0;
 	}
-	/* W requests too many were sent: L - W is the limit that would have
-	 * filled the batch exactly, whatever share of L was in use (class
-	 * caps may leave some of it idle).  A full cache without a queue
-	 * gives back an eighth. */
+	/* A server that queues runs a full batch: R.  A full cache without a
+	 * queue gives back an eighth. */
 	unsigned floor = 0;
 	if (queued)
-		floor = load->waiting >= (double)a->limit ? 0 : a->limit - (unsigned)ceil(load->waiting);
+		floor = load->running >= (double)a->max ? a->max : (unsigned)load->running;
 	else if (full)
 		floor = a->limit - a->limit / 8;
 	return step(a, queued || full ? CONGESTED : CLEAN, floor, use, now_ms);

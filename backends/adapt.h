@@ -31,23 +31,24 @@
  * The rule, each step:
  *
  *   congested   multiplicative decrease: limit * 1/2, but never below what
- *               the server showed it can batch (when W requests wait,
- *               limit - W: the limit that would have filled the batch
- *               exactly, whatever share of the limit sluice was using; with
- *               a full KV cache and no queue, limit * 7/8; for latency, the
- *               highest limit last seen clean, when below the limit), and
- *               always at least one slot less.  No increase for
- *               BACKEND_ADAPT_HOLD steps after.
- *   clean       additive increase by one slot, only when the limit was
- *               binding (sluice held all its slots of the backend at some
- *               point of the interval, or requests that the backend's pool
- *               could take wait in sluice's queue; the gateway judges):
- *               an idle backend says nothing about
- *               a larger batch, and a limit that drifted up while idle
- *               would let the next burst queue inside the server.  Before
- *               the first congestion the step is a quarter of the limit
- *               (slow start), so that a limit four times too low catches
- *               up in a few steps.
+ *               the server showed it batches (R, when requests wait: a
+ *               server that queues runs a full batch; with a full KV cache
+ *               and no queue, limit * 7/8; for latency, the highest limit
+ *               last seen clean, when below the limit), and always at least
+ *               one slot less.  No increase for BACKEND_ADAPT_HOLD steps
+ *               after.  While more requests are in flight than the limit
+ *               allows, a congested step cuts nothing: the server still
+ *               runs what the old limit sent.
+ *   clean       additive increase by one slot, only when the limit binds
+ *               (sluice held all its slots of the backend at some point of
+ *               the interval): an idle backend says nothing about a larger
+ *               batch, and a limit that drifted up while idle would let the
+ *               next burst queue inside the server.  Before the first
+ *               congestion (slow start) requests of the pool waiting in
+ *               sluice's queue count as binding too, and the step is a
+ *               quarter of the limit, so that a limit four times too low
+ *               catches up in a few steps even when class caps
+ *               (max_slot_share) keep sluice from filling every slot.
  *   no signal   (a poll failed, no first token came) nothing changes: the
  *               last limit is kept.  It is the last value the server was
  *               seen to handle; max_inflight may be the bad guess this
@@ -55,7 +56,7 @@
  *               metrics is the health checks' business.
  *
  * At steady load this settles at the server's batch size and moves by at
- * most one slot: a probe one above it is congested and falls back by W = 1
+ * most one slot: a probe one above it is congested and falls back to R
  * (the floor), then holds.  The limit stays within [min, max] always.
  *
  * Replicas: the limit is the backend's total, across every sluice replica,
@@ -124,7 +125,8 @@ void backend_adapt_stop(struct backend_adapt *a);
 
 /* What the gateway knows of a step's interval. */
 struct backend_adapt_use {
-	bool binding;			/* the limit held this replica back (see above) */
+	bool binding;			/* this replica held all its slots (see above) */
+	bool queued;			/* requests the pool could take wait in sluice */
 	bool draining;			/* more in flight than the limit allows: the last
 					 * decrease has not taken effect yet */
 };

@@ -109,14 +109,9 @@ static void applied(struct gw_server *srv, struct backend *b, enum backend_adapt
 		gw__dispatch_kick(srv);
 }
 
-/* Did the limit hold b back since its last step: it held all its slots at
- * some point, or requests its pool could take wait now (class caps such as
- * max_slot_share may keep the backend from ever filling every slot while
- * the queue is full). */
-static bool binding(const struct gw_server *srv, const struct backend *b)
+/* Do requests that b's pool could take wait in the queue now? */
+static bool pool_queued(const struct gw_server *srv, const struct backend *b)
 {
-	if (b->adapt.peak >= b->max_inflight)
-		return true;
 	size_t p = b->pool->index;
 	if (p >= srv->backends.npools)
 		return false;
@@ -129,7 +124,11 @@ static bool binding(const struct gw_server *srv, const struct backend *b)
 
 static struct backend_adapt_use use_of(const struct gw_server *srv, const struct backend *b)
 {
-	struct backend_adapt_use u = { .binding = binding(srv, b), .draining = b->inflight > b->max_inflight };
+	struct backend_adapt_use u = {
+		.binding = b->adapt.peak >= b->max_inflight,
+		.queued = pool_queued(srv, b),
+		.draining = b->inflight > b->max_inflight,
+	};
 	return u;
 }
 
