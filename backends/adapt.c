@@ -54,9 +54,7 @@ static enum backend_adapt_change step(struct backend_adapt *a, enum verdict v, u
 	if (v == CONGESTED && use.draining) {
 		a->hold = BACKEND_ADAPT_HOLD;	/* the last cut is still under way */
 	} else if (v == CONGESTED) {
-		unsigned next = a->limit / 2;
-		if (floor > next)
-			next = floor;
+		unsigned next = floor > 0 ? floor : a->limit / 2;
 		if (next >= a->limit)
 			next = a->limit - 1;	/* a congested step always gives one back */
 		a->limit = clamp(next, a->min, a->max);

@@ -30,15 +30,15 @@
  *
  * The rule, each step:
  *
- *   congested   multiplicative decrease: limit * 1/2, but never below what
- *               the server showed it batches (R, when requests wait: a
- *               server that queues runs a full batch; with a full KV cache
- *               and no queue, limit * 7/8; for latency, the highest limit
- *               last seen clean, when below the limit), and always at least
- *               one slot less.  No increase for BACKEND_ADAPT_HOLD steps
- *               after.  While more requests are in flight than the limit
- *               allows, a congested step cuts nothing: the server still
- *               runs what the old limit sent.
+ *   congested   multiplicative decrease, by the factor the server showed:
+ *               to what it batches (R, when requests wait: a server that
+ *               queues runs a full batch; with a full KV cache and no
+ *               queue, limit * 7/8; for latency, the highest limit last
+ *               seen clean, when below the limit), by half when nothing
+ *               tells, and always by at least one slot.  No increase for
+ *               BACKEND_ADAPT_HOLD steps after.  While more requests are in
+ *               flight than the limit allows, a congested step cuts
+ *               nothing: the server still runs what the old limit sent.
  *   clean       additive increase by one slot, only when the limit binds
  *               (sluice held all its slots of the backend at some point of
  *               the interval): an idle backend says nothing about a larger

@@ -11,8 +11,9 @@
 # runs next.  Opportunistic may hold at most 3/4 of the pool's slots
 # (max_slot_share 0.75), the rest is the interactive class's headroom; that
 # share is of the slots sluice believes the backend has, which is the point.
-# Five cases, each a fresh sluice (so the adaptation's start counts: the
-# measured window begins 2 s after the load):
+# Five cases, each a fresh sluice and the same load; the measured window
+# begins after WARM seconds of it (8), in which the adaptation settles (its
+# slots are sampled every 0.5 s meanwhile, and the settling time printed):
 #   hand-tuned   max_inflight 64, slots.adapt off
 #   8x high      max_inflight 512, off           (the queue moves into gpusim)
 #   4x low       max_inflight 16, off            (the batch starves)
@@ -26,6 +27,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 DUR=${1:-20}
+WARM=${WARM:-8}
 start_gpusim spot --slots 64
 
 # sluice_conf FILE MAX_INFLIGHT ADAPT
@@ -62,16 +64,24 @@ echo
 case_run() {
 	sluice_conf "$WORK/$1.yaml" "$2" "$3"
 	start_sluice "$1" "$WORK/$1.yaml"
-	run_loadgen "$1" "$(eval echo "\$${1}_port")" "$INTER" "$FLOOD" &
+	"$LOADGEN" -t "127.0.0.1:$(eval echo "\$${1}_port")" -d "$DUR" -w "$WARM" -g 10 -j "$WORK/$1.json" \
+		-S "$INTER" -S "$FLOOD" >"$WORK/$1.txt" 2>&1 &
 	lg=$!
-	sleep 3
+	# The warmup: sluice's slots every half second, to time the settling.
+	ramp=""
+	for _ in $(seq 1 $((2 * WARM))); do
+		ramp="$ramp $(slots "$(eval echo "\$${1}_admin")")"
+		sleep 0.5
+	done
+	echo "$ramp" >"$WORK/$1.ramp"
+	sleep 1
 	w="" s=""
 	for _ in $(seq 1 $((DUR - 2))); do
 		w="$w $(waiting)"
 		s="$s $(slots "$(eval echo "\$${1}_admin")")"
 		sleep 1
 	done
-	wait $lg || die "case $1 failed"
+	wait $lg || die "case $1 failed: $(cat "$WORK/$1.txt")"
 	echo "$w" >"$WORK/$1.waiting"
 	echo "$s" >"$WORK/$1.slots"
 	stop_pid "$(eval echo "\$${1}_pid")"
@@ -112,6 +122,12 @@ for c in ["tuned", "high", "low", "high_vllm", "low_vllm"]:
     s = nums(c, "slots")
     print(f"{c:<12} {t:>11.1f} {t / t0:>7.2f}x {f:>11.0f} {f / f0:>7.2f}x {statistics.mean(w):>21.1f} "
           f"{f'{min(s):.0f}..{max(s):.0f}, {s[-1]:.0f}':>22}")
+for c in ["high_vllm", "low_vllm"]:
+    r = nums(c, "ramp")
+    late = [i for i, v in enumerate(r) if not 56 <= v <= 72]
+    when = "never" if late and late[-1] == len(r) - 1 else f"{(late[-1] + 1 if late else 0) * 0.5:.1f} s"
+    print(f"{c}: slots during the warmup, every 0.5 s: {' '.join(f'{v:.0f}' for v in r)}; "
+          f"within 64 +- 8 from {when}")
 for c, label in (("high_vllm", "8x too high"), ("low_vllm", "4x too low")):
     t = get(c, "inter", "ttfb_ms.p99") / t0
     f = get(c, "flood", "output_tokens_per_s") / f0

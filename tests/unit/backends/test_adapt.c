@@ -323,10 +323,10 @@ Test(adapt, a_shrinking_limit_stops_new_requests_only, .timeout = 5)
 	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, BUSY, 1000), BACKEND_ADAPT_SAME);
 	cr_assert_eq(backend_adapt_metrics(&b->adapt, &q, BUSY, 2000), BACKEND_ADAPT_DOWN);
 	backend_slots_apply(b);
-	cr_assert_eq(b->max_inflight, 6, "half, above what the server runs");
-	cr_assert_eq(p->slots, 6);
+	cr_assert_eq(b->max_inflight, 4, "what the server runs");
+	cr_assert_eq(p->slots, 4);
 	cr_assert_eq(b->inflight, 12, "nothing in flight is touched");
-	while (b->inflight >= 6) {
+	while (b->inflight >= 4) {
 		cr_assert_null(backend_pool_pick(p, 0), "no new request while %u are in flight", b->inflight);
 		backend_release(b);
 	}
