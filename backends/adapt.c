@@ -83,7 +83,25 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	if (load == NULL)
 		return step(a, UNKNOWN, 0, use, now_ms);
 	a->load = *load;
-	bool queued = load->waiting > 0;
+	/* The most the server was seen to run lately: two buckets of
+	 * BACKEND_ADAPT_RUN_WINDOW polls, so that it forgets a batch that
+	 * shrank.  A waiting request is a queue only when the server runs its
+	 * most (R at least that) and no more than at the last poll: requests
+	 * that arrive while a step or a prefill runs wait for its end even
+	 * when the batch has room, and sequences admitted together end
+	 * together, so such waits come in waves (R dips) that a poll catches
+	 * often; a server still taking more each poll (R rising) is filling,
+	 * not full. */
+	double seen = a->run_max[0] > a->run_max[1] ? a->run_max[0] : a->run_max[1];
+	if (load->running > a->run_max[0])
+		a->run_max[0] = load->running;
+	if (++a->run_polls >= BACKEND_ADAPT_RUN_WINDOW) {
+		a->run_max[1] = a->run_max[0];
+		a->run_max[0] = 0;
+		a->run_polls = 0;
+	}
+	bool queued = load->waiting > 0 && load->running >= seen && load->running <= a->run_prev;
+	a->run_prev = load->running;
 	bool full = load->kv_usage >= BACKEND_ADAPT_KV_HIGH;
 	/* One poll may catch a request that arrived as a sequence ended and
 	 * waits only for the server's next step: congestion is two polls in a
@@ -100,10 +118,15 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	/* A server that queues runs a full batch: R.  A full cache without a
 	 * queue gives back an eighth. */
 	unsigned floor = 0;
-	if (queued)
+	if (queued) {
 		floor = load->running >= (double)a->max ? a->max : (unsigned)load->running;
-	else if (full)
+		/* A real queue: R is the batch now, however much more it ran
+		 * before (the server may have shrunk it). */
+		a->run_max[0] = a->run_max[1] = load->running;
+		a->run_polls = 0;
+	} else if (full) {
 		floor = a->limit - a->limit / 8;
+	}
 	return step(a, queued || full ? CONGESTED : CLEAN, floor, use, now_ms);
 }
 

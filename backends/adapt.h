@@ -10,14 +10,21 @@
  *
  *   vllm_metrics  the server's own gauges, polled from its Prometheus
  *                 /metrics: requests running (R), waiting (W) and the KV
- *                 cache's usage.  It is *congested* when W > 0 (requests
- *                 wait inside the server) or the KV cache is at least
- *                 BACKEND_ADAPT_KV_HIGH full (the next admission would
- *                 preempt), on two polls in a row: a single poll may catch
- *                 a request that arrived as a sequence ended and waits
- *                 only for the server's next step (a few ms), which is no
- *                 queue; that poll only stops the increase.  R is what the
- *                 server batches now.
+ *                 cache's usage.  It is *congested* when requests queue
+ *                 inside it: W > 0 while R is at the largest seen over the
+ *                 last BACKEND_ADAPT_RUN_WINDOW polls or more and no higher
+ *                 than at the last poll.  A request that arrives while a
+ *                 step or a prefill runs waits for its end even when the
+ *                 batch has room, and sequences admitted together end
+ *                 together, so such short waits come in waves (R dips) that
+ *                 a poll catches often; a server still taking more at each
+ *                 poll (R rising) is filling, not full.  Congested too: a
+ *                 KV cache at least BACKEND_ADAPT_KV_HIGH full (the next
+ *                 admission would preempt).  Either on two polls in a row,
+ *                 the first one only stopping the increase.  R is what the
+ *                 server batches now.  A batch that shrinks shows once the
+ *                 larger one is forgotten (2 x BACKEND_ADAPT_RUN_WINDOW
+ *                 polls at most), or at once through the KV cache.
  *   latency       sluice's own requests: the mean time from dispatch to
  *                 first token over the interval, against a baseline (the
  *                 lowest single first token seen, which a request that
@@ -76,6 +83,7 @@
 #define BACKEND_ADAPT_KV_HIGH 0.95	/* KV cache usage that counts as full */
 #define BACKEND_ADAPT_TTFT_RISE 2.0	/* TTFT over baseline that counts as queueing */
 #define BACKEND_ADAPT_HOLD 3		/* steps without increase after a decrease */
+#define BACKEND_ADAPT_RUN_WINDOW 16	/* polls per bucket of the largest batch seen */
 
 /* What one poll of a vLLM server's /metrics read (backends/promtext.h). */
 struct backend_vllm_load {
@@ -93,6 +101,9 @@ struct backend_adapt {
 	unsigned min, max;
 	unsigned hold;			/* steps left without an increase */
 	unsigned congested_polls;	/* vllm_metrics: congested polls in a row */
+	double run_max[2];		/* largest R seen: this bucket of polls, the last */
+	double run_prev;		/* R at the last poll */
+	unsigned run_polls;		/* polls in this bucket */
 	unsigned good;			/* latency: highest limit last seen clean and binding */
 	unsigned peak;			/* most slots this replica held since the last step */
 	uint64_t last_ms;		/* the last step */
