@@ -85,7 +85,7 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 	a->load = *load;
 	/* The most the server was seen to run lately: two buckets of
 	 * BACKEND_ADAPT_RUN_WINDOW polls, so that it forgets a batch that
-	 * shrank.  A waiting request is a queue only when the server runs its
+	 * shrank.  Waiting requests are a queue only when the server runs its
 	 * most (R at least that) and no more than at the last poll: requests
 	 * that arrive while a step or a prefill runs wait for its end even
 	 * when the batch has room, and sequences admitted together end
@@ -100,29 +100,37 @@ enum backend_adapt_change backend_adapt_metrics(struct backend_adapt *a, const s
 		a->run_max[0] = 0;
 		a->run_polls = 0;
 	}
-	bool queued = load->waiting > 0 && load->running >= seen && load->running <= a->run_prev;
+	double prev = a->run_prev;
+	bool at_batch = load->running >= seen && load->running <= prev;
 	a->run_prev = load->running;
+	bool waiting = load->waiting > 0;
 	bool full = load->kv_usage >= BACKEND_ADAPT_KV_HIGH;
-	/* One poll may catch a request that arrived as a sequence ended and
-	 * waits only for the server's next step: congestion is two polls in a
-	 * row; the first one only stops the increase. */
-	if (queued || full) {
-		if (a->congested_polls++ == 0) {
+	/* Any poll that sees a wait stops the increase.  A queue is waits on
+	 * two polls in a row with the server at its batch on one of them. */
+	bool queued = false;
+	if (waiting || full) {
+		queued = waiting && a->congested_polls > 0 && (at_batch || a->was_at_batch);
+		a->congested_polls++;
+		a->was_at_batch = at_batch;
+		if (!queued && !(full && a->congested_polls > 1)) {
 			a->hold = a->hold > 0 ? a->hold : 1;
 			use.binding = false;
 			return step(a, CLEAN, 0, use, now_ms);
 		}
 	} else {
 		a->congested_polls = 0;
+		a->was_at_batch = false;
 	}
-	/* A server that queues runs a full batch: R.  A full cache without a
-	 * queue gives back an eighth. */
+	/* A server that queues runs a full batch: R (the larger of the two
+	 * polls: one may have caught a dip).  A full cache without a queue
+	 * gives back an eighth. */
 	unsigned floor = 0;
 	if (queued) {
-		floor = load->running >= (double)a->max ? a->max : (unsigned)load->running;
-		/* A real queue: R is the batch now, however much more it ran
-		 * before (the server may have shrunk it). */
-		a->run_max[0] = a->run_max[1] = load->running;
+		double r = load->running > prev ? load->running : prev;
+		floor = r >= (double)a->max ? a->max : (unsigned)r;
+		/* R is the batch now, however much more it ran before (the
+		 * server may have shrunk it). */
+		a->run_max[0] = a->run_max[1] = r;
 		a->run_polls = 0;
 	} else if (full) {
 		floor = a->limit - a->limit / 8;

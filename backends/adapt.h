@@ -11,17 +11,18 @@
  *   vllm_metrics  the server's own gauges, polled from its Prometheus
  *                 /metrics: requests running (R), waiting (W) and the KV
  *                 cache's usage.  It is *congested* when requests queue
- *                 inside it: W > 0 while R is at the largest seen over the
- *                 last BACKEND_ADAPT_RUN_WINDOW polls or more and no higher
- *                 than at the last poll.  A request that arrives while a
- *                 step or a prefill runs waits for its end even when the
- *                 batch has room, and sequences admitted together end
- *                 together, so such short waits come in waves (R dips) that
- *                 a poll catches often; a server still taking more at each
- *                 poll (R rising) is filling, not full.  Congested too: a
- *                 KV cache at least BACKEND_ADAPT_KV_HIGH full (the next
- *                 admission would preempt).  Either on two polls in a row,
- *                 the first one only stopping the increase.  R is what the
+ *                 inside it: W > 0 on two polls in a row, with R on one of
+ *                 them at the largest seen over the last
+ *                 BACKEND_ADAPT_RUN_WINDOW polls or more and no higher than
+ *                 at the poll before.  A request that arrives while a step
+ *                 or a prefill runs waits for its end even when the batch
+ *                 has room, and sequences admitted together end together,
+ *                 so such short waits come in waves (R dips) that a poll
+ *                 catches often; a server still taking more at each poll
+ *                 (R rising) is filling, not full.  Congested too: a KV
+ *                 cache at least BACKEND_ADAPT_KV_HIGH full on two polls
+ *                 (the next admission would preempt).  Any poll that sees a
+ *                 wait or a full cache stops the increase.  R is what the
  *                 server batches now.  A batch that shrinks shows once the
  *                 larger one is forgotten (2 x BACKEND_ADAPT_RUN_WINDOW
  *                 polls at most), or at once through the KV cache.
@@ -103,6 +104,7 @@ struct backend_adapt {
 	unsigned congested_polls;	/* vllm_metrics: congested polls in a row */
 	double run_max[2];		/* largest R seen: this bucket of polls, the last */
 	double run_prev;		/* R at the last poll */
+	bool was_at_batch;		/* the last poll saw the server at its batch */
 	unsigned run_polls;		/* polls in this bucket */
 	unsigned good;			/* latency: highest limit last seen clean and binding */
 	unsigned peak;			/* most slots this replica held since the last step */

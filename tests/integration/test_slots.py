@@ -172,14 +172,16 @@ class GpusimMetrics(ClusterTest):
 
 class AdaptiveSlots(ClusterTest):
     def assert_queue_in_sluice(self, g):
-        # Requests that arrive as sequences end wait in gpusim until its
-        # next step (a few ms) even below the batch; sequences admitted
-        # together end together, so these blips come in waves.  A queue
-        # inside gpusim would show in most samples, not in a few.
+        # At most the one request of a probe one slot above the batch waits
+        # in gpusim, most of the time.  Requests that arrive as sequences
+        # end also wait there for its next step (a few ms) even below the
+        # batch; sequences admitted together end together, so those blips
+        # come in waves that a sample catches now and then.  A queue inside
+        # gpusim would show in every sample.
         waits = gpusim_waiting(g, 2.0)
-        empty = sum(w == 0 for w in waits)
-        self.assertGreaterEqual(empty, 0.6 * len(waits), f"gpusim's queue: {waits}")
-        self.assertEqual(sorted(waits)[len(waits) // 2], 0, f"gpusim's queue: {waits}")
+        small = sum(w <= 1 for w in waits)
+        self.assertGreaterEqual(small, 0.75 * len(waits), f"gpusim's queue: {waits}")
+        self.assertLessEqual(sorted(waits)[len(waits) // 2], 1, f"gpusim's queue: {waits}")
 
     def test_vllm_metrics_settle_at_the_batch_and_follow_it(self):
         g = self.gpusim("--slots", "16")
