@@ -161,7 +161,9 @@ enum backend_adapt_change backend_adapt_latency(struct backend_adapt *a, struct 
 		a->ttft_base_ms = low;
 	else	/* creep up by 1/32 of the gap per step (see adapt.h) */
 		a->ttft_base_ms += (low - a->ttft_base_ms) / 32;
-	bool congested = mean > BACKEND_ADAPT_TTFT_RISE * a->ttft_base_ms;
+	/* A millisecond of slack: sub-millisecond first tokens (a server on
+	 * the same host) would read their jitter as queueing. */
+	bool congested = mean > BACKEND_ADAPT_TTFT_RISE * a->ttft_base_ms && mean > a->ttft_base_ms + 1.0;
 	unsigned floor = 0;
 	if (congested && use.draining) {
 		/* judged by step() */

@@ -52,6 +52,8 @@ YAML
 INTER="name=inter,rate=10,prompt_tokens=128,max_tokens=16,stream=1,key=sk-chat"
 FLOOD="name=flood,concurrency=256,prompt_tokens=512,max_tokens=128,key=sk-batch"
 waiting() { curl -s "http://127.0.0.1:$spot_port/metrics" | sed -n 's/^vllm:num_requests_waiting{.*} //p'; }
+prefills() { curl -s "http://127.0.0.1:$spot_port/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["prefills"])'; }
+running() { curl -s "http://127.0.0.1:$spot_port/metrics" | sed -n 's/^vllm:num_requests_running{.*} //p'; }
 slots() { curl -s "http://127.0.0.1:$1/metrics" | sed -n 's/^sluice_backend_slots{.*} //p'; }
 
 echo "adaptive-slots: ${DUR}s per case, $(nproc) cores; gpusim batch 64; interactive 10 req/s"
@@ -75,14 +77,19 @@ case_run() {
 	done
 	echo "$ramp" >"$WORK/$1.ramp"
 	sleep 1
-	w="" s=""
+	w="" s="" r=""
+	p0=$(prefills) t0=$(date +%s.%N)
 	for _ in $(seq 1 $((DUR - 2))); do
 		w="$w $(waiting)"
+		r="$r $(running)"
 		s="$s $(slots "$(eval echo "\$${1}_admin")")"
 		sleep 1
 	done
+	echo "$p0 $(prefills) $(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$(date +%s.%N)")" \
+		>"$WORK/$1.prefills"
 	wait $lg || die "case $1 failed: $(cat "$WORK/$1.txt")"
 	echo "$w" >"$WORK/$1.waiting"
+	echo "$r" >"$WORK/$1.running"
 	echo "$s" >"$WORK/$1.slots"
 	stop_pid "$(eval echo "\$${1}_pid")"
 }
@@ -114,13 +121,15 @@ def nums(case, what):
 t0 = get("tuned", "inter", "ttfb_ms.p99")
 f0 = get("tuned", "flood", "output_tokens_per_s")
 print(f"{'case':<12} {'TTFT p99 ms':>11} {'vs tuned':>8} {'flood tok/s':>11} {'vs tuned':>8} "
-      f"{'gpusim waiting (mean)':>21} {'slots (min..max, last)':>22}")
+      f"{'gpusim running':>14} {'waiting (mean)':>14} {'prefills/s':>10} {'slots (min..max, last)':>22}")
 for c in ["tuned", "high", "low", "high_vllm", "low_vllm"]:
     t = get(c, "inter", "ttfb_ms.p99")
     f = get(c, "flood", "output_tokens_per_s")
     w = nums(c, "waiting")
     s = nums(c, "slots")
-    print(f"{c:<12} {t:>11.1f} {t / t0:>7.2f}x {f:>11.0f} {f / f0:>7.2f}x {statistics.mean(w):>21.1f} "
+    print(f"{c:<12} {t:>11.1f} {t / t0:>7.2f}x {f:>11.0f} {f / f0:>7.2f}x "
+          f"{statistics.mean(nums(c, 'running')):>14.1f} {statistics.mean(w):>14.1f} "
+          f"{(nums(c, 'prefills')[1] - nums(c, 'prefills')[0]) / nums(c, 'prefills')[2]:>10.1f} "
           f"{f'{min(s):.0f}..{max(s):.0f}, {s[-1]:.0f}':>22}")
 for c in ["high_vllm", "low_vllm"]:
     r = nums(c, "ramp")
