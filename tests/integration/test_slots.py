@@ -172,14 +172,16 @@ class GpusimMetrics(ClusterTest):
 
 class AdaptiveSlots(ClusterTest):
     def assert_queue_in_sluice(self, g):
-        # At most the one request of a probe one slot above the batch waits
-        # in gpusim, most of the time.  Requests that arrive as sequences
+        # At most the request or two of a probe one slot above the batch
+        # (a poll that catches the probe's request just admitted sees no
+        # wait, and the next probe follows) wait in gpusim, most of the
+        # time; without adapting, 32 would wait there in every sample.  Requests that arrive as sequences
         # end also wait there for its next step (a few ms) even below the
         # batch; sequences admitted together end together, so those blips
         # come in waves that a sample catches now and then.  A queue inside
         # gpusim would show in every sample.
         waits = gpusim_waiting(g, 2.0)
-        small = sum(w <= 1 for w in waits)
+        small = sum(w <= 2 for w in waits)
         self.assertGreaterEqual(small, 0.75 * len(waits), f"gpusim's queue: {waits}")
         self.assertLessEqual(sorted(waits)[len(waits) // 2], 1, f"gpusim's queue: {waits}")
 
