@@ -5,7 +5,7 @@
  * too high moves the queue into the server, where priority does not apply.
  * With `slots: { adapt: vllm_metrics | latency }` sluice adapts each
  * backend's slots to what the server actually batches, one controller per
- * backend, fed once per interval_ms (gateway/slots.c) by one of two
+ * backend, fed once per interval_ms (gateway/adapt.c) by one of two
  * signals:
  *
  *   vllm_metrics  the server's own gauges, polled from its Prometheus
@@ -31,10 +31,11 @@
  *                 lowest single first token seen, which a request that
  *                 found the batch free sets, allowed to creep up slowly
  *                 towards each interval's lowest so that a change of
- *                 prompts does not pin it).  Congested
- *                 when the mean exceeds BACKEND_ADAPT_TTFT_RISE times the
- *                 baseline: in a continuous-batching server a request that
- *                 finds the batch full waits a whole generation.
+ *                 prompts does not pin it).  Congested when the mean
+ *                 exceeds BACKEND_ADAPT_TTFT_RISE times the baseline (and
+ *                 the baseline by a millisecond): in a continuous-batching
+ *                 server a request that finds the batch full waits for a
+ *                 sequence to end.
  *
  * The rule, each step:
  *
@@ -71,7 +72,8 @@
  * like max_inflight and like the server's gauges (R and W count every
  * replica's requests).  Each replica uses its share of it,
  * backend_slots_share(limit, replicas).  Every replica runs its own
- * controller on the same gauges, so they move together.
+ * controller on the same gauges, so they move together.  (The latency
+ * signal is each replica's own; its limits may differ between replicas.)
  *
  * This file is pure: no I/O, no clock of its own; tests drive it by hand.
  */
