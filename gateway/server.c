@@ -322,7 +322,6 @@ int gw_server_reload(struct gw_server *srv)
 	srv->pool_pick = pools.pick;
 	gw__fleet_reload(srv, fresh, from, &pools.fleet);
 	gw__health_sync(srv);	/* checks follow the new health sections and members */
-	gw__adapt_sync(srv);	/* slots follow the new slots sections */
 	struct queue_gone gone;
 	queue_reconfigure_pools(&srv->queue, fresh, from, &pools.queue, &gone);
 	/* A request in flight keeps the pools of its model, in the new
@@ -331,6 +330,7 @@ int gw_server_reload(struct gw_server *srv)
 		if (c->classified && !c->qi.queued)
 			c->qi.pools = queue_pools_remap(c->qi.pools, from, fresh->npools);
 	gw__slot_sync_pools(srv);
+	gw__adapt_sync(srv);	/* slots follow the new slots sections (the queues know the pools now) */
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = fresh->limits.max_body_bytes,
 		.max_header_bytes = fresh->limits.max_header_bytes,
