@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "backends/adapt.h"
 #include "conf/conf.h"
 
 struct backend_conn;
@@ -88,7 +89,7 @@ struct backend {
 	struct backend_pool *pool;	/* kept when retired: its slots were counted there */
 	bool retired;
 	unsigned total;			/* the config's max_inflight: the backend's slots, all replicas together */
-	unsigned max_inflight;		/* this replica's share of them: backend_slots_share() */
+	unsigned max_inflight;		/* this replica's share of them (of adapt.limit when adapting) */
 	unsigned inflight;		/* slots held now */
 	unsigned nconns;		/* open connections, idle or in use */
 	uint64_t requests;		/* requests sent, for the metrics */
@@ -104,6 +105,11 @@ struct backend {
 	uint64_t ramp_ms;		/* over this long */
 	struct backend_health health;
 	struct backend_outlier outlier;
+	/* slots.adapt: the controller (its limit replaces `total` while on)
+	 * and the gateway's poll of the backend's /metrics in flight
+	 * (gateway/adapt.c; NULL: none). */
+	struct backend_adapt adapt;
+	void *adapt_poll;
 	/* Whoever watches b between its own connections (the active health
 	 * check's timer) is told when b is retired, from inside
 	 * backend_pool_retire(), and must let go of b then: a retired backend
@@ -232,6 +238,13 @@ int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned
 
 /* Change a member's total slots (a reload); it takes its share of them. */
 void backend_set_slots(struct backend *b, unsigned total);
+
+/* b's share follows its controller: backend_slots_share() of adapt.limit
+ * while adapt.on, of its total otherwise (after a controller step, a start
+ * or a stop).  The pool's slots change with it; a backend left holding more
+ * than its new share takes no new request until it is under it.  The caller
+ * tells the queues (gw__slot_sync_pools()). */
+void backend_slots_apply(struct backend *b);
 
 /*
  * Take b out of its pool: never picked again, its slots no longer counted,

@@ -304,7 +304,7 @@ int backend_pool_add(struct backend_pool *p, const struct sockaddr *sa, unsigned
 /* Retired backends keep their share: they take no new request anyway. */
 static void share_set(struct backend *b, unsigned total, unsigned replicas)
 {
-	unsigned share = backend_slots_share(total, replicas);
+	unsigned share = backend_slots_share(b->adapt.on ? b->adapt.limit : total, replicas);
 	if (!b->retired)
 		b->pool->slots = b->pool->slots - b->max_inflight + share;
 	b->total = total;
@@ -314,6 +314,11 @@ static void share_set(struct backend *b, unsigned total, unsigned replicas)
 void backend_set_slots(struct backend *b, unsigned total)
 {
 	share_set(b, total, b->pool->replicas);
+}
+
+void backend_slots_apply(struct backend *b)
+{
+	share_set(b, b->total, b->pool->replicas);
 }
 
 void backend_set_replicas(struct backend_set *s, unsigned n)
@@ -394,6 +399,7 @@ void backend_acquire(struct backend *b)
 	b->inflight++;
 	b->pool->inflight++;
 	b->requests++;
+	backend_adapt_note(&b->adapt, b->inflight);
 }
 
 void backend_release(struct backend *b)

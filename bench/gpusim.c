@@ -51,6 +51,16 @@
  * injected 500s and closes as "failed", client disconnects as "cancelled"
  * and busy_slot_seconds in wall-clock seconds.
  *
+ * vLLM's gauges.  GET /metrics answers in Prometheus' text format with the
+ * three series a gateway reads from a real vLLM server, under vLLM's names,
+ * types, HELP text and labels (model_name, engine):
+ * vllm:num_requests_running (the batch), vllm:num_requests_waiting (the
+ * FIFO) and vllm:kv_cache_usage_perc (tokens of the running sequences over
+ * --kv-tokens).  POST /admin/slots?n=N changes the batch size at run time,
+ * for tests of a gateway that adapts its concurrency to the server: growing
+ * admits waiting sequences at once; shrinking preempts nothing, the batch
+ * drains to N as sequences complete.
+ *
  * Ownership.  struct gpusim is the only mutable global context; it owns the
  * loop, the listener, the timer, the signal handles and the list of
  * connections.  A connection owns its uv_tcp_t and is freed only in that
@@ -128,6 +138,7 @@ struct config {
 	const char *listen;
 	const char *name;
 	unsigned slots;
+	uint64_t kv_tokens;      /* KV cache capacity, for vllm:kv_cache_usage_perc */
 	bool zero;
 	double time_scale;
 	double step_base_ms;
@@ -1141,6 +1152,64 @@ static const char *query_arg(const char *url, const char *name)
 	return NULL;
 }
 
+static bool parse_double(const char *s, double min, double *out);
+static bool parse_long(const char *s, long min, long max, long *out);
+
+/* GET /metrics: vLLM's scheduler and cache gauges, with the names, types,
+ * HELP text and labels of vLLM's V1 engine (vllm/v1/metrics/loggers.py:
+ * labels model_name and engine, values written as floats), so that a
+ * client written against vLLM reads gpusim unchanged.  KV cache usage is
+ * the tokens held by the running sequences (prompt and generated) over
+ * --kv-tokens. */
+static void handle_metrics(struct conn *c)
+{
+	struct gpusim *gs = c->gs;
+	uint64_t tokens = 0;
+	for (struct seq *s = gs->active.head; s != NULL; s = s->next)
+		tokens += (uint64_t)s->prompt_tokens + s->generated;
+	double kv = (double)tokens / (double)gs->cfg.kv_tokens;
+	if (kv > 1)
+		kv = 1;
+	char body[1024];
+	int n = snprintf(body, sizeof(body),
+			 "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+			 "# TYPE vllm:num_requests_running gauge\n"
+			 "vllm:num_requests_running{model_name=\"gpusim\",engine=\"0\"} %u.0\n"
+			 "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+			 "# TYPE vllm:num_requests_waiting gauge\n"
+			 "vllm:num_requests_waiting{model_name=\"gpusim\",engine=\"0\"} %u.0\n"
+			 "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+			 "# TYPE vllm:kv_cache_usage_perc gauge\n"
+			 "vllm:kv_cache_usage_perc{model_name=\"gpusim\",engine=\"0\"} %.6f\n",
+			 (unsigned)gs->active.n, (unsigned)gs->waiting.n, kv);
+	conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", body, (size_t)n);
+}
+
+/* POST /admin/slots?n=N: the batch holds at most N sequences from now on.
+ * Growing admits waiting sequences at once; shrinking preempts nothing:
+ * the batch drains to N as sequences complete, as a server reconfigured
+ * between requests would. */
+static void handle_admin_slots(struct conn *c)
+{
+	const char *v = query_arg(c->url, "n");
+	char arg[32];
+	size_t n = v ? strcspn(v, "&") : 0;
+	long slots;
+	if (n == 0 || n >= sizeof(arg)) {
+		conn_respond_error(c, 400, "invalid_request_error", "invalid_request", "want ?n=N with N >= 1");
+		return;
+	}
+	memcpy(arg, v, n);
+	arg[n] = '\0';
+	if (!parse_long(arg, 1, 1000000, &slots)) {
+		conn_respond_error(c, 400, "invalid_request_error", "invalid_request", "want ?n=N with N >= 1");
+		return;
+	}
+	c->gs->cfg.slots = (unsigned)slots;
+	sched_kick(c->gs);
+	conn_respond_json(c, 200, json_pack("{s:I}", "slots", (json_int_t)slots));
+}
+
 /* GET /health: as --health-status or POST /admin/health said.  With 0 the
  * request is never answered (the connection stays until the client goes). */
 static void handle_health(struct conn *c)
@@ -1154,8 +1223,6 @@ static void handle_health(struct conn *c)
 		conn_respond_error(c, status, "server_error", "unhealthy", "simulated unhealthy (--health-status)");
 }
 
-static bool parse_double(const char *s, double min, double *out);
-static bool parse_long(const char *s, long min, long max, long *out);
 
 /* POST /admin/health?status=S, POST /admin/fail-rate?p=P: change a fault
  * at run time. */
@@ -1205,6 +1272,10 @@ static void conn_dispatch(struct conn *c)
 		handle_admin(c, true);
 	} else if (path_is(path, len, "/admin/fail-rate") && post) {
 		handle_admin(c, false);
+	} else if (path_is(path, len, "/admin/slots") && post) {
+		handle_admin_slots(c);
+	} else if (path_is(path, len, "/metrics") && get) {
+		handle_metrics(c);
 	} else if (path_is(path, len, "/health")) {
 		if (get)
 			handle_health(c);
@@ -1539,6 +1610,7 @@ static void usage(FILE *f)
 		"usage: gpusim [options]\n"
 		"  --listen HOST:PORT          address to listen on (127.0.0.1:0: ephemeral port)\n"
 		"  --slots N                   max active sequences, max_batch (64)\n"
+		"  --kv-tokens N               KV cache capacity in tokens, for /metrics (262144)\n"
 		"  --zero                      answer every completion at once, no simulated time\n"
 		"  --time-scale X              multiply every simulated duration by X (1)\n"
 		"  --step-base-ms MS           decode step: constant (2.22)\n"
@@ -1587,6 +1659,7 @@ static bool parse_long(const char *s, long min, long max, long *out)
 enum {
 	OPT_LISTEN = 256,
 	OPT_SLOTS,
+	OPT_KV_TOKENS,
 	OPT_ZERO,
 	OPT_TIME_SCALE,
 	OPT_STEP_BASE,
@@ -1612,6 +1685,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"slots", required_argument, NULL, OPT_SLOTS},
+		{"kv-tokens", required_argument, NULL, OPT_KV_TOKENS},
 		{"zero", no_argument, NULL, OPT_ZERO},
 		{"time-scale", required_argument, NULL, OPT_TIME_SCALE},
 		{"step-base-ms", required_argument, NULL, OPT_STEP_BASE},
@@ -1637,6 +1711,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		.listen = "127.0.0.1:0",
 		.name = "gpusim",
 		.slots = 64,
+		.kv_tokens = 262144,
 		.time_scale = 1.0,
 		.step_base_ms = 2.22,
 		.step_per_seq_ms = 0.0037,
@@ -1663,6 +1738,10 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		case OPT_SLOTS:
 			ok = parse_long(optarg, 1, 1000000, &l);
 			cfg->slots = (unsigned)l;
+			break;
+		case OPT_KV_TOKENS:
+			ok = parse_long(optarg, 1, 1000000000, &l);
+			cfg->kv_tokens = (uint64_t)l;
 			break;
 		case OPT_PREFILL_MAX_TOKENS:
 			ok = parse_long(optarg, 1, 1000000000, &l);

@@ -96,6 +96,29 @@ struct conf_outlier {
 	int line;
 };
 
+/*
+ * slots: how many requests each backend of the pool takes at once.  `off`
+ * (the default): its max_inflight, as written.  Otherwise sluice adapts each
+ * backend's slots between min and max from the backend's load, starting at
+ * max_inflight (clamped): `vllm_metrics` polls the backend's Prometheus
+ * /metrics every interval_ms (num_requests_running / _waiting,
+ * kv_cache_usage_perc); `latency` follows the time to first token of
+ * sluice's own requests.  min and max count the backend's slots across all
+ * replicas, as max_inflight does (backends/adapt.h).
+ */
+enum conf_slots_adapt {
+	CONF_SLOTS_OFF = 0,
+	CONF_SLOTS_VLLM_METRICS,
+	CONF_SLOTS_LATENCY,
+};
+
+struct conf_slots {
+	enum conf_slots_adapt adapt;
+	uint32_t min, max;		/* bounds of a backend's adapted slots (all replicas) */
+	uint64_t interval_ms;		/* between two polls / controller steps of one backend */
+	int line;
+};
+
 struct conf_pool {
 	char *name;
 	enum conf_slice slice;
@@ -113,6 +136,7 @@ struct conf_pool {
 	struct conf_backend_defaults backend_defaults;
 	struct conf_health health;
 	struct conf_outlier outlier;
+	struct conf_slots slots;
 	/* The models the pool serves, as a request body's `model` names them;
 	 * NULL (nmodels 0) when the file gives no list: any model. */
 	char **models;

@@ -150,6 +150,18 @@ static const struct conf__scalar outlier_keys[NOUTLIER_KEYS] = {
 	CONF__NUM(struct conf_outlier, max_ejected_share, 0.5, 0, true, 1),
 };
 
+/* A pool's slots.  The bounds are the backend's, across replicas, like
+ * max_inflight; min >= 1 and min <= max are checked below the table.
+ * Polling faster than every 100 ms would load the backend's metrics
+ * endpoint more than its gauges move. */
+enum { SLOTS_ADAPT, NSLOTS_KEYS = 4 };
+static const struct conf__scalar slots_keys[NSLOTS_KEYS] = {
+	[SLOTS_ADAPT] = CONF__OTHER("adapt"),
+	CONF__UINT(struct conf_slots, min, CONF__UNIT_NONE, 2, 1, INFLIGHT_MAX),
+	CONF__UINT(struct conf_slots, max, CONF__UNIT_NONE, 256, 1, INFLIGHT_MAX),
+	CONF__UINT(struct conf_slots, interval_ms, CONF__UNIT_MS, 1000, 100, CONF__MS_MAX),
+};
+
 enum { METRICS_HISTOGRAMS, METRICS_TENANT_HISTOGRAMS, METRICS_BUCKETS, NMETRICS_KEYS };
 
 static const struct conf__scalar metrics_keys[NMETRICS_KEYS] = {
@@ -174,6 +186,7 @@ _Static_assert(ARRAY_SIZE(discovery_keys) <= SECTION_KEYS_MAX, "discovery_keys i
 _Static_assert(ARRAY_SIZE(replicas_keys) <= SECTION_KEYS_MAX, "replicas_keys is too long");
 _Static_assert(ARRAY_SIZE(health_keys) <= SECTION_KEYS_MAX, "health_keys is too long");
 _Static_assert(ARRAY_SIZE(outlier_keys) <= SECTION_KEYS_MAX, "outlier_keys is too long");
+_Static_assert(ARRAY_SIZE(slots_keys) <= SECTION_KEYS_MAX, "slots_keys is too long");
 
 /* A top-level section made only of named scalars, read through table t. */
 static void scalar_section(struct conf__loader *l, const struct conf__field *sec,
@@ -494,10 +507,38 @@ static void parse_outlier(struct conf__loader *l, struct conf_pool *p, const str
 			  (unsigned long long)o->max_eject_ms, (unsigned long long)o->eject_ms);
 }
 
+static void parse_slots(struct conf__loader *l, struct conf_pool *p, const struct conf__field *sec,
+			const char *pctx)
+{
+	struct conf__field f[SECTION_KEYS_MAX];
+	struct conf_slots *s = &p->slots;
+	char ctx[CONF__NAME_MAX + 32];
+	const yaml_node_t *m, *a;
+
+	if (!(m = conf__section(l, sec, pctx, YAML_MAPPING_NODE)))
+		return;
+	snprintf(ctx, sizeof ctx, "slots of %s", pctx);
+	s->line = (int)conf__node_line(sec->key);
+	conf__scalars_read(l, m, ctx, slots_keys, NSLOTS_KEYS, s, f);
+	if ((a = f[SLOTS_ADAPT].val) != NULL) {
+		if (conf__node_equals(a, "off"))
+			s->adapt = CONF_SLOTS_OFF;
+		else if (conf__node_equals(a, "vllm_metrics"))
+			s->adapt = CONF_SLOTS_VLLM_METRICS;
+		else if (conf__node_equals(a, "latency"))
+			s->adapt = CONF_SLOTS_LATENCY;
+		else
+			conf__err(l, a, "adapt in %s must be vllm_metrics, latency or off, got '%s'", ctx,
+				  conf__show(l, a));
+	}
+	if (s->min > s->max)
+		conf__err(l, m, "%s: min (%u) must not exceed max (%u)", ctx, s->min, s->max);
+}
+
 static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_node_t *k,
 		       const yaml_node_t *v)
 {
-	enum { SLICE, GPU, AUTH, MODELS, BACKENDS, DISCOVERY, DEFAULTS, HEALTH, OUTLIER, N };
+	enum { SLICE, GPU, AUTH, MODELS, BACKENDS, DISCOVERY, DEFAULTS, HEALTH, OUTLIER, SLOTS, N };
 	struct conf__field f[N] = {
 		[SLICE] = { .name = "slice" },
 		[GPU] = { .name = "gpu" },
@@ -508,6 +549,7 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 		[DEFAULTS] = { .name = "backend_defaults" },
 		[HEALTH] = { .name = "health" },
 		[OUTLIER] = { .name = "outlier" },
+		[SLOTS] = { .name = "slots" },
 	};
 	struct conf__field df[SECTION_KEYS_MAX];
 	char ctx[CONF__NAME_MAX + 16];
@@ -541,6 +583,8 @@ static void parse_pool(struct conf__loader *l, struct conf_pool *p, const yaml_n
 	conf__scalars_init(outlier_keys, NOUTLIER_KEYS, &p->outlier);
 	parse_health(l, p, &f[HEALTH], ctx);
 	parse_outlier(l, p, &f[OUTLIER], ctx);
+	conf__scalars_init(slots_keys, NSLOTS_KEYS, &p->slots);
+	parse_slots(l, p, &f[SLOTS], ctx);
 
 	/* A pool's backends are listed or discovered, never both: a static
 	 * list beside discovery would be a second source of truth. */
@@ -1185,6 +1229,11 @@ static json_t *dump_pool(struct dump *d, const struct conf_pool *p)
 		sub = child(d, o, "outlier", json_object());
 		scalars(d, sub, outlier_keys, NOUTLIER_KEYS, &p->outlier);
 	}
+	static const char *const modes[] = { [CONF_SLOTS_OFF] = "off", [CONF_SLOTS_VLLM_METRICS] = "vllm_metrics",
+					     [CONF_SLOTS_LATENCY] = "latency" };
+	sub = child(d, o, "slots", json_object());
+	put(d, sub, "adapt", json_string(modes[p->slots.adapt]));
+	scalars(d, sub, slots_keys, NSLOTS_KEYS, &p->slots);
 	return o;
 }
 

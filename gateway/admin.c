@@ -11,6 +11,7 @@
 
 #include "backends/backend.h"
 #include "backends/health.h"
+#include "gateway/adapt.h"
 #include "gateway/admin.h"
 #include "gateway/conn.h"
 #include "gateway/fleet.h"
@@ -109,6 +110,26 @@ static json_t *tenant_slots(const struct gw_server *srv, const struct queue_tena
 	return held;
 }
 
+/* How a backend's slots adapt (slots.adapt), with the last signal read. */
+static json_t *adapt_status(const struct backend_pool *p, const struct backend *b)
+{
+	const struct backend_adapt *a = &b->adapt;
+	if (!a->on)
+		return json_pack("{s:s}", "mode", "off");
+	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I}", "mode",
+		gw__adapt_mode_name(p->cfg->slots.adapt), "limit", (json_int_t)a->limit, "min", (json_int_t)a->min,
+		"max", (json_int_t)a->max, "signal_lost", a->lost, "increases", (json_int_t)a->increases,
+		"decreases", (json_int_t)a->decreases);
+	if (p->cfg->slots.adapt == CONF_SLOTS_VLLM_METRICS)
+		json_object_set_new(o, "backend", json_pack("{s:f, s:f, s:f}", "num_requests_running",
+			a->load.running, "num_requests_waiting", a->load.waiting, "kv_cache_usage_perc",
+			a->load.kv_usage));
+	else
+		json_object_set_new(o, "ttft_ms", json_pack("{s:f, s:f}", "last", a->ttft_last_ms, "baseline",
+			a->ttft_base_ms));
+	return o;
+}
+
 /* One backend: whether it may be picked, and each reason it may not. */
 static json_t *backend_status(const struct backend_pool *p, const struct backend *b, uint64_t now)
 {
@@ -135,6 +156,7 @@ static json_t *backend_status(const struct backend_pool *p, const struct backend
 							       (json_int_t)(now - b->last_error_ms)));
 	if (now < b->outlier.until_ms)
 		json_object_set_new(o, "ejected_for_ms", json_integer((json_int_t)(b->outlier.until_ms - now)));
+	json_object_set_new(o, "slots_adapt", adapt_status(p, b));
 	return o;
 }
 

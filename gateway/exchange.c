@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "backends/upstream.h"
+#include "gateway/adapt.h"
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
 #include "gateway/exchange.h"
@@ -215,6 +216,8 @@ static void first_token(struct gw_exchange *x, uint64_t now)
 	struct gw_server *srv = x->conn->srv;
 	if (r->pool != NULL && r->pool->index < srv->queue.npools && r->t_dispatch != 0 && now > r->t_dispatch)
 		queue_on_first_token(&srv->queue, r->pool->index, (now - r->t_dispatch) / 1000000);
+	if (r->t_dispatch != 0 && now > r->t_dispatch)	/* the backend's own TTFT: slots.adapt latency */
+		gw__adapt_first_token(x->slot->backend, now - r->t_dispatch);
 }
 
 static void exchange_complete(struct gw_exchange *x)

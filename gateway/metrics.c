@@ -312,7 +312,8 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		  "1 when the backend may be picked; 0 while out: failed health checks, outlier ejection, "
 		  "or failed connects." },
 		{ "sluice_backend_slots", "gauge",
-		  "Slots of the backend this replica may use: its max_inflight split over sluice_replicas." },
+		  "Slots of the backend this replica may use: its max_inflight (or, with slots.adapt, its "
+		  "adapted limit) split over sluice_replicas." },
 		{ "sluice_backend_requests_total", "counter", "Requests sent to the backend." },
 		{ "sluice_backend_connections_total", "counter",
 		  "TCP connections opened to the backend (for requests and for health checks)." },
@@ -320,6 +321,9 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 		{ "sluice_backend_idle_connections", "gauge", "Idle pooled connections to the backend." },
 		{ "sluice_backend_ejections_total", "counter",
 		  "Times the backend was ejected as an outlier (consecutive failed requests)." },
+		{ "sluice_backend_slots_limit", "gauge",
+		  "The backend's slots across all replicas: adapted to its load with slots.adapt, else its "
+		  "max_inflight." },
 	};
 	for (size_t f = 0; f < sizeof(per_backend) / sizeof(per_backend[0]); f++) {
 		rc |= family(o, per_backend[f].name, per_backend[f].type, per_backend[f].help);
@@ -329,7 +333,8 @@ static int pool_metrics(const struct gw_server *srv, struct gw_buf *o)
 				const struct backend *b = p->backends[j];
 				double v[] = { b->inflight, backend_is_up(b, now), b->max_inflight, (double)b->requests,
 					       (double)b->connects, (double)b->connect_failures, b->nidle,
-					       (double)b->outlier.ejections };
+					       (double)b->outlier.ejections,
+					       b->adapt.on ? b->adapt.limit : b->total };
 				const char *kv[] = { "pool", p->cfg->name, "backend", b->name, NULL };
 				rc |= sample(o, per_backend[f].name, kv, v[f]);
 			}

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "backends/upstream.h"
+#include "gateway/adapt.h"
 #include "gateway/conn.h"
 #include "gateway/dispatch.h"
 #include "gateway/fleet.h"
@@ -64,6 +65,7 @@ static void stop(struct gw_server *srv)
 	backend_set_close_idle(&srv->backends, 0, 0);
 	gw__fleet_close(srv);
 	gw__health_stop(srv);
+	gw__adapt_stop(srv);
 	gw__shared_close(srv);
 	uv_close((uv_handle_t *)&srv->tick, NULL);
 	gw__dispatch_close(srv);
@@ -328,6 +330,7 @@ int gw_server_reload(struct gw_server *srv)
 		if (c->classified && !c->qi.queued)
 			c->qi.pools = queue_pools_remap(c->qi.pools, from, fresh->npools);
 	gw__slot_sync_pools(srv);
+	gw__adapt_sync(srv);	/* slots follow the new slots sections (the queues know the pools now) */
 	srv->req_limits = (struct gw_http_limits){
 		.max_body_bytes = fresh->limits.max_body_bytes,
 		.max_header_bytes = fresh->limits.max_header_bytes,
@@ -493,6 +496,8 @@ int gw_server_init(struct gw_server *srv, uv_loop_t *loop, struct conf *conf)
 	uv_unref((uv_handle_t *)&srv->tick);
 	srv->generation = 1;
 	gw__health_sync(srv);
+	if (gw__adapt_init(srv) < 0)
+		gw_warn("slots: out of memory; every backend keeps its max_inflight");
 	return 0;
 }
 

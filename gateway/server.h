@@ -34,6 +34,7 @@
 #define GW_READ_BUF_SIZE (64 * 1024)
 
 struct gw_conn;
+struct gw_adapt;
 struct gw_fleet;
 struct gw_shared;
 
@@ -44,6 +45,7 @@ struct gw_server {
 	struct backend_set backends;
 	struct gw_fleet *fleet;			/* which backends each pool has (fleet.h) */
 	struct gw_shared *shared;		/* tenants' buckets shared through Redis (shared.h) */
+	struct gw_adapt *adapt;			/* backends' adaptive slots (adapt.h) */
 	struct queue_tenants tenants;
 	struct queue queue;			/* class queues (queue/) */
 	uv_timer_t queue_timer;			/* fires at the earliest queue deadline */

@@ -1718,3 +1718,41 @@ Test(conf, preemption, .timeout = 10)
 		   "unknown key 'enable'");
 	expect_one(PREEMPT_HEAD "  opportunistic: { pools: [spot], preemption: true }\n", 6, "preemption");
 }
+
+/* ---- slots: adaptive per-backend slots ------------------------------------- */
+
+Test(conf, pool_slots_adapt, .timeout = 10)
+{
+	struct conf *c = parse_ok(MINI);
+	const struct conf_slots *s = &c->pools[0].slots;
+	cr_assert_eq(s->adapt, CONF_SLOTS_OFF, "no section: max_inflight as written");
+	cr_assert_eq(s->min, 2);
+	cr_assert_eq(s->max, 256);
+	cr_assert_eq(s->interval_ms, 1000);
+	conf_destroy(c);
+
+	c = parse_ok(MINI "    slots: { adapt: vllm_metrics, min: 4, max: 128, interval_ms: 250ms }\n");
+	s = &c->pools[0].slots;
+	cr_assert_eq(s->adapt, CONF_SLOTS_VLLM_METRICS);
+	cr_assert_eq(s->min, 4);
+	cr_assert_eq(s->max, 128);
+	cr_assert_eq(s->interval_ms, 250);
+	cr_assert_eq(s->line, 8);
+	conf_destroy(c);
+
+	c = parse_ok(MINI "    slots: { adapt: latency }\n");
+	cr_assert_eq(c->pools[0].slots.adapt, CONF_SLOTS_LATENCY);
+	conf_destroy(c);
+	c = parse_ok(MINI "    slots: { adapt: off, min: 1, max: 1 }\n");
+	cr_assert_eq(c->pools[0].slots.adapt, CONF_SLOTS_OFF);
+	conf_destroy(c);
+
+	expect_one(MINI "    slots: { adapt: vllm }\n", 8,
+		   "adapt in slots of pool 'spot' must be vllm_metrics, latency or off, got 'vllm'");
+	expect_one(MINI "    slots: { adapt: latency, min: 64, max: 16 }\n", 8,
+		   "slots of pool 'spot': min (64) must not exceed max (16)");
+	expect_one(MINI "    slots: { min: 0 }\n", 8, "min in slots of pool 'spot' must be at least 1");
+	expect_one(MINI "    slots: { interval_ms: 10ms }\n", 8, "interval_ms in slots of pool 'spot' must be at least 100");
+	expect_one(MINI "    slots: { adapt: latency, mxa: 3 }\n", 8, "mxa");
+	expect_one(MINI "    slots: latency\n", 8, "slots");
+}
