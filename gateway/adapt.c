@@ -3,29 +3,25 @@
  * controller; see adapt.h.
  *
  * A poll is one GET /metrics on a connection of its own, closed after the
- * answer (a poll a second does not need keep-alive, and a connection that
- * outlives its poll would hold a retired backend).  While the poll's
- * connection is open its backend cannot be freed (backends/ counts the
- * connection), so `b` is valid until poll_done() closes it; the backend
- * points back at its poll (adapt_poll) so that it is never polled twice at
- * once.  Every end of a poll goes through poll_done(), which steps the
- * controller, lets go of the backend and closes the connection; the poll
- * itself is freed then, or, when a connect was in flight, in that connect's
- * callback (it always comes, with UV_ECANCELED once the connection is
- * closed).  Polls in flight are on the state's list, which the timer scans
- * for deadlines: a retired backend is no longer among the pool's members,
- * but its poll still ends.
+ * answer (bget.h: a poll a second does not need keep-alive, and a
+ * connection that outlives its poll would hold a retired backend).  While
+ * the GET's connection is open its backend cannot be freed (backends/
+ * counts the connection), so `b` is valid until poll_done() cancels the
+ * GET or the GET's answer returns; the backend points back at its poll
+ * (adapt_poll) so that it is never polled twice at once.  Every end of a
+ * poll goes through poll_done(), which steps the controller, lets go of
+ * the backend and of the GET, and frees the poll.  Polls in flight are on
+ * the state's list, which the timer scans for deadlines: a retired backend
+ * is no longer among the pool's members, but its poll still ends.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/promtext.h"
-#include "backends/upstream.h"
 #include "gateway/adapt.h"
-#include "gateway/buf.h"
+#include "gateway/bget.h"
 #include "gateway/dispatch.h"
-#include "gateway/http.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 #include "gateway/slot.h"
@@ -33,22 +29,12 @@
 #define GW_ADAPT_MAGIC 0x41445054u	/* "ADPT" */
 #define GW_APOLL_MAGIC 0x41504f4cu	/* "APOL" */
 
-static const struct gw_http_limits poll_limits = {
-	.max_body_bytes = BACKEND_PROMTEXT_MAX,
-	.max_header_bytes = 8192,
-	.max_headers = 64,
-};
-
 struct gw_apoll {
 	uint32_t magic;
 	struct gw_adapt *st;
-	struct backend *b;		/* NULL once done */
-	struct backend_conn *bc;
-	uv_connect_t connect;
-	uint64_t started_ms, deadline_ms;
-	struct gw_http resp;
-	bool resp_ready;
-	bool connecting;
+	struct backend *b;
+	struct gw_bget *get;		/* NULL once answered */
+	uint64_t deadline_ms;
 	struct gw_apoll *next;		/* in gw_adapt.polls while not done */
 };
 
@@ -86,14 +72,6 @@ const char *gw__adapt_mode_name(int mode)
 	default:
 		return "off";
 	}
-}
-
-static void poll_free(struct gw_apoll *p)
-{
-	if (p->b != NULL || p->connecting)
-		return;
-	p->magic = 0;
-	free(p);
 }
 
 /* The controller moved: the backend's share, the queues, maybe a start. */
@@ -154,8 +132,6 @@ static void poll_done(struct gw_apoll *p, const struct backend_vllm_load *load, 
 {
 	struct gw_adapt *st = p->st;
 	struct backend *b = p->b;
-	if (b == NULL)
-		return;
 	for (struct gw_apoll **pp = &st->polls; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
@@ -164,106 +140,32 @@ static void poll_done(struct gw_apoll *p, const struct backend_vllm_load *load, 
 	if (!st->stopped)
 		metrics_step(st->srv, b, load, why);
 	b->adapt_poll = NULL;
-	p->b = NULL;
-	if (p->resp_ready) {
-		gw_http_finish(&p->resp);
-		p->resp_ready = false;
-	}
-	backend_conn_close(&p->bc);	/* may free a retired b */
-	poll_free(p);
+	if (p->get != NULL)
+		gw__bget_cancel(p->get);	/* may free a retired b */
+	p->magic = 0;
+	free(p);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_answer(void *arg, const struct gw_bget_answer *a)
 {
-	struct gw_apoll *p = poll_from(backend_conn_from(h)->owner);
-	(void)suggested;
-	buf->base = p->st->srv->readbuf;
-	buf->len = sizeof(p->st->srv->readbuf);
-}
-
-static void answered(struct gw_apoll *p)
-{
-	struct gw_msg *m = &p->resp.msg;
+	struct gw_apoll *p = poll_from(arg);
+	p->get = NULL;	/* done: closed when this returns */
 	char why[48];
-	if (m->status != 200) {
-		snprintf(why, sizeof(why), "HTTP %u", m->status);
+	if (a->result != GW_BGET_ANSWERED) {
+		poll_done(p, NULL, a->detail);
+		return;
+	}
+	if (a->status != 200) {
+		snprintf(why, sizeof(why), "HTTP %u", a->status);
 		poll_done(p, NULL, why);
 		return;
 	}
 	struct backend_vllm_load load;
-	if (backend_promtext_vllm(m->body.data, m->body.len, &load) < 0) {
+	if (backend_promtext_vllm(a->body, a->body_len, &load) < 0) {
 		poll_done(p, NULL, "no vllm:num_requests_running/waiting");
 		return;
 	}
 	poll_done(p, &load, "");
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	if (nread == 0)
-		return;
-	struct gw_apoll *p = poll_from(backend_conn_from((uv_handle_t *)s)->owner);
-	enum gw_http_event ev = GW_HTTP_MORE;
-	if (nread < 0) {
-		ev = nread == UV_EOF ? gw_http_eof(&p->resp) : GW_HTTP_ERROR;
-		if (ev != GW_HTTP_DONE) {
-			poll_done(p, NULL, nread == UV_EOF ? "connection closed before a response"
-							   : uv_strerror((int)nread));
-			return;
-		}
-	}
-	/* The head stops the parser once; the body follows in the same read. */
-	for (size_t at = 0, used; nread > 0 && at < (size_t)nread; at += used) {
-		ev = gw_http_parse(&p->resp, buf->base + at, (size_t)nread - at, &used);
-		if (ev == GW_HTTP_DONE || ev == GW_HTTP_ERROR || (ev == GW_HTTP_MORE && used == 0))
-			break;
-	}
-	if (ev == GW_HTTP_ERROR)
-		poll_done(p, NULL, p->resp.error_detail ? p->resp.error_detail : "bad response");
-	else if (ev == GW_HTTP_DONE)
-		answered(p);
-}
-
-static void send_poll(struct gw_apoll *p)
-{
-	const struct backend *b = p->b;
-	const struct conf_pool *cp = b->pool->cfg;
-	struct gw_buf req = GW_BUF_INIT;
-	int rc = gw_buf_appendf(&req, "GET /metrics HTTP/1.1\r\nhost: %s\r\nuser-agent: sluice-slots\r\n"
-				"accept: text/plain\r\nconnection: close\r\n", b->name);
-	if (cp->upstream_bearer != NULL)
-		rc |= gw_buf_appendf(&req, "authorization: Bearer %s\r\n", cp->upstream_bearer);
-	rc |= gw_buf_appends(&req, "\r\n");
-	gw_http_init(&p->resp, HTTP_RESPONSE, &poll_limits, NULL, NULL);
-	p->resp_ready = true;
-	if (rc == 0)
-		rc = backend_conn_use(p->bc, p, on_alloc, on_read);
-	if (rc == 0) {
-		uv_buf_t ub = uv_buf_init(req.data, (unsigned)req.len);
-		int n = uv_try_write((uv_stream_t *)&p->bc->tcp, &ub, 1);
-		rc = n == (int)req.len ? 0 : n < 0 ? n : UV_EAGAIN;
-	}
-	if (cp->upstream_bearer != NULL)
-		explicit_bzero(req.data, req.len);
-	gw_buf_finish(&req);
-	if (rc < 0)
-		poll_done(p, NULL, rc == UV_ENOMEM ? "out of memory" : uv_strerror(rc));
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-	struct gw_apoll *p = poll_from(req->data);
-	p->connecting = false;
-	if (p->b == NULL) {
-		poll_free(p);
-		return;
-	}
-	if (status < 0) {
-		poll_done(p, NULL, uv_strerror(status));
-		return;
-	}
-	uv_tcp_nodelay(&p->bc->tcp, 1);
-	send_poll(p);
 }
 
 static void poll_start(struct gw_adapt *st, struct backend *b, uint64_t now)
@@ -276,17 +178,19 @@ static void poll_start(struct gw_adapt *st, struct backend *b, uint64_t now)
 	p->magic = GW_APOLL_MAGIC;
 	p->st = st;
 	p->b = b;
-	p->started_ms = now;
 	p->deadline_ms = now + b->pool->cfg->slots.interval_ms;
 	p->next = st->polls;
 	st->polls = p;
 	b->adapt_poll = p;
-	int rc = backend_conn_create(st->srv->loop, b, &p->bc);
-	if (rc == 0) {
-		p->connect.data = p;
-		rc = uv_tcp_connect(&p->connect, &p->bc->tcp, (const struct sockaddr *)&b->sa, on_connect);
-		p->connecting = rc == 0;
-	}
+	const struct gw_bget_req req = {
+		.path = "/metrics",
+		.user_agent = "sluice-slots",
+		.accept = "text/plain",
+		.max_body = BACKEND_PROMTEXT_MAX,
+		.cb = on_answer,
+		.arg = p,
+	};
+	int rc = gw__bget_start(st->srv, b, &req, &p->get);
 	if (rc < 0)
 		poll_done(p, NULL, uv_strerror(rc));
 }

@@ -5,15 +5,13 @@
  * A probe is in one of two states, and its one timer serves both:
  *
  *   waiting   no connection; the timer fires when the next check is due.
- *   checking  `bc` is the check's connection (connecting, or sent and
- *             reading); the timer fires at the check's deadline.
+ *   checking  `get` is the check's GET (bget.h); the timer fires at the
+ *             check's deadline.
  *
- * Every end of a check goes through check_done(), which closes the
- * connection, records the verdict and arms the next check.  A probe let go
- * of (its backend retired, its pool's checks turned off, the drain over)
- * has b == NULL and waits only for libuv: the timer's close callback and,
- * when a connect was in flight, that connect's callback (it always comes,
- * with UV_ECANCELED once the connection is closed).
+ * Every end of a check goes through check_done(), which cancels the GET if
+ * it is still out, records the verdict and arms the next check.  A probe
+ * let go of (its backend retired, its pool's checks turned off, the drain
+ * over) has b == NULL and waits only for its timer's close callback.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -22,33 +20,21 @@
 
 #include "backends/health.h"
 #include "backends/outlier.h"
-#include "backends/upstream.h"
+#include "gateway/bget.h"
 #include "gateway/dispatch.h"
 #include "gateway/health.h"
-#include "gateway/http.h"
 #include "gateway/log.h"
 #include "gateway/server.h"
 
 #define GW_PROBE_MAGIC 0x50524f42u	/* "PROB" */
-
-/* A health answer's head is a few lines; anything larger is not one. */
-static const struct gw_http_limits probe_limits = {
-	.max_body_bytes = 0,
-	.max_header_bytes = 8192,
-	.max_headers = 64,
-};
 
 struct gw_probe {
 	uint32_t magic;
 	struct gw_server *srv;
 	struct backend *b;		/* NULL once let go of */
 	uv_timer_t timer;
-	struct backend_conn *bc;	/* the check's connection, while checking */
-	uv_connect_t connect;
+	struct gw_bget *get;		/* the check's GET, while checking */
 	uint64_t started_ms;		/* when the current or last check started */
-	struct gw_http resp;
-	bool resp_ready;		/* resp is initialised */
-	bool connecting;		/* `connect` is in flight: its callback will come */
 	bool timer_closed;
 };
 
@@ -62,7 +48,7 @@ static struct gw_probe *probe_from(void *data)
 
 static void maybe_free(struct gw_probe *p)
 {
-	if (p->b != NULL || !p->timer_closed || p->connecting)
+	if (p->b != NULL || !p->timer_closed)
 		return;
 	p->magic = 0;
 	free(p);
@@ -75,14 +61,12 @@ static void on_timer_closed(uv_handle_t *h)
 	maybe_free(p);
 }
 
-/* Close the check's connection, if any, and forget its response. */
+/* Give up on the check's GET, if it is still out. */
 static void check_close(struct gw_probe *p)
 {
-	backend_conn_close(&p->bc);
-	if (p->resp_ready) {
-		gw_http_finish(&p->resp);
-		p->resp_ready = false;
-	}
+	if (p->get != NULL)
+		gw__bget_cancel(p->get);
+	p->get = NULL;
 }
 
 static void on_retired(struct backend *b, void *arg);
@@ -158,97 +142,31 @@ static void check_done(struct gw_probe *p, enum backend_check_result r, uint16_t
 	uv_timer_start(&p->timer, on_timer, next > spent ? next - spent : 1, 0);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_answer(void *arg, const struct gw_bget_answer *a)
 {
-	struct gw_probe *p = probe_from(backend_conn_from(h)->owner);
-	(void)suggested;
-	buf->base = p->srv->readbuf;
-	buf->len = sizeof(p->srv->readbuf);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	if (nread == 0)
-		return;
-	struct gw_probe *p = probe_from(backend_conn_from((uv_handle_t *)s)->owner);
-	if (nread < 0) {
-		check_done(p, BACKEND_CHECK_FAILED, 0,
-			   nread == UV_EOF ? "connection closed before a response" : uv_strerror((int)nread));
+	struct gw_probe *p = probe_from(arg);
+	p->get = NULL;	/* done: gone when this returns */
+	switch (a->result) {
+	case GW_BGET_ANSWERED: {
+		bool ok = a->status >= 200 && a->status < 300;
+		check_done(p, ok ? BACKEND_CHECK_OK : BACKEND_CHECK_FAILED, a->status, "");
 		return;
 	}
-	size_t used;
-	/* The head is all a check needs: parsing stops there, and the
-	 * connection is closed with whatever body follows unread. */
-	switch (gw_http_parse(&p->resp, buf->base, (size_t)nread, &used)) {
-	case GW_HTTP_MORE:
+	case GW_BGET_REFUSED:
+		check_done(p, BACKEND_CHECK_REFUSED, 0, a->detail);
 		return;
-	case GW_HTTP_ERROR:
-		check_done(p, BACKEND_CHECK_FAILED, 0, p->resp.error_detail);
+	case GW_BGET_FAILED:
+		check_done(p, BACKEND_CHECK_FAILED, 0, a->detail);
 		return;
-	case GW_HTTP_HEAD:
-	case GW_HTTP_DONE: {
-		uint16_t status = p->resp.msg.status;
-		check_done(p, status >= 200 && status < 300 ? BACKEND_CHECK_OK : BACKEND_CHECK_FAILED, status, "");
-		return;
-	}
 	}
 }
 
-static int discard_body(void *ctx, const char *at, size_t len)
+/* The checks are the better judge of a backend that refused connections a
+ * while ago: one that connects ends the passive mark, which could otherwise
+ * keep it out for up to 30 s after it is back. */
+static void on_connected(void *arg)
 {
-	(void)ctx;
-	(void)at;
-	(void)len;
-	return 0;
-}
-
-/* Connected: send the request in one write (it fits any socket buffer). */
-static void send_check(struct gw_probe *p)
-{
-	const struct backend *b = p->b;
-	const struct conf_pool *cp = b->pool->cfg;
-	struct gw_buf req = GW_BUF_INIT;
-	int rc = gw_buf_appendf(&req, "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: sluice-health-check\r\n"
-				"accept: */*\r\nconnection: close\r\n", cp->health.path, b->name);
-	if (cp->upstream_bearer != NULL)
-		rc |= gw_buf_appendf(&req, "authorization: Bearer %s\r\n", cp->upstream_bearer);
-	rc |= gw_buf_appends(&req, "\r\n");
-	gw_http_init(&p->resp, HTTP_RESPONSE, &probe_limits, discard_body, p);
-	p->resp_ready = true;
-	if (rc == 0)
-		rc = backend_conn_use(p->bc, p, on_alloc, on_read);
-	if (rc == 0) {
-		uv_buf_t ub = uv_buf_init(req.data, (unsigned)req.len);
-		int n = uv_try_write((uv_stream_t *)&p->bc->tcp, &ub, 1);
-		rc = n == (int)req.len ? 0 : n < 0 ? n : UV_EAGAIN;
-	}
-	if (cp->upstream_bearer != NULL)
-		explicit_bzero(req.data, req.len);
-	gw_buf_finish(&req);
-	if (rc < 0)
-		check_done(p, BACKEND_CHECK_FAILED, 0, rc == UV_ENOMEM ? "out of memory" : uv_strerror(rc));
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-	struct gw_probe *p = probe_from(req->data);
-	p->connecting = false;
-	if (p->b == NULL) {
-		maybe_free(p);
-		return;
-	}
-	if (p->bc == NULL)	/* the check timed out meanwhile */
-		return;
-	if (status < 0) {
-		check_done(p, BACKEND_CHECK_REFUSED, 0, uv_strerror(status));
-		return;
-	}
-	/* The checks are the better judge of a backend that refused
-	 * connections a while ago: one that connects ends the passive mark,
-	 * which could otherwise keep it out for up to 30 s after it is back. */
-	backend_mark_ok(p->b);
-	uv_tcp_nodelay(&p->bc->tcp, 1);
-	send_check(p);
+	backend_mark_ok(probe_from(arg)->b);
 }
 
 static void check_start(struct gw_probe *p)
@@ -256,12 +174,16 @@ static void check_start(struct gw_probe *p)
 	struct gw_server *srv = p->srv;
 	struct backend *b = p->b;
 	p->started_ms = gw_now_ms(srv);
-	int rc = backend_conn_create(srv->loop, b, &p->bc);
-	if (rc == 0) {
-		p->connect.data = p;
-		rc = uv_tcp_connect(&p->connect, &p->bc->tcp, (const struct sockaddr *)&b->sa, on_connect);
-		p->connecting = rc == 0;
-	}
+	/* The head is all a check needs: the body is never read. */
+	const struct gw_bget_req req = {
+		.path = b->pool->cfg->health.path,
+		.user_agent = "sluice-health-check",
+		.accept = "*/*",
+		.cb = on_answer,
+		.connected = on_connected,
+		.arg = p,
+	};
+	int rc = gw__bget_start(srv, b, &req, &p->get);
 	if (rc < 0) {
 		check_done(p, BACKEND_CHECK_REFUSED, 0, uv_strerror(rc));
 		return;
@@ -272,15 +194,11 @@ static void check_start(struct gw_probe *p)
 static void on_timer(uv_timer_t *t)
 {
 	struct gw_probe *p = probe_from(t->data);
-	if (p->bc != NULL) {
+	if (p->get != NULL) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "timeout after %llu ms",
 			 (unsigned long long)p->b->pool->cfg->health.timeout_ms);
 		check_done(p, BACKEND_CHECK_TIMEOUT, 0, msg);
-		return;
-	}
-	if (p->connecting) {	/* the last connect's cancellation is still due */
-		uv_timer_start(&p->timer, on_timer, 1, 0);
 		return;
 	}
 	check_start(p);

@@ -13,6 +13,10 @@
 # over A's p99 alone (target <= 1.2) and the slice's throughput beside B
 # (requests served per second, A and B together) over off's (target >= 0.95).
 #
+# GPUSIM_ARGS: more gpusim options for both slices, e.g. "--prefill-min-ms
+# 0.2 --prefill-per-ktok-ms 0.2" for slices whose prefills do not stall
+# their batch (as with chunked prefill).
+#
 #   bench/scenarios/tenant-fairness.sh [SECONDS_PER_PHASE]
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -20,8 +24,10 @@ set -eu
 DUR=${1:-15}
 "$ROOT/scripts/setup.sh" >/dev/null
 
-start_gpusim g4 --slots 4
-start_gpusim g16 --slots 16
+# shellcheck disable=SC2086 # GPUSIM_ARGS: extra gpusim options, split on spaces
+start_gpusim g4 --slots 4 ${GPUSIM_ARGS:-}
+# shellcheck disable=SC2086
+start_gpusim g16 --slots 16 ${GPUSIM_ARGS:-}
 # conf SHARE PORT SLOTS A_WEIGHT
 conf() {
 	cat <<YAML
@@ -50,6 +56,7 @@ B="name=b,rate=200,prompt_tokens=128,max_tokens=16,stream=1,key=sk-b,max_conns=2
 
 echo "tenant-fairness: ${DUR}s per phase, $(nproc) cores; reserved slices of 4 slots (~80 req/s) and 16;"
 echo "tenant A 20 req/s, tenant B 200 req/s (10x A), both interactive, prompt 128, 16 tokens, SSE"
+[ -z "${GPUSIM_ARGS:-}" ] || echo "gpusim: $GPUSIM_ARGS"
 echo
 run_loadgen fair4_alone "$fair4_port" "$A"
 run_loadgen fair4_both "$fair4_port" "$A" "$B"
