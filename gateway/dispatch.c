@@ -108,7 +108,7 @@ static void start(struct gw_conn *c, struct backend *b)
 {
 	struct gw_server *srv = c->srv;
 	struct gw_slot *slot;
-	if (gw__slot_take(srv, b, c->qi.tenant, (enum conf_class)c->qi.klass, &slot) < 0) {
+	if (gw__slot_take(srv, b, c, &slot) < 0) {
 		queue_refund(&c->qi, gw_now_ms(srv));	/* never served */
 		gw__conn_reject(c, GW_R_INTERNAL, "out of memory", 0);
 		return;

@@ -5,8 +5,9 @@
  * have a free slot now (before this pass ends anything), and which
  * exchanges in flight the policy could end, with when each started.  The
  * candidates are gathered only when some request needs a victim, from the
- * server's list of connections: a pass costs O(connections), and passes
- * are bounded by the judge points, the recheck period and max_per_s.
+ * slots held by the classes with preemption enabled (srv->held, slot.h):
+ * a pass costs O(their slots), and passes are bounded by the judge points,
+ * the recheck period and max_per_s.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "gateway/log.h"
 #include "gateway/preempt.h"
 #include "gateway/server.h"
+#include "gateway/slot.h"
 #include "queue/admit.h"
 
 struct pass {
@@ -60,33 +62,43 @@ static void need_of(struct gw_server *srv, const struct pass *ps, const struct g
 	}
 }
 
+/* Candidate n: c's exchange.  0, or -1 when there is no memory for it. */
+static int add_candidate(struct gw_preempt *p, size_t n, struct gw_conn *c)
+{
+	if (n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct queue_preempt_slot *s = realloc(p->slots, cap * sizeof(*s));
+		if (s != NULL)
+			p->slots = s;
+		struct gw_conn **o = s ? realloc(p->owners, cap * sizeof(*o)) : NULL;
+		if (o == NULL)
+			return -1;
+		p->owners = o;
+		p->cap = cap;
+	}
+	p->slots[n] = (struct queue_preempt_slot){ .klass = c->qi.klass, .pool = c->rec.pool->index,
+						   .started_ms = c->rec.t_dispatch / 1000000 };
+	p->owners[n] = c;
+	return 0;
+}
+
 /* The exchanges in flight that a class with preemption enabled holds. */
 static int gather(struct gw_server *srv, struct pass *ps)
 {
 	struct gw_preempt *p = &srv->preempt;
 	size_t n = 0;
-	for (struct gw_conn *c = srv->conns; c != NULL; c = c->next) {
-		if (c->state != GW_CONN_UPSTREAM || c->x == NULL || !c->classified || c->rec.pool == NULL ||
-		    c->rec.pool->index >= srv->backends.npools)
+	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
+		if (!srv->conf->classes[k].preemption.enabled)
 			continue;
-		const struct conf_preemption *pe = &srv->conf->classes[c->qi.klass].preemption;
-		if (!pe->enabled)
-			continue;
-		if (n == p->cap) {
-			size_t cap = p->cap ? p->cap * 2 : 64;
-			struct queue_preempt_slot *s = realloc(p->slots, cap * sizeof(*s));
-			if (s != NULL)
-				p->slots = s;
-			struct gw_conn **o = s ? realloc(p->owners, cap * sizeof(*o)) : NULL;
-			if (o == NULL)
+		for (const struct gw_slot *s = srv->held[k]; s != NULL; s = s->next) {
+			struct gw_conn *c = s->owner;
+			if (c->state != GW_CONN_UPSTREAM || c->x == NULL || c->rec.pool == NULL ||
+			    c->rec.pool->index >= srv->backends.npools)
+				continue;	/* connecting again, or its pool is gone */
+			if (add_candidate(p, n, c) < 0)
 				return -1;	/* no memory: no preemption this pass */
-			p->owners = o;
-			p->cap = cap;
+			n++;
 		}
-		p->slots[n] = (struct queue_preempt_slot){ .klass = c->qi.klass, .pool = c->rec.pool->index,
-							   .started_ms = c->rec.t_dispatch / 1000000 };
-		p->owners[n] = c;
-		n++;
 	}
 	ps->ns = n;
 	return 0;

@@ -64,6 +64,7 @@ struct gw_server {
 	uv_timer_t tick;			/* once a second: idle upstream sweep */
 	uv_timer_t drain_timer;
 	struct gw_conn *conns;			/* every open client connection */
+	struct gw_slot *held[CONF_CLASS_COUNT];	/* the slots held, per class (slot.h) */
 	unsigned nconns;
 	bool draining;
 	bool stopped;

@@ -15,6 +15,11 @@
  *
  * Giving a slot back never starts the request that will use it: it
  * schedules the server's queue kick (defer.h), which runs from the loop.
+ *
+ * The slots held are also listed per class (srv->held[k]), with the
+ * connection whose request holds each: preemption looks for its victims
+ * there (gateway/preempt.c), among the exchanges of the classes it may
+ * end, without a walk of every connection.
  */
 #ifndef SLUICE_GATEWAY_SLOT_H
 #define SLUICE_GATEWAY_SLOT_H
@@ -26,6 +31,7 @@
 
 #define GW_SLOT_MAGIC 0x534c4f54u	/* "SLOT" */
 
+struct gw_conn;
 struct gw_server;
 struct queue_tenant;
 
@@ -34,13 +40,15 @@ struct gw_slot {
 	uint8_t klass;			/* enum conf_class of the holder */
 	struct queue_tenant *tenant;	/* the holder (its request's reference) */
 	struct backend *backend;
+	struct gw_conn *owner;		/* the connection whose request holds it */
+	struct gw_slot *next, *prev;	/* in srv->held[klass] */
 	uint64_t taken_ms;
 };
 
-/* Take a free slot of `b` (backend_pool_pick() chose it) for a request of
- * tenant t in class k.  Returns 0 and sets *out, or -ENOMEM (nothing taken). */
-int gw__slot_take(struct gw_server *srv, struct backend *b, struct queue_tenant *t, enum conf_class k,
-		  struct gw_slot **out);
+/* Take a free slot of `b` (backend_pool_pick() chose it) for the request
+ * of c (its tenant and class).  Returns 0 and sets *out, or -ENOMEM
+ * (nothing taken). */
+int gw__slot_take(struct gw_server *srv, struct backend *b, struct gw_conn *c, struct gw_slot **out);
 
 /* Give the slot back and schedule the queue kick; *sp becomes NULL.  NULL
  * *sp is a no-op. */

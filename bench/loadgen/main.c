@@ -146,8 +146,13 @@ struct stream {
 	struct lg_stream_conf conf;
 	char name[72];
 	const struct target *target;
-	char *req;				/* the request bytes, written by every conn */
-	size_t req_len;
+	/* The request bytes, written by every conn: one variant per value
+	 * of max_tokens (one, or up to LG_VARIANTS_MAX over its range),
+	 * drawn per request. */
+	char *req[LG_VARIANTS_MAX];
+	size_t req_len[LG_VARIANTS_MAX];
+	unsigned nreq;
+	uint64_t rng;
 	bool open;				/* open loop (rate) rather than closed */
 	struct lg_sched sched;			/* open loop */
 	uint64_t origin;			/* open loop: schedule offsets count from here */
@@ -332,9 +337,21 @@ static void on_write(uv_write_t *req, int status)
 		conn_fail(c, LG_ERR_RESET, uv_strerror(status));
 }
 
+/* xorshift64: which variant a request is; cheap, and the same run to run. */
+static unsigned pick_variant(struct stream *st)
+{
+	if (st->nreq == 1)
+		return 0;
+	st->rng ^= st->rng << 13;
+	st->rng ^= st->rng >> 7;
+	st->rng ^= st->rng << 17;
+	return (unsigned)(st->rng % st->nreq);
+}
+
 static void conn_write(struct conn *c)
 {
-	uv_buf_t buf = uv_buf_init(c->st->req, (unsigned)c->st->req_len);
+	unsigned v = pick_variant(c->st);
+	uv_buf_t buf = uv_buf_init(c->st->req[v], (unsigned)c->st->req_len[v]);
 	c->write_req.data = c;
 	int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
 	if (rc < 0) {
@@ -916,8 +933,8 @@ static bool path_is_chat(const char *path)
 						 sizeof(suffix) - 1) == 0;
 }
 
-/* Build the stream's request bytes once; every request of the stream is these. */
-static int stream_build_request(struct stream *st)
+/* Build the bytes of one of the stream's requests, asking for max_tokens. */
+static int stream_build_variant(struct stream *st, unsigned max_tokens, char **out, size_t *out_len)
 {
 	const struct lg_stream_conf *c = &st->conf;
 	size_t plen = (size_t)c->prompt_tokens * 4;
@@ -938,7 +955,7 @@ static int stream_build_request(struct stream *st)
 		json_object_set_new(body, "prompt", json_string(prompt));
 	free(prompt);
 	json_object_set_new(body, "prompt_tokens", json_integer(c->prompt_tokens));
-	json_object_set_new(body, "max_tokens", json_integer(c->max_tokens));
+	json_object_set_new(body, "max_tokens", json_integer(max_tokens));
 	if (c->stream) {
 		json_object_set_new(body, "stream", json_true());
 		json_object_set_new(body, "stream_options", json_pack("{s:b}", "include_usage", 1));
@@ -974,8 +991,23 @@ static int stream_build_request(struct stream *st)
 		free(req);
 		return -ENOMEM;
 	}
-	st->req = req;
-	st->req_len = len;
+	*out = req;
+	*out_len = len;
+	return 0;
+}
+
+/* Build the stream's requests once; every request of the stream is one of these. */
+static int stream_build_request(struct stream *st)
+{
+	const struct lg_stream_conf *c = &st->conf;
+	unsigned lo = c->max_tokens, hi = c->max_tokens_hi > lo ? c->max_tokens_hi : lo;
+	unsigned n = hi - lo + 1 < LG_VARIANTS_MAX ? hi - lo + 1 : LG_VARIANTS_MAX;
+	st->rng = 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)st->name[0];
+	for (st->nreq = 0; st->nreq < n; st->nreq++) {
+		unsigned m = n == 1 ? lo : lo + (unsigned)((uint64_t)(hi - lo) * st->nreq / (n - 1));
+		if (stream_build_variant(st, m, &st->req[st->nreq], &st->req_len[st->nreq]) < 0)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -1254,7 +1286,8 @@ static void lg_finish(struct loadgen *lg)
 	for (unsigned i = 0; i < lg->nstreams; i++) {
 		struct stream *st = &lg->streams[i];
 		lg_stream_conf_finish(&st->conf);
-		free(st->req);
+		for (unsigned v = 0; v < st->nreq; v++)
+			free(st->req[v]);
 		free(st->restart);
 		free(st->stats);
 		st->magic = 0;

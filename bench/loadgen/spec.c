@@ -141,13 +141,23 @@ static int set_field(struct lg_stream_conf *c, const char *k, const char *v, cha
 		while (*value == ' ')
 			value++;
 		c->headers[c->nheaders++] = (struct lg_header){.name = v, .value = value};
+	} else if (strcmp(k, "max_tokens") == 0 && strchr(v, '-') != NULL) {
+		char *dash = strchr(v, '-');
+		unsigned long hi;
+		*dash = '\0';
+		if (lg_parse_uint(v, LG_TOKENS_MAX, &u) < 0 || u == 0 ||
+		    lg_parse_uint(dash + 1, LG_TOKENS_MAX, &hi) < 0 || hi < u)
+			return fail(err, errlen, "max_tokens must be N or N-M, integers in 1..%d, N <= M",
+				    LG_TOKENS_MAX);
+		c->max_tokens = (unsigned)u;
+		c->max_tokens_hi = (unsigned)hi;
 	} else if (strcmp(k, "prompt_tokens") == 0 || strcmp(k, "max_tokens") == 0) {
 		if (lg_parse_uint(v, LG_TOKENS_MAX, &u) < 0 || u == 0)
 			return fail(err, errlen, "%s must be an integer in 1..%d", k, LG_TOKENS_MAX);
 		if (k[0] == 'p')
 			c->prompt_tokens = (unsigned)u;
 		else
-			c->max_tokens = (unsigned)u;
+			c->max_tokens = (unsigned)u, c->max_tokens_hi = 0;
 	} else if (strcmp(k, "stream") == 0) {
 		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
 			return fail(err, errlen, "stream must be 0 or 1");

@@ -40,10 +40,14 @@
 	"  header=NAME:VALUE    extra request header (repeatable, up to 16)\n" \
 	"  model=MODEL          body \"model\" field (none)\n" \
 	"  prompt_tokens=N      prompt of 4N characters, and \"prompt_tokens\":N (16)\n" \
-	"  max_tokens=N         body \"max_tokens\" (16)\n" \
+	"  max_tokens=N         body \"max_tokens\" (16); N-M: drawn per request\n" \
+	"                       from up to 16 values spread evenly over N..M\n" \
 	"  stream=0|1           ask for an SSE response (0)\n" \
 	"  max_conns=N          open loop: connection cap; a request due while all\n" \
 	"                       are busy opens one more, beyond the cap it is dropped (1000)\n"
+
+/* Request variants a stream draws from (a max_tokens range). */
+#define LG_VARIANTS_MAX 16
 
 struct lg_header {
 	const char *name;
@@ -65,6 +69,7 @@ struct lg_stream_conf {
 	enum lg_arrival arrival;
 	unsigned prompt_tokens;
 	unsigned max_tokens;
+	unsigned max_tokens_hi;		/* > max_tokens: drawn per request from the range */
 	bool stream;
 	long deadline_ms;		/* < 0: none */
 	unsigned max_conns;

@@ -163,6 +163,8 @@ static json_t *conf_json(const struct lg_stream_conf *c)
 	json_object_set_new(o, "headers", hdrs);
 	json_object_set_new(o, "prompt_tokens", json_integer(c->prompt_tokens));
 	json_object_set_new(o, "max_tokens", json_integer(c->max_tokens));
+	if (c->max_tokens_hi > c->max_tokens)
+		json_object_set_new(o, "max_tokens_hi", json_integer(c->max_tokens_hi));
 	json_object_set_new(o, "stream", json_boolean(c->stream));
 	json_object_set_new(o, "deadline_ms",
 			    c->deadline_ms >= 0 ? json_integer(c->deadline_ms) : json_null());

@@ -6,9 +6,9 @@
 # One elastic slice: gpusim with a 64-sequence batch (calibrated H100
 # defaults).  Interactive: open loop, 10 req/s, prompt 128, 16 output
 # tokens, streamed (loadgen's ttfb of a stream is its time to first token).
-# Flood: 256 closed-loop opportunistic clients, prompt 512, 128 output
-# tokens: four times the batch, so that whoever holds the queue decides who
-# runs next.  Opportunistic may hold at most 3/4 of the pool's slots
+# Flood: 256 closed-loop opportunistic clients, prompt 512, 64 to 192
+# output tokens (drawn per request): four times the batch, so that whoever
+# holds the queue decides who runs next.  Opportunistic may hold at most 3/4 of the pool's slots
 # (max_slot_share 0.75), the rest is the interactive class's headroom; that
 # share is of the slots sluice believes the backend has, which is the point.
 # Five cases, each a fresh sluice and the same load; the measured window
@@ -22,6 +22,12 @@
 # Targets (issue 14): with adapt on, interactive TTFT p99 within 1.2x of
 # hand-tuned and flood throughput >= 0.95x of it, in both cases.
 #
+# FLOOD_TOKENS: the flood's max_tokens, a range drawn per request (64-192)
+# or one number.  With one number every flood request is the same: those
+# started together end together, so a slice whose slots were right from the
+# start keeps admitting them in waves of few, large prefills, which a batch
+# job's mixed lengths do not (bench/RESULTS.md has both).
+#
 #   bench/scenarios/adaptive-slots.sh [SECONDS_PER_CASE]
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -32,32 +38,22 @@ start_gpusim spot --slots 64
 
 # sluice_conf FILE MAX_INFLIGHT ADAPT
 sluice_conf() {
-	cat >"$1" <<YAML
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-classes:
+	chat_batch_conf "\
   interactive:   { max_queue: 256,  max_wait_ms: 5000,   pools: [spot] }
-  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot], max_slot_share: 0.75 }
-pools:
-  spot:
-    slice: elastic
-    slots: { adapt: $3, min: 2, max: 1024, interval_ms: 250ms }
-    backends: [ { address: 127.0.0.1:$spot_port, max_inflight: $2 } ]
-tenants:
-  chat:  { keys: [ { sha256: "$(hash_key sk-chat)" } ],  default_class: interactive,   max_class: interactive }
-  batch: { keys: [ { sha256: "$(hash_key sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
-YAML
+  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot], max_slot_share: 0.75 }" \
+		"$(slice_pool spot elastic "$spot_port" "$2" "slots: { adapt: $3, min: 2, max: 1024, interval_ms: 250ms }")" >"$1"
 }
 
 INTER="name=inter,rate=10,prompt_tokens=128,max_tokens=16,stream=1,key=sk-chat"
-FLOOD="name=flood,concurrency=256,prompt_tokens=512,max_tokens=128,key=sk-batch"
+FLOOD_TOKENS=${FLOOD_TOKENS:-64-192}
+FLOOD="name=flood,concurrency=256,prompt_tokens=512,max_tokens=$FLOOD_TOKENS,key=sk-batch"
 waiting() { curl -s "http://127.0.0.1:$spot_port/metrics" | sed -n 's/^vllm:num_requests_waiting{.*} //p'; }
 prefills() { curl -s "http://127.0.0.1:$spot_port/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["prefills"])'; }
 running() { curl -s "http://127.0.0.1:$spot_port/metrics" | sed -n 's/^vllm:num_requests_running{.*} //p'; }
 slots() { curl -s "http://127.0.0.1:$1/metrics" | sed -n 's/^sluice_backend_slots{.*} //p'; }
 
 echo "adaptive-slots: ${DUR}s per case, $(nproc) cores; gpusim batch 64; interactive 10 req/s"
-echo "(prompt 128, 16 tokens, SSE); flood 256 clients (prompt 512, 128 tokens), opportunistic"
+echo "(prompt 128, 16 tokens, SSE); flood 256 clients (prompt 512, $FLOOD_TOKENS tokens), opportunistic"
 echo "max_slot_share 0.75; slots.adapt interval_ms 250"
 echo
 

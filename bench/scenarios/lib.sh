@@ -126,6 +126,34 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 is not installed (run scripts/setup.sh --bench)"; }
 
+# chat_batch_conf CLASSES POOLS [TOP]: a sluice config on ephemeral ports
+# with the two tenants the traffic-mix scenarios use, chat (key sk-chat,
+# interactive) and batch (sk-batch, opportunistic); CLASSES and POOLS are
+# the bodies of its classes: and pools: sections, TOP more top-level lines.
+chat_batch_conf() {
+	cat <<YAML
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+${3:+$3
+}classes:
+$1
+pools:
+$2
+tenants:
+  chat:  { keys: [ { sha256: "$(hash_key sk-chat)" } ],  default_class: interactive,   max_class: interactive }
+  batch: { keys: [ { sha256: "$(hash_key sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
+YAML
+}
+
+# slice_pool NAME SLICE PORT SLOTS [LINE]: a pools: entry with one backend on
+# 127.0.0.1:PORT; LINE: one more key of the pool (e.g. its slots: map).
+slice_pool() {
+	echo "  $1:"
+	echo "    slice: $2"
+	[ -z "${5:-}" ] || echo "    $5"
+	echo "    backends: [ { address: 127.0.0.1:$3, max_inflight: $4 } ]"
+}
+
 # bench_conf FILE BACKEND_PORT: sluice in production shape in front of one
 # fast backend (a tenant with key sk-bench, two classes, histograms on);
 # bench_lua FILE: the wrk script that calls it (a small completion with the

@@ -28,24 +28,11 @@ need nginx
 start_gpusim gold --slots 4
 start_gpusim spot --slots 64 --prefill-per-ktok-ms 0.02 --prefill-max-tokens 1000000
 
-cat >"$WORK/sluice.yaml" <<YAML
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-limits: { max_body_bytes: 16MiB, max_queued_bytes: 1GiB }
-classes:
+chat_batch_conf "\
   interactive:   { max_queue: 256,  max_wait_ms: 250,    pools: [gold] }
-  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot], max_slot_share: 0.75 }
-pools:
-  gold:
-    slice: reserved
-    backends: [ { address: 127.0.0.1:$gold_port, max_inflight: 4 } ]
-  spot:
-    slice: elastic
-    backends: [ { address: 127.0.0.1:$spot_port, max_inflight: 64 } ]
-tenants:
-  chat:  { keys: [ { sha256: "$(hash_key sk-chat)" } ],  default_class: interactive,   max_class: interactive }
-  batch: { keys: [ { sha256: "$(hash_key sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
-YAML
+  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot], max_slot_share: 0.75 }" \
+	"$(slice_pool gold reserved "$gold_port" 4; slice_pool spot elastic "$spot_port" 64)" \
+	"limits: { max_body_bytes: 16MiB, max_queued_bytes: 1GiB }" >"$WORK/sluice.yaml"
 start_sluice sl "$WORK/sluice.yaml"
 
 # nginx, forwarding only, split by port: interactive to gold, the rest to spot.

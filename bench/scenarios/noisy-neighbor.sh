@@ -28,24 +28,11 @@ start_gpusim spot --slots 64
 
 # sluice_conf FILE INTERACTIVE_POOLS
 sluice_conf() {
-	cat >"$1" <<YAML
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-classes:
+	chat_batch_conf "\
   interactive:   { max_queue: 256,  max_wait_ms: 250,    pools: [$2] }
   standard:      { max_queue: 2048, max_wait_ms: 5000,   pools: [spot] }
-  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot], min_share: 0.05, max_slot_share: 0.75 }
-pools:
-  gold:
-    slice: reserved
-    backends: [ { address: 127.0.0.1:$gold_port, max_inflight: 4 } ]
-  spot:
-    slice: elastic
-    backends: [ { address: 127.0.0.1:$spot_port, max_inflight: 64 } ]
-tenants:
-  chat:  { keys: [ { sha256: "$(hash_key sk-chat)" } ],  default_class: interactive,   max_class: interactive }
-  batch: { keys: [ { sha256: "$(hash_key sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
-YAML
+  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot], min_share: 0.05, max_slot_share: 0.75 }" \
+		"$(slice_pool gold reserved "$gold_port" 4; slice_pool spot elastic "$spot_port" 64)" >"$1"
 }
 sluice_conf "$WORK/spill.yaml" "gold, spot"
 sluice_conf "$WORK/nospill.yaml" "gold"

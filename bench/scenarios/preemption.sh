@@ -40,23 +40,10 @@ start_gpusim spot --slots 64 --time-scale "$SCALE" ${SPOT_ARGS:-}
 
 # sluice_conf FILE PREEMPTION
 sluice_conf() {
-	cat >"$1" <<YAML
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-classes:
+	chat_batch_conf "\
   interactive:   { max_queue: 1024, max_wait_ms: 250,    pools: [gold, spot] }
-  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot]$2 }
-pools:
-  gold:
-    slice: reserved
-    backends: [ { address: 127.0.0.1:$gold_port, max_inflight: 4 } ]
-  spot:
-    slice: elastic
-    backends: [ { address: 127.0.0.1:$spot_port, max_inflight: 64 } ]
-tenants:
-  chat:  { keys: [ { sha256: "$(hash_key sk-chat)" } ],  default_class: interactive,   max_class: interactive }
-  batch: { keys: [ { sha256: "$(hash_key sk-batch)" } ], default_class: opportunistic, max_class: opportunistic }
-YAML
+  opportunistic: { max_queue: 8192, max_wait_ms: 600000, pools: [spot]$2 }" \
+		"$(slice_pool gold reserved "$gold_port" 4; slice_pool spot elastic "$spot_port" 64)" >"$1"
 }
 sluice_conf "$WORK/off.yaml" ""
 sluice_conf "$WORK/on.yaml" ", preemption: { enabled: true, max_per_s: $RATE }"

@@ -250,6 +250,24 @@ def get_json(port, path, host="127.0.0.1"):
         c.close()
 
 
+def post_ok(port, path):
+    """POST `path` with no body (gpusim's /admin/... knobs); it must answer 200."""
+    c = Client(port)
+    try:
+        r = c.request("POST", path, b"")
+        assert r.status == 200, (path, r.status, r.body)
+    finally:
+        c.close()
+
+
+def backend_status(sluice, addr, pool="spot"):
+    """The entry of backend `addr` in pool `pool` of a sluice's /status."""
+    for b in get_json(sluice.admin_port, "/status")["pools"][pool]["backends"]:
+        if b["address"] == addr:
+            return b
+    raise AssertionError(f"{addr} not in /status pool {pool}")
+
+
 def wait_for(predicate, timeout=5.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

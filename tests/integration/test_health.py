@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from harness import SLUICE, Client, ClusterTest, get_json, metric, wait_for
+from harness import SLUICE, Client, ClusterTest, backend_status, get_json, metric, post_ok, wait_for
 
 COMPLETION = {"model": "m", "prompt": "hello", "max_tokens": 2}
 
@@ -45,22 +45,6 @@ pools:
 
 HEALTH = (f"{{ path: /health, interval_ms: {INTERVAL_MS}, timeout_ms: 150, "
           f"unhealthy_after: {UNHEALTHY_AFTER}, healthy_after: {HEALTHY_AFTER} }}")
-
-
-def post(port, path):
-    c = Client(port)
-    try:
-        r = c.request("POST", path, b"")
-        assert r.status == 200, (path, r.status, r.body)
-    finally:
-        c.close()
-
-
-def backend_status(s, addr):
-    for b in get_json(s.admin_port, "/status")["pools"]["spot"]["backends"]:
-        if b["address"] == addr:
-            return b
-    raise AssertionError(f"{addr} not in /status")
 
 
 def readyz(s):
@@ -98,7 +82,7 @@ class ActiveChecks(ClusterTest):
         self.assertTrue(backend_status(s, bad.addr)["up"])
         self.assertEqual(backend_status(s, bad.addr)["health"], "up")
 
-        post(bad.port, "/admin/health?status=503")
+        post_ok(bad.port, "/admin/health?status=503")
         t0 = time.monotonic()
         wait_for(lambda: not backend_status(s, bad.addr)["up"], timeout=DETECT_S + 2, what="the backend out")
         took = time.monotonic() - t0
@@ -131,7 +115,7 @@ class ActiveChecks(ClusterTest):
         self.assertEqual(completed(good), 6)
         self.assertEqual(readyz(s).status, 200, "one backend up is enough to be ready")
 
-        post(bad.port, "/admin/health?status=200")
+        post_ok(bad.port, "/admin/health?status=200")
         t0 = time.monotonic()
         wait_for(lambda: backend_status(s, bad.addr)["up"], timeout=RECOVER_S + 2, what="the backend back")
         took = time.monotonic() - t0
@@ -146,7 +130,7 @@ class ActiveChecks(ClusterTest):
         (slow, gone), s = self.start()
         self.assertEqual(readyz(s).status, 200)
         # One stops answering /health (timeouts), the other goes away (refused).
-        post(slow.port, "/admin/health?status=0")
+        post_ok(slow.port, "/admin/health?status=0")
         gone.stop()
         wait_for(lambda: readyz(s).status == 503, timeout=DETECT_S + 2, what="/readyz 503")
         r = readyz(s)
@@ -162,14 +146,14 @@ class ActiveChecks(ClusterTest):
         self.assertEqual(r.status, 503)
         self.assertEqual(r.headers["x-sluice-reject-reason"], "no_backend")
 
-        post(slow.port, "/admin/health?status=200")
+        post_ok(slow.port, "/admin/health?status=200")
         wait_for(lambda: readyz(s).status == 200, timeout=RECOVER_S + 2, what="/readyz 200 again")
         self.assertEqual(complete(s).status, 200)
 
     def test_no_health_section_means_no_checks(self):
         g = self.gpusim()
         s = self.sluice(health_config([g.addr]))
-        post(g.port, "/admin/health?status=503")
+        post_ok(g.port, "/admin/health?status=503")
         before = get_json(g.port, "/stats")["connections"]
         time.sleep(INTERVAL_MS / 1000 * 3)
         st = backend_status(s, g.addr)
@@ -192,7 +176,7 @@ class ActiveChecks(ClusterTest):
         # (sluice exits 0, and the sanitizer build finds no leak and no
         # use after free).
         (keep, hung), s = self.start()
-        post(hung.port, "/admin/health?status=0")
+        post_ok(hung.port, "/admin/health?status=0")
         wait_for(lambda: backend_status(s, hung.addr)["last_check"]["result"] == "timeout", timeout=5,
                  what="a timed out check")
         self.reload(s, health_config([keep.addr], health=HEALTH), f"backend {hung.addr} removed")
@@ -200,7 +184,7 @@ class ActiveChecks(ClusterTest):
         self.assertEqual(backend_status(s, keep.addr)["health"], "off")
         checks = metric(s.admin_port, "sluice_backend_health_checks_total")
         self.assertEqual(checks, 0, "a pool without health checks has no such series")
-        post(keep.port, "/admin/health?status=503")
+        post_ok(keep.port, "/admin/health?status=503")
         self.reload(s, health_config([keep.addr, hung.addr], health=HEALTH), "generation 4")
         wait_for(lambda: readyz(s).status == 503, timeout=DETECT_S + 2,
                  what="both backends out once checks are back")
@@ -227,7 +211,7 @@ class OutlierEjection(ClusterTest):
         self.assertFalse(st["up"])
         s.wait_line(re.escape(f"pool 'spot': backend {bad.addr} ejected for 1500 ms: 3 failed requests in a row"))
 
-        post(bad.port, "/admin/fail-rate?p=0")
+        post_ok(bad.port, "/admin/fail-rate?p=0")
         s.wait_line(re.escape(f"pool 'spot': backend {bad.addr} back from ejection"), timeout=5)
         self.assertTrue(backend_status(s, bad.addr)["up"])
         self.assertEqual(complete(s).status, 200)

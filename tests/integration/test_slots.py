@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import Client, ClusterTest, get_json, metric, wait_for
+from harness import Client, ClusterTest, backend_status, get_json, metric, post_ok, wait_for
 
 INTERVAL_MS = 200
 
@@ -33,22 +33,6 @@ pools:
     slots: {{ adapt: {adapt}, min: {lo}, max: {hi}, interval_ms: {interval_ms} }}
     backends: [ {{ address: {addr}, max_inflight: {max_inflight} }} ]
 """
-
-
-def post(port, path):
-    c = Client(port)
-    try:
-        r = c.request("POST", path, b"")
-        assert r.status == 200, (path, r.status, r.body)
-    finally:
-        c.close()
-
-
-def backend(s, addr):
-    for b in get_json(s.admin_port, "/status")["pools"]["spot"]["backends"]:
-        if b["address"] == addr:
-            return b
-    raise AssertionError(f"{addr} not in /status")
 
 
 class Flood:
@@ -103,7 +87,7 @@ def settle(s, g, lo, hi, timeout, what):
             return run
         time.sleep(0.1)
     raise AssertionError(f"{what}: slots {v} not settled in [{lo}, {hi}] within {timeout}s; "
-                         f"/status: {backend(s, g.addr)['slots_adapt']}")
+                         f"/status: {backend_status(s, g.addr)['slots_adapt']}")
 
 
 def gpusim_waiting(g, seconds):
@@ -161,7 +145,7 @@ class GpusimMetrics(ClusterTest):
 
     def test_admin_slots_changes_the_batch(self):
         g = self.gpusim("--slots", "2")
-        post(g.port, "/admin/slots?n=5")
+        post_ok(g.port, "/admin/slots?n=5")
         self.assertEqual(get_json(g.port, "/stats")["slots"], 5)
         c = Client(g.port)
         try:
@@ -195,12 +179,12 @@ class AdaptiveSlots(ClusterTest):
             # The queue is in sluice, not in gpusim.
             self.assert_queue_in_sluice(g)
             self.assertGreater(metric(s.admin_port, "sluice_queue_depth"), 10, "the rest waits in sluice")
-            st = backend(s, g.addr)["slots_adapt"]
+            st = backend_status(s, g.addr)["slots_adapt"]
             self.assertEqual(st["mode"], "vllm_metrics")
             self.assertFalse(st["signal_lost"])
             self.assertIn(st["backend"]["num_requests_running"], range(12, 17), "gpusim's batch, as last polled")
 
-            post(g.port, "/admin/slots?n=32")
+            post_ok(g.port, "/admin/slots?n=32")
             settle(s, g, 32, 33, 20, "batch 32")
             self.assert_queue_in_sluice(g)
             self.assertEqual(metric(s.admin_port, "sluice_backend_slots_limit", f'backend="{g.addr}"'),
@@ -218,12 +202,12 @@ class AdaptiveSlots(ClusterTest):
             settle(s, g, 8, 9, 15, "batch 8")
         finally:
             flood.stop()
-        held = backend(s, g.addr)["slots"]
+        held = backend_status(s, g.addr)["slots"]
         g.stop(signal.SIGKILL)
         s.wait_line(re.escape(f"pool 'spot': backend {g.addr} slots no longer adapt: metrics unreachable"),
                     timeout=5)
         time.sleep(5 * INTERVAL_MS / 1000)
-        st = backend(s, g.addr)
+        st = backend_status(s, g.addr)
         self.assertEqual(st["slots"], held, "held where they were")
         self.assertTrue(st["slots_adapt"]["signal_lost"])
 
@@ -237,13 +221,13 @@ class AdaptiveSlots(ClusterTest):
                 f.write(slots_config(g.addr, "off", max_inflight=64))
             s.p.send_signal(signal.SIGHUP)
             s.wait_line(re.escape(f"pool 'spot': backend {g.addr} slots no longer adapt: max_inflight 64"))
-            wait_for(lambda: backend(s, g.addr)["slots"] == 64, timeout=3, what="max_inflight again")
-            self.assertEqual(backend(s, g.addr)["slots_adapt"]["mode"], "off")
+            wait_for(lambda: backend_status(s, g.addr)["slots"] == 64, timeout=3, what="max_inflight again")
+            self.assertEqual(backend_status(s, g.addr)["slots_adapt"]["mode"], "off")
             with open(s.config_path, "w") as f:
                 f.write(slots_config(g.addr, "vllm_metrics", max_inflight=64, hi=12))
             s.p.send_signal(signal.SIGHUP)
             settle(s, g, 8, 9, 15, "batch 8 again")
-            self.assertEqual(backend(s, g.addr)["slots_adapt"]["max"], 12)
+            self.assertEqual(backend_status(s, g.addr)["slots_adapt"]["max"], 12)
         finally:
             flood.stop()
         self.assertEqual(flood.errors, [])
@@ -257,7 +241,7 @@ class AdaptiveSlots(ClusterTest):
         try:
             settle(s, g, 14, 20, 30, "batch 16 by latency")
             self.assert_queue_in_sluice(g)
-            self.assertEqual(backend(s, g.addr)["slots_adapt"]["mode"], "latency")
+            self.assertEqual(backend_status(s, g.addr)["slots_adapt"]["mode"], "latency")
         finally:
             flood.stop()
         self.assertEqual(flood.errors, [])

@@ -178,6 +178,21 @@ Test(spec, closed_loop_defaults, .timeout = 10)
 	lg_stream_conf_finish(&c);
 }
 
+Test(spec, max_tokens_may_be_a_range, .timeout = 10)
+{
+	struct lg_stream_conf c;
+	char err[200] = "";
+	cr_assert_eq(lg_stream_conf_parse(&c, "concurrency=4,max_tokens=64-192", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(c.max_tokens, 64);
+	cr_assert_eq(c.max_tokens_hi, 192);
+	lg_stream_conf_finish(&c);
+	cr_assert_eq(lg_stream_conf_parse(&c, "concurrency=4,max_tokens=64-192,max_tokens=8", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(c.max_tokens, 8);
+	cr_assert_eq(c.max_tokens_hi, 0, "a later single value replaces the range");
+	lg_stream_conf_finish(&c);
+}
+
 Test(spec, bad_specs_are_refused_with_the_field_named, .timeout = 10)
 {
 	static const struct {
@@ -194,6 +209,9 @@ Test(spec, bad_specs_are_refused_with_the_field_named, .timeout = 10)
 		{"rate=1,colour=red", "unknown field 'colour'"},
 		{"rate=1,stream=yes", "stream"},
 		{"rate=1,max_tokens=0", "max_tokens"},
+		{"rate=1,max_tokens=9-3", "N <= M"},
+		{"rate=1,max_tokens=0-3", "max_tokens"},
+		{"rate=1,max_tokens=3-", "max_tokens"},
 		{"rate=1,prompt_tokens=1x", "prompt_tokens"},
 		{"rate=1,header=NoColon", "header"},
 		{"rate=1,target=nohost", "target"},
