@@ -261,6 +261,11 @@ void backend_pool_retire(struct backend *b);
  */
 struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms);
 
+/* Would one slot of b given back now be one that backend_pool_pick() can
+ * hand out?  Not while b is down or retired, nor while it holds more than
+ * its slots (adaptive slots, a reload or slow start lowered them). */
+bool backend_frees_on_release(const struct backend *b, uint64_t now_ms);
+
 /*
  * Passive health: a failed connect marks the backend down for a while
  * (1 s, doubling with each consecutive failure up to 30 s); a successful

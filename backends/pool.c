@@ -393,6 +393,11 @@ struct backend *backend_pool_pick(struct backend_pool *p, uint64_t now_ms)
 	return best;
 }
 
+bool backend_frees_on_release(const struct backend *b, uint64_t now_ms)
+{
+	return !b->retired && backend_is_up(b, now_ms) && b->inflight <= usable_slots(b, now_ms);
+}
+
 void backend_acquire(struct backend *b)
 {
 	assert(!b->retired && b->inflight < b->max_inflight);

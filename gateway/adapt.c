@@ -114,8 +114,8 @@ static struct backend_adapt_use use_of(const struct gw_server *srv, const struct
 static void metrics_step(struct gw_server *srv, struct backend *b, const struct backend_vllm_load *load,
 			 const char *why)
 {
-	if (!b->adapt.on || b->retired)
-		return;
+	if (!b->adapt.on || b->retired || b->pool->cfg->slots.adapt != CONF_SLOTS_VLLM_METRICS)
+		return;	/* a reload turned it off, or to latency, while the poll was out */
 	bool was_lost = b->adapt.lost;
 	enum backend_adapt_change ch = backend_adapt_metrics(&b->adapt, load, use_of(srv, b), gw_now_ms(srv));
 	if (load == NULL && !was_lost)

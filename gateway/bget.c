@@ -169,8 +169,16 @@ int gw__bget_start(struct gw_server *srv, struct backend *b, const struct gw_bge
 					   .max_headers = 64 } };
 	int rc = gw_buf_appendf(&g->req, "GET %s HTTP/1.1\r\nhost: %s\r\nuser-agent: %s\r\naccept: %s\r\n"
 				"connection: close\r\n", req->path, b->name, req->user_agent, req->accept);
-	if (cp->upstream_bearer != NULL)
-		rc |= gw_buf_appendf(&g->req, "authorization: Bearer %s\r\n", cp->upstream_bearer);
+	if (cp->upstream_bearer != NULL) {
+		/* Not through a format (its scratch copy on the stack is not
+		 * wiped), and with room for the end first: once the credential
+		 * is in, the buffer must not move. */
+		static const char field[] = "authorization: Bearer ";
+		rc |= gw_buf_reserve(&g->req, sizeof(field) + strlen(cp->upstream_bearer) + 4);
+		rc |= gw_buf_append(&g->req, field, sizeof(field) - 1);
+		rc |= gw_buf_appends(&g->req, cp->upstream_bearer);
+		rc |= gw_buf_appends(&g->req, "\r\n");
+	}
 	rc |= gw_buf_appends(&g->req, "\r\n");
 	gw_http_init(&g->resp, HTTP_RESPONSE, &g->limits, req->max_body ? NULL : discard_body, g);
 	if (rc == 0)

@@ -68,6 +68,7 @@ struct gw_exchange {
 	struct upstream_op *op;		/* connect or write in flight */
 	struct gw_http resp;
 	struct gw_buf head;		/* request head sent upstream */
+	bool head_secret;		/* it carries the pool's credential: wiped when freed */
 	struct gw_buf out;		/* client bytes produced by one upstream read */
 	bool reused;			/* sent on a pooled connection */
 	bool retried;
@@ -115,6 +116,8 @@ static void exchange_release(struct gw_exchange *x, bool reuse_upstream)
 		}
 	}
 	gw_http_finish(&x->resp);
+	if (x->head_secret)
+		explicit_bzero(x->head.data, x->head.len);
 	gw_buf_finish(&x->head);
 	gw_buf_finish(&x->out);
 	gw__slot_give(srv, &x->slot);
@@ -571,9 +574,15 @@ static int build_head(struct gw_exchange *x)
 	rc |= gw_buf_append(o, "\r\n", 2);
 	const char *bearer = x->slot->backend->pool->cfg->upstream_bearer;
 	if (bearer != NULL) {
-		rc |= gw_buf_appends(o, "authorization: Bearer ");
+		/* Room for the rest of the head first: once the credential is
+		 * in, the buffer must not move (realloc would free a copy of it
+		 * unwiped). */
+		static const char field[] = "authorization: Bearer ";
+		rc |= gw_buf_reserve(o, sizeof(field) + strlen(bearer) + 2 + sizeof("content-length: \r\n\r\n") + 20);
+		rc |= gw_buf_append(o, field, sizeof(field) - 1);
 		rc |= gw_buf_appends(o, bearer);
 		rc |= gw_buf_append(o, "\r\n", 2);
+		x->head_secret = true;
 	}
 	if (m->has_length || m->chunked) {
 		rc |= gw_buf_appends(o, "content-length: ");

@@ -26,13 +26,18 @@ struct pass {
 	size_t ns;			/* candidates gathered; SIZE_MAX: not yet */
 };
 
+static void arm(struct gw_server *srv, uint64_t at);
+
 static void sync_policy(struct gw_server *srv)
 {
 	struct gw_preempt *p = &srv->preempt;
 	if (p->generation == srv->generation)
 		return;
+	bool was = p->policy.any;
 	queue_preempt_reconfigure(&p->policy, srv->conf, gw_now_ms(srv));
 	p->generation = srv->generation;
+	if (!was && p->policy.any)
+		arm(srv, gw_now_ms(srv));	/* requests queued before it was on are judged too */
 }
 
 static void pass_begin(struct gw_server *srv, struct pass *ps)
@@ -95,6 +100,8 @@ static int gather(struct gw_server *srv, struct pass *ps)
 			if (c->state != GW_CONN_UPSTREAM || c->x == NULL || c->rec.pool == NULL ||
 			    c->rec.pool->index >= srv->backends.npools)
 				continue;	/* connecting again, or its pool is gone */
+			if (!backend_frees_on_release(s->backend, ps->now))
+				continue;	/* ending it would free no slot anyone can take */
 			if (add_candidate(p, n, c) < 0)
 				return -1;	/* no memory: no preemption this pass */
 			n++;
@@ -221,19 +228,24 @@ static void on_timer(uv_timer_t *t)
 			const struct gw_conn *c = (const struct gw_conn *)((const char *)it - offsetof(struct gw_conn, qi));
 			struct queue_preempt_need n;
 			need_of(srv, &ps, c, &n);
+			waiting = true;	/* looked at again, even with no pool open to it now */
 			if (n.pools == 0)
 				continue;
 			/* Looked at again until it starts: the slot freed for it
 			 * may go to another interactive request first (fair
 			 * order), and a rate-bounded one waits for its turn. */
 			serve(srv, &ps, c, &n, &next);
-			waiting = true;
 		}
 	}
 	if (waiting && ps.now + GW_PREEMPT_RECHECK_MS < next)
 		next = ps.now + GW_PREEMPT_RECHECK_MS;
 	if (next != UINT64_MAX)
 		arm(srv, next);
+}
+
+void gw__preempt_reloaded(struct gw_server *srv)
+{
+	sync_policy(srv);
 }
 
 void gw__preempt_watch(struct gw_server *srv, const struct gw_conn *c)

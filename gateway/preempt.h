@@ -62,6 +62,10 @@ int gw__preempt_init(struct gw_server *srv);
 /* Close the timer and free the scratch (at shutdown). */
 void gw__preempt_close(struct gw_server *srv);
 
+/* A reload was applied: the policy follows it now; if it turned preemption
+ * on, the requests already queued are looked at at once. */
+void gw__preempt_reloaded(struct gw_server *srv);
+
 /* c's request was queued: make sure it is looked at by its judge point. */
 void gw__preempt_watch(struct gw_server *srv, const struct gw_conn *c);
 

@@ -14,6 +14,7 @@
 #include "gateway/fleet.h"
 #include "gateway/health.h"
 #include "gateway/log.h"
+#include "gateway/preempt.h"
 #include "gateway/server.h"
 #include "gateway/shared.h"
 #include "gateway/slot.h"
@@ -349,6 +350,7 @@ int gw_server_reload(struct gw_server *srv)
 	gw__dispatch_reconfigured(srv, gone.no_backend, QUEUE_R_NO_BACKEND);
 	gw__dispatch_reconfigured(srv, gone.model_not_found, QUEUE_R_MODEL_NOT_FOUND);
 	gw__dispatch_kick(srv);	/* slots may have grown, and models may have moved */
+	gw__preempt_reloaded(srv);	/* preemption turned on judges the requests already queued */
 	return 0;
 }
 

@@ -131,8 +131,8 @@ class Preemption(ClusterTest):
             st.close()
         super().tearDown()
 
-    def hold(self, key, klass):
-        st = Stream(self.s.port, key, klass)
+    def hold(self, key, klass, max_tokens=2000):
+        st = Stream(self.s.port, key, klass, max_tokens)
         self.assertEqual(st.status, 200)
         self.held.append(st)
         return st
@@ -265,6 +265,61 @@ class Preemption(ClusterTest):
         self.assertEqual(r.status, 200, "on again: " + r.body.decode())
         wait_for(lambda: self.cancelled(self.spot) == 1, what="gpusim counting the cancellation")
         self.assertEqual(self.preempted('class="opportunistic"'), 1)
+
+    def test_reload_that_turns_it_on_looks_at_requests_already_queued(self):
+        self.start(ON.replace("true", "false"))
+        self.hold("sk-chat", "interactive")
+        for _ in range(2):
+            self.hold("sk-batch", "opportunistic")
+        call = self.interactive()       # queued: nothing watches it yet
+        wait_for(lambda: metric(self.s.admin_port, "sluice_queue_depth", 'class="interactive"') == 1,
+                 what="the interactive request queued")
+        self.reload(ON, 2)
+        r = call.result()
+        self.assertEqual(r.status, 200, "preempted for once the reload turned it on: " + r.body.decode())
+        self.assertEqual(self.preempted('class="opportunistic"'), 1)
+
+    def test_victim_is_on_a_backend_whose_slot_someone_can_take(self):
+        # Two elastic backends; a reload lowers `over` below what it runs,
+        # so ending one of its exchanges frees no slot.  The shortest-
+        # running opportunistic exchanges are on `over`: the victim must be
+        # the youngest one on the other backend.  (Four holds of 1000
+        # tokens fit batch's 6000 tokens a minute.)
+        self.gold = self.gpusim("--time-scale", SCALE, "--name", "gold")
+        self.spot = self.gpusim("--time-scale", SCALE, "--name", "spot")
+        over = self.gpusim("--time-scale", SCALE, "--name", "over")
+
+        def config(backends):
+            return (f"listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n{classes(ON)}\npools:\n"
+                    f"  gold:\n    slice: reserved\n"
+                    f"    backends: [ {{ address: {self.gold.addr}, max_inflight: 1 }} ]\n"
+                    f"  spot:\n    slice: elastic\n    backends: [ {backends} ]\n{TENANTS}")
+        spot = f"{{ address: {self.spot.addr}, max_inflight: 2 }}"
+        self.s = self.sluice(config(spot))
+        self.held = []
+        self.hold("sk-chat", "interactive")
+        self.hold("sk-batch", "opportunistic", 1000)
+        self.hold("sk-batch", "opportunistic", 1000)              # spot: 2 of 2
+        generation = 1
+
+        def rewrite(backends):
+            nonlocal generation
+            generation += 1
+            with open(self.s.config_path, "w") as f:
+                f.write(config(backends))
+            self.s.p.send_signal(signal.SIGHUP)
+            self.s.wait_line(rf"reloaded .*: generation {generation}$")
+        rewrite(f"{spot}, {{ address: {over.addr}, max_inflight: 2 }}")
+        time.sleep(0.2)
+        self.hold("sk-batch", "opportunistic", 1000)
+        self.hold("sk-batch", "opportunistic", 1000)              # over: 2 of 2, the youngest
+        rewrite(f"{spot}, {{ address: {over.addr}, max_inflight: 1 }}")  # over: 2 of 1
+        r = self.interactive().result()
+        self.assertEqual(r.status, 200, r.body)
+        self.s.wait_line(r"preempted request_id=\S+ tenant=batch class=opportunistic backend="
+                         + self.spot.addr.replace(".", r"\.") + " pool=spot")
+        self.assertEqual(self.preempted('class="opportunistic"'), 1, "one exchange ended, and not in vain")
+        self.assertEqual(self.cancelled(over), 0)
 
     def reload(self, preemption, generation):
         text = read(self.s.config_path)

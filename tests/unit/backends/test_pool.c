@@ -319,10 +319,17 @@ Test(pool, reconfigure_shrink_below_inflight_takes_none_until_released, .timeout
 	cr_assert_eq(f.spot->slots, 1);
 
 	cr_assert_null(backend_pool_pick(f.gold, 0));
+	cr_assert_not(backend_frees_on_release(f.a, 0), "a slot A gives back at 4/2 is no slot to take");
+	cr_assert(backend_frees_on_release(f.b, 0));
 	backend_release(f.a);		/* A at 3/2 */
 	cr_assert_null(backend_pool_pick(f.gold, 0), "A over its new limit takes no more");
+	cr_assert_not(backend_frees_on_release(f.a, 0));
 	backend_release(f.a);		/* A at 2/2: full, not over */
 	cr_assert_null(backend_pool_pick(f.gold, 0), "A takes no more until below its new limit");
+	cr_assert(backend_frees_on_release(f.a, 0), "at 2/2, the next slot A gives back can be taken");
+	backend_mark_failed(f.a, 0);
+	cr_assert_not(backend_frees_on_release(f.a, 0), "not while A is down");
+	backend_mark_ok(f.a);
 	backend_release(f.a);		/* A at 1/2 */
 	cr_assert_eq(backend_pool_pick(f.gold, 0), f.a, "enough released: A takes work again");
 
