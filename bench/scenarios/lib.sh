@@ -8,13 +8,15 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${SLUICE_BUILD_DIR:-$ROOT/build}
 WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+MADE_WORK=$WORK
 PIDS=""
 
 cleanup() {
 	# shellcheck disable=SC2086 # a list of pids
 	[ -z "$PIDS" ] || kill $PIDS 2>/dev/null || true
 	wait 2>/dev/null || true
-	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+	# Only the folder made above, whatever WORK was set to since.
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$MADE_WORK"
 }
 trap cleanup EXIT INT TERM
 
