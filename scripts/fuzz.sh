@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fuzz the HTTP parsing layer, the request body scan (checked against
 # jansson), the response stream scan (whole against split), the reader of
-# vLLM's /metrics and the config loader with libFuzzer under ASan + UBSan (clang from Debian).  Bounded: SECONDS per target (60).
+# vLLM's /metrics, the config loader and loadgen's stream spec with libFuzzer under ASan + UBSan (clang from Debian).  Bounded: SECONDS per target (60).
 #
 #   scripts/fuzz.sh [SECONDS]
 set -eu
@@ -23,7 +23,9 @@ clang $flags tests/fuzz/fuzz_conf.c conf/*.c -lyaml -ljansson -lcrypto -o "$out/
 clang $flags tests/fuzz/fuzz_sse.c gateway/sse.c -o "$out/fuzz_sse"
 # shellcheck disable=SC2086
 clang $flags tests/fuzz/fuzz_promtext.c backends/promtext.c -lm -o "$out/fuzz_vllm"
-for t in http body sse vllm conf; do
+# shellcheck disable=SC2086
+clang $flags tests/fuzz/fuzz_lgspec.c bench/loadgen/spec.c -lm -o "$out/fuzz_lgspec"
+for t in http body sse vllm conf lgspec; do
 	mkdir -p "$out/corpus-$t"
 	echo "fuzz: $t for ${secs}s"
 	dict=""
