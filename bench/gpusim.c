@@ -1155,6 +1155,19 @@ static const char *query_arg(const char *url, const char *name)
 static bool parse_double(const char *s, double min, double *out);
 static bool parse_long(const char *s, long min, long max, long *out);
 
+/* The value of query parameter `name` of url, copied into buf[size] and
+ * terminated; false when it is absent, empty or too long. */
+static bool query_value(const char *url, const char *name, char *buf, size_t size)
+{
+	const char *v = query_arg(url, name);
+	size_t n = v ? strcspn(v, "&") : 0;
+	if (n == 0 || n >= size)
+		return false;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return true;
+}
+
 /* GET /metrics: vLLM's scheduler and cache gauges, with the names, types,
  * HELP text and labels of vLLM's V1 engine (vllm/v1/metrics/loggers.py:
  * labels model_name and engine, values written as floats), so that a
@@ -1191,17 +1204,9 @@ static void handle_metrics(struct conn *c)
  * between requests would. */
 static void handle_admin_slots(struct conn *c)
 {
-	const char *v = query_arg(c->url, "n");
 	char arg[32];
-	size_t n = v ? strcspn(v, "&") : 0;
 	long slots;
-	if (n == 0 || n >= sizeof(arg)) {
-		conn_respond_error(c, 400, "invalid_request_error", "invalid_request", "want ?n=N with N >= 1");
-		return;
-	}
-	memcpy(arg, v, n);
-	arg[n] = '\0';
-	if (!parse_long(arg, 1, 1000000, &slots)) {
+	if (!query_value(c->url, "n", arg, sizeof(arg)) || !parse_long(arg, 1, 1000000, &slots)) {
 		conn_respond_error(c, 400, "invalid_request_error", "invalid_request", "want ?n=N with N >= 1");
 		return;
 	}
@@ -1223,24 +1228,18 @@ static void handle_health(struct conn *c)
 		conn_respond_error(c, status, "server_error", "unhealthy", "simulated unhealthy (--health-status)");
 }
 
-
 /* POST /admin/health?status=S, POST /admin/fail-rate?p=P: change a fault
  * at run time. */
 static void handle_admin(struct conn *c, bool health)
 {
-	const char *v = query_arg(c->url, health ? "status" : "p");
 	char arg[32];
-	size_t n = v ? strcspn(v, "&") : 0;
+	bool have = query_value(c->url, health ? "status" : "p", arg, sizeof(arg));
 	long status;
 	double rate;
-	if (n > 0 && n < sizeof(arg)) {
-		memcpy(arg, v, n);
-		arg[n] = '\0';
-	}
-	if (health && n > 0 && n < sizeof(arg) && parse_long(arg, 0, 599, &status) && (status == 0 || status >= 200)) {
+	if (health && have && parse_long(arg, 0, 599, &status) && (status == 0 || status >= 200)) {
 		c->gs->health_status = (int)status;
 		conn_respond_json(c, 200, json_pack("{s:I}", "health_status", (json_int_t)status));
-	} else if (!health && n > 0 && n < sizeof(arg) && parse_double(arg, 0, &rate) && rate <= 1) {
+	} else if (!health && have && parse_double(arg, 0, &rate) && rate <= 1) {
 		set_fail_rate(c->gs, rate);
 		conn_respond_json(c, 200, json_pack("{s:f}", "fail_rate", rate));
 	} else {

@@ -217,10 +217,12 @@ static void first_token(struct gw_exchange *x, uint64_t now)
 {
 	const struct gw_reqrec *r = &x->conn->rec;
 	struct gw_server *srv = x->conn->srv;
-	if (r->pool != NULL && r->pool->index < srv->queue.npools && r->t_dispatch != 0 && now > r->t_dispatch)
-		queue_on_first_token(&srv->queue, r->pool->index, (now - r->t_dispatch) / 1000000);
-	if (r->t_dispatch != 0 && now > r->t_dispatch)	/* the backend's own TTFT: slots.adapt latency */
-		gw__adapt_first_token(x->slot->backend, now - r->t_dispatch);
+	if (r->t_dispatch == 0 || now <= r->t_dispatch)
+		return;
+	uint64_t ns = now - r->t_dispatch;
+	if (r->pool != NULL && r->pool->index < srv->queue.npools)
+		queue_on_first_token(&srv->queue, r->pool->index, ns / 1000000);
+	gw__adapt_first_token(x->slot->backend, ns);	/* the backend's own TTFT: slots.adapt latency */
 }
 
 static void exchange_complete(struct gw_exchange *x)

@@ -619,23 +619,43 @@ static struct queue_item *best_of(const struct queue *q, size_t p, enum conf_cla
 	return it;
 }
 
-bool queue_waiting_could_take(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms)
+/*
+ * Has class k a queued item that a free slot of pool p could go to?  With
+ * tenant slot shares, finding out is finding it: *it is that item and
+ * *flow its flow; otherwise *it is NULL (best_of() finds it, if needed).
+ */
+static bool could_take(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms,
+		       struct queue_item **it, struct queue_flow **flow)
 {
-	struct queue_flow *f;
+	*it = NULL;
 	if (queue_waiting_for(q, p, k) == 0)
 		return false;
 	if (q->classes[k].cfg->tenant_slot_share != CONF_TENANT_SLOT_SHARE_FAIR)
 		return true;
-	return best_of(q, p, k, now_ms, &f) != NULL;
+	*it = best_of(q, p, k, now_ms, flow);
+	return *it != NULL;
 }
 
-/* May class k take a free slot of pool p for one of its queued items? */
-static bool class_ready(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms)
+bool queue_waiting_could_take(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms)
 {
-	return q->pools[p].serves[k] && queue_share_allows(q, p, k) && queue_waiting_could_take(q, p, k, now_ms);
+	struct queue_item *it;
+	struct queue_flow *f;
+	return could_take(q, p, k, now_ms, &it, &f);
 }
 
-static int pick_class(const struct queue *q, size_t p, uint64_t now_ms)
+/* May class k take a free slot of pool p for one of its queued items?
+ * *it and *flow as could_take(). */
+static bool class_ready(const struct queue *q, size_t p, enum conf_class k, uint64_t now_ms,
+			struct queue_item **it, struct queue_flow **flow)
+{
+	*it = NULL;
+	return q->pools[p].serves[k] && queue_share_allows(q, p, k) && could_take(q, p, k, now_ms, it, flow);
+}
+
+/* The class a free slot of pool p goes to, or -1; *it and *flow as
+ * could_take() for that class. */
+static int pick_class(const struct queue *q, size_t p, uint64_t now_ms, struct queue_item **it,
+		      struct queue_flow **flow)
 {
 	const struct queue_pool *pl = &q->pools[p];
 	int chosen = -1;
@@ -645,17 +665,22 @@ static int pick_class(const struct queue *q, size_t p, uint64_t now_ms)
 	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 		const struct queue_class *qc = &q->classes[k];
 		double deficit = qc->cfg->min_share * pl->dispatched_total - pl->dispatched[k];
+		struct queue_item *cand;
+		struct queue_flow *f = NULL;
 		if (qc->cfg->min_share > 0 && deficit > 0 && deficit > worst &&
-		    class_ready(q, p, (enum conf_class)k, now_ms)) {
+		    class_ready(q, p, (enum conf_class)k, now_ms, &cand, &f)) {
 			chosen = k;
 			worst = deficit;
+			*it = cand;
+			*flow = f;
 		}
 	}
 	if (chosen >= 0)
 		return chosen;
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
-		if (class_ready(q, p, (enum conf_class)k, now_ms))
+		if (class_ready(q, p, (enum conf_class)k, now_ms, it, flow))
 			return k;
+	*it = NULL;
 	return -1;
 }
 
@@ -663,12 +688,14 @@ struct queue_item *queue_pop_at(struct queue *q, size_t p, uint64_t now_ms)
 {
 	if (now_ms > q->clock_ms)
 		q->clock_ms = now_ms;
-	int k = pick_class(q, p, now_ms);
+	struct queue_item *it;
+	struct queue_flow *best;
+	int k = pick_class(q, p, now_ms, &it, &best);
 	if (k < 0)
 		return NULL;
 	struct queue_class *qc = &q->classes[k];
-	struct queue_flow *best;
-	struct queue_item *it = best_of(q, p, (enum conf_class)k, now_ms, &best);
+	if (it == NULL)	/* no tenant slot shares: not found on the way */
+		it = best_of(q, p, (enum conf_class)k, now_ms, &best);
 	if (it == NULL)
 		return NULL;	/* impossible: pick_class() found one */
 	double weight = it->tenant->cfg->weight > 0 ? it->tenant->cfg->weight : 1;
