@@ -295,6 +295,26 @@ static const char *const class_names[CONF_CLASS_COUNT] = {
 	[CONF_CLASS_OPPORTUNISTIC] = "opportunistic",
 };
 
+const char *const conf_slice_words[2] = {
+	[CONF_SLICE_RESERVED] = "reserved",
+	[CONF_SLICE_ELASTIC] = "elastic",
+};
+const char *const conf_slots_adapt_words[3] = {
+	[CONF_SLOTS_OFF] = "off",
+	[CONF_SLOTS_VLLM_METRICS] = "vllm_metrics",
+	[CONF_SLOTS_LATENCY] = "latency",
+};
+const char *const conf_tenant_slot_share_words[2] = {
+	[CONF_TENANT_SLOT_SHARE_OFF] = "off",
+	[CONF_TENANT_SLOT_SHARE_FAIR] = "fair",
+};
+const char *const conf_log_level_words[4] = {
+	[CONF_LOG_DEBUG] = "debug",
+	[CONF_LOG_INFO] = "info",
+	[CONF_LOG_WARN] = "warn",
+	[CONF_LOG_ERROR] = "error",
+};
+
 const char *conf_class_name(enum conf_class c)
 {
 	if ((unsigned)c >= CONF_CLASS_COUNT)

@@ -323,6 +323,14 @@ struct json_t *conf_dump(const struct conf *c);
 /* "interactive", "standard", "opportunistic". */
 const char *conf_class_name(enum conf_class c);
 
+/* The words the file writes for the other enumerations, indexed by value:
+ * the loader reads them, and /config, the logs, the metrics' labels and
+ * /status write them. */
+extern const char *const conf_slice_words[2];			/* reserved, elastic */
+extern const char *const conf_slots_adapt_words[3];		/* off, vllm_metrics, latency */
+extern const char *const conf_tenant_slot_share_words[2];	/* off, fair */
+extern const char *const conf_log_level_words[4];		/* debug, info, warn, error */
+
 /* Parse a class name (exact, lower case; s need not be NUL-terminated);
  * returns 0 and sets *out, or -EINVAL. */
 int conf_class_parse(const char *s, size_t len, enum conf_class *out);

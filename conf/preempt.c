@@ -4,6 +4,7 @@
  * A mapping of two scalars read through a table like every other such
  * section.  The one rule beyond the table is which class may carry it.
  */
+#include <jansson.h>
 #include <stdio.h>
 
 #include "conf/preempt.h"
@@ -35,4 +36,14 @@ void conf__preemption_read(struct conf__loader *l, struct conf_class_cfg *cc, en
 	snprintf(ctx, sizeof ctx, "preemption of %s", pctx);
 	cc->preemption.line = (int)conf__node_line(f->key);
 	conf__scalars_read(l, m, ctx, preemption_keys, NKEYS, &cc->preemption, fields);
+}
+
+int conf__preemption_dump(const struct conf_class_cfg *cc, enum conf_class cls, json_t *obj)
+{
+	if (cls != CONF_CLASS_OPPORTUNISTIC)
+		return 0;
+	json_t *o = json_object();
+	if (o == NULL || json_object_set_new(obj, "preemption", o) < 0)
+		return -1;
+	return conf__scalars_dump(preemption_keys, NKEYS, &cc->preemption, o);
 }

@@ -28,4 +28,8 @@
 void conf__preemption_read(struct conf__loader *l, struct conf_class_cfg *cc, enum conf_class cls,
 			   const struct conf__field *f, const char *ctx);
 
+/* Set obj["preemption"] to cc's keys, every default filled in, when class
+ * cls is one that may set it (/config).  0, or -1 when out of memory. */
+int conf__preemption_dump(const struct conf_class_cfg *cc, enum conf_class cls, struct json_t *obj);
+
 #endif

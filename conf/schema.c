@@ -45,6 +45,15 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The index in words[0..n) of scalar node v's text, or -1. */
+static int word_of(const yaml_node_t *v, const char *const *words, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (conf__node_equals(v, words[i]))
+			return (int)i;
+	return -1;
+}
+
 /* Far above any inference server's batch size, yet small enough that a
  * typo cannot make the backends or queues size a table of billions. */
 #define INFLIGHT_MAX (1u << 20)
@@ -521,12 +530,9 @@ static void parse_slots(struct conf__loader *l, struct conf_pool *p, const struc
 	s->line = (int)conf__node_line(sec->key);
 	conf__scalars_read(l, m, ctx, slots_keys, NSLOTS_KEYS, s, f);
 	if ((a = f[SLOTS_ADAPT].val) != NULL) {
-		if (conf__node_equals(a, "off"))
-			s->adapt = CONF_SLOTS_OFF;
-		else if (conf__node_equals(a, "vllm_metrics"))
-			s->adapt = CONF_SLOTS_VLLM_METRICS;
-		else if (conf__node_equals(a, "latency"))
-			s->adapt = CONF_SLOTS_LATENCY;
+		int i = word_of(a, conf_slots_adapt_words, ARRAY_SIZE(conf_slots_adapt_words));
+		if (i >= 0)
+			s->adapt = (enum conf_slots_adapt)i;
 		else
 			conf__err(l, a, "adapt in %s must be vllm_metrics, latency or off, got '%s'", ctx,
 				  conf__show(l, a));
@@ -852,14 +858,15 @@ static void parse_class(struct conf__loader *l, enum conf_class cls, const yaml_
 		return;
 	}
 	conf__scalars_read(l, v, ctx, class_keys, NCLASS_KEYS, cc, f);
-	/* Off unless asked: fair shares keep slots for active tenants, which
-	 * costs throughput (bench/RESULTS.md, tenant-fairness). */
-	cc->tenant_slot_share = CONF_TENANT_SLOT_SHARE_OFF;
+	/* Off unless asked (the zeroed snapshot): fair shares keep slots for
+	 * active tenants, which costs throughput (bench/RESULTS.md,
+	 * tenant-fairness). */
 	if (f[CLASS_TENANT_SLOT_SHARE].key &&
 	    (n = conf__want(l, &f[CLASS_TENANT_SLOT_SHARE], ctx, YAML_SCALAR_NODE))) {
-		if (conf__node_equals(n, "fair"))
-			cc->tenant_slot_share = CONF_TENANT_SLOT_SHARE_FAIR;
-		else if (!conf__node_equals(n, "off"))
+		int i = word_of(n, conf_tenant_slot_share_words, ARRAY_SIZE(conf_tenant_slot_share_words));
+		if (i >= 0)
+			cc->tenant_slot_share = (enum conf_tenant_slot_share)i;
+		else
 			conf__err(l, n, "tenant_slot_share in %s must be fair or off, got '%s'", ctx,
 				  conf__show(l, n));
 	}
@@ -953,7 +960,6 @@ static void parse_access_log(struct conf__loader *l, const struct conf__field *f
 /* log_format: text | json; log_level: debug | info | warn | error. */
 static void parse_log(struct conf__loader *l, const struct conf__field *format, const struct conf__field *level)
 {
-	static const char *const levels[] = { "debug", "info", "warn", "error" };
 	struct conf *c = l->c;
 	const yaml_node_t *n;
 
@@ -965,10 +971,8 @@ static void parse_log(struct conf__loader *l, const struct conf__field *format, 
 			conf__err(l, n, "log_format must be text or json, got '%s'", conf__show(l, n));
 	}
 	if (level->key && (n = conf__want(l, level, NULL, YAML_SCALAR_NODE))) {
-		size_t i = 0;
-		while (i < ARRAY_SIZE(levels) && !conf__node_equals(n, levels[i]))
-			i++;
-		if (i < ARRAY_SIZE(levels))
+		int i = word_of(n, conf_log_level_words, ARRAY_SIZE(conf_log_level_words));
+		if (i >= 0)
 			c->log_level = (enum conf_log_level)i;
 		else
 			conf__err(l, n, "log_level must be debug, info, warn or error, got '%s'", conf__show(l, n));
@@ -1100,22 +1104,17 @@ void conf__schema_read(struct conf__loader *l, const yaml_node_t *root)
  * of its hash: enough to tell a rotation, nothing that helps guess one.
  */
 
-#define FINGERPRINT_HEX 12
-
 struct dump {
 	bool ok;			/* false once anything failed to allocate */
 };
 
 /* Set o[k] = v, taking v (jansson frees it on failure too), and remember
  * any failure. */
+static json_t *child(struct dump *d, json_t *o, const char *k, json_t *v);
+
 static void put(struct dump *d, json_t *o, const char *k, json_t *v)
 {
-	if (o == NULL || v == NULL) {
-		json_decref(v);
-		d->ok = false;
-	} else if (json_object_set_new(o, k, v) < 0) {
-		d->ok = false;
-	}
+	(void)child(d, o, k, v);
 }
 
 /* As put(), for a new object or array that the caller fills next: returns
@@ -1150,13 +1149,12 @@ static void scalars(struct dump *d, json_t *o, const struct conf__scalar *t, siz
 		d->ok = false;
 }
 
-/* The first FINGERPRINT_HEX hex digits of hash h, after `prefix`. */
+/* How hash h is shown (conf__key_hex()), after `prefix`. */
 static json_t *fingerprint(const char *prefix, const uint8_t *h)
 {
-	char s[FINGERPRINT_HEX + 1];
+	char s[CONF__KEY_HEX + 1];
 
-	for (int i = 0; i < FINGERPRINT_HEX / 2; i++)
-		snprintf(s + 2 * i, 3, "%02x", h[i]);
+	conf__key_hex(h, s);
 	return json_sprintf("%s%s", prefix, s);
 }
 
@@ -1192,7 +1190,7 @@ static json_t *dump_pool(struct dump *d, const struct conf_pool *p)
 {
 	json_t *o = json_object(), *sub;
 
-	put(d, o, "slice", json_string(p->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic"));
+	put(d, o, "slice", json_string(conf_slice_words[p->slice]));
 	if (p->gpu_model != NULL || p->mig_profile != NULL) {
 		sub = child(d, o, "gpu", json_object());
 		if (p->gpu_model != NULL)
@@ -1229,48 +1227,49 @@ static json_t *dump_pool(struct dump *d, const struct conf_pool *p)
 		sub = child(d, o, "outlier", json_object());
 		scalars(d, sub, outlier_keys, NOUTLIER_KEYS, &p->outlier);
 	}
-	static const char *const modes[] = { [CONF_SLOTS_OFF] = "off", [CONF_SLOTS_VLLM_METRICS] = "vllm_metrics",
-					     [CONF_SLOTS_LATENCY] = "latency" };
 	sub = child(d, o, "slots", json_object());
-	put(d, sub, "adapt", json_string(modes[p->slots.adapt]));
+	put(d, sub, "adapt", json_string(conf_slots_adapt_words[p->slots.adapt]));
 	scalars(d, sub, slots_keys, NSLOTS_KEYS, &p->slots);
 	return o;
 }
 
-static json_t *dump_class(struct dump *d, const struct conf *c, const struct conf_class_cfg *cc)
+static json_t *dump_class(struct dump *d, const struct conf *c, enum conf_class k)
 {
+	const struct conf_class_cfg *cc = &c->classes[k];
 	json_t *o = json_object(), *pools = json_array();
 
 	scalars(d, o, class_keys, NCLASS_KEYS, cc);
-	put(d, o, "tenant_slot_share",
-	    json_string(cc->tenant_slot_share == CONF_TENANT_SLOT_SHARE_FAIR ? "fair" : "off"));
-	if (cc == &c->classes[CONF_CLASS_OPPORTUNISTIC])	/* the only class that may set it */
-		put(d, o, "preemption", json_pack("{s:b, s:f}", "enabled", cc->preemption.enabled, "max_per_s",
-						  cc->preemption.max_per_s));
+	put(d, o, "tenant_slot_share", json_string(conf_tenant_slot_share_words[cc->tenant_slot_share]));
+	if (o == NULL || conf__preemption_dump(cc, k, o) < 0)
+		d->ok = false;
 	for (size_t i = 0; i < cc->npools; i++)
 		add(d, pools, json_string(c->pools[cc->pools[i]].name));
 	put(d, o, "pools", pools);
 	return o;
 }
 
+static int hash_cmp(const void *a, const void *b)
+{
+	return memcmp(*(const uint8_t *const *)a, *(const uint8_t *const *)b, 32);
+}
+
 static json_t *dump_tenant(struct dump *d, const struct conf_tenant *t)
 {
 	json_t *o = json_object();
-	char (*fps)[FINGERPRINT_HEX + 1] = calloc(t->nkeys ? t->nkeys : 1, sizeof *fps);
-	char **v = calloc(t->nkeys ? t->nkeys : 1, sizeof *v);
+	/* In the order of their hashes, which is the order of what is shown. */
+	const uint8_t **h = calloc(t->nkeys ? t->nkeys : 1, sizeof *h);
 
-	if (fps != NULL && v != NULL) {
-		for (size_t i = 0; i < t->nkeys; i++) {
-			for (int j = 0; j < FINGERPRINT_HEX / 2; j++)
-				snprintf(fps[i] + 2 * j, 3, "%02x", t->keys[i].sha256[j]);
-			v[i] = fps[i];
-		}
-		put(d, o, "keys", sorted_strings(d, v, t->nkeys));
+	if (h != NULL) {
+		json_t *keys = child(d, o, "keys", json_array());
+		for (size_t i = 0; i < t->nkeys; i++)
+			h[i] = t->keys[i].sha256;
+		qsort(h, t->nkeys, sizeof *h, hash_cmp);
+		for (size_t i = 0; i < t->nkeys; i++)
+			add(d, keys, fingerprint("", h[i]));
 	} else {
 		d->ok = false;
 	}
-	free(fps);
-	free(v);
+	free(h);
 	put(d, o, "default_class", json_string(conf_class_name(t->default_class)));
 	put(d, o, "max_class", json_string(conf_class_name(t->max_class)));
 	put(d, o, "weight", json_real(t->weight));
@@ -1282,7 +1281,6 @@ static json_t *dump_tenant(struct dump *d, const struct conf_tenant *t)
 
 json_t *conf__schema_dump(const struct conf *c)
 {
-	static const char *const levels[] = { "debug", "info", "warn", "error" };
 	struct dump d = { .ok = true };
 	json_t *root = json_object(), *sub;
 
@@ -1298,7 +1296,7 @@ json_t *conf__schema_dump(const struct conf *c)
 	sub = child(&d, root, "classes", json_object());
 	for (int k = 0; k < CONF_CLASS_COUNT; k++)
 		if (c->classes[k].defined)
-			put(&d, sub, conf_class_name((enum conf_class)k), dump_class(&d, c, &c->classes[k]));
+			put(&d, sub, conf_class_name((enum conf_class)k), dump_class(&d, c, (enum conf_class)k));
 	sub = child(&d, root, "tenants", json_object());
 	for (size_t i = 0; i < c->ntenants; i++)
 		put(&d, sub, c->tenants[i].name, dump_tenant(&d, &c->tenants[i]));
@@ -1312,7 +1310,7 @@ json_t *conf__schema_dump(const struct conf *c)
 	put(&d, sub, "buckets", buckets);
 	put(&d, root, "access_log", c->access_log != NULL ? json_string(c->access_log) : json_string("off"));
 	put(&d, root, "log_format", json_string(c->log_json ? "json" : "text"));
-	put(&d, root, "log_level", json_string(levels[c->log_level]));
+	put(&d, root, "log_level", json_string(conf_log_level_words[c->log_level]));
 	if (c->resolvers != NULL)
 		put(&d, root, "resolvers", json_string(c->resolvers));
 	sub = child(&d, root, "replicas", json_object());

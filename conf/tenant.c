@@ -68,6 +68,12 @@ static int keyref_cmp(const void *a, const void *b)
 	return (x->line > y->line) - (x->line < y->line);
 }
 
+void conf__key_hex(const uint8_t *sha256, char out[CONF__KEY_HEX + 1])
+{
+	for (int i = 0; i < CONF__KEY_HEX / 2; i++)
+		snprintf(out + 2 * i, 3, "%02x", sha256[i]);
+}
+
 /* Report every key listed after an identical one, naming the first. */
 static void keyrefs_check(struct conf__loader *l, struct keyrefs *r)
 {
@@ -78,13 +84,11 @@ static void keyrefs_check(struct conf__loader *l, struct keyrefs *r)
 		qsort(r->v, r->n, sizeof *r->v, keyref_cmp);
 	for (i = 1; i < r->n; i++) {
 		const struct keyref *a = &r->v[i - 1], *b = &r->v[i];
-		char hex[13];
-		size_t j;
+		char hex[CONF__KEY_HEX + 1];
 
 		if (memcmp(a->sha256, b->sha256, 32) != 0)
 			continue;
-		for (j = 0; j < 6; j++)
-			snprintf(hex + 2 * j, 3, "%02x", b->sha256[j]);
+		conf__key_hex(b->sha256, hex);
 		if (a->tenant == b->tenant)
 			conf__diags_add(&l->diags, b->line,
 					"tenant '%s' lists key %s... twice (first at line %zu)",

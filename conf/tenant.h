@@ -23,4 +23,9 @@ void conf__tenants_read(struct conf__loader *l, const struct conf__field *sec,
  */
 void conf__anonymous_read(struct conf__loader *l, const struct conf__field *f);
 
+/* How a key is named wherever it is shown (diagnostics, /config): the
+ * first CONF__KEY_HEX hex digits of its sha256, never more. */
+#define CONF__KEY_HEX 12
+void conf__key_hex(const uint8_t *sha256, char out[CONF__KEY_HEX + 1]);
+
 #endif

@@ -336,6 +336,20 @@ static void store_uint(void *p, size_t size, uint64_t v)
 	}
 }
 
+static uint64_t load_uint(const void *p, size_t size)
+{
+	if (size == sizeof(uint32_t)) {
+		uint32_t v32;
+
+		memcpy(&v32, p, sizeof v32);
+		return v32;
+	}
+	uint64_t v;
+
+	memcpy(&v, p, sizeof v);
+	return v;
+}
+
 void conf__scalars_init(const struct conf__scalar *t, size_t n, void *base)
 {
 	size_t i;
@@ -395,15 +409,8 @@ int conf__scalars_dump(const struct conf__scalar *t, size_t n, const void *base,
 		json_t *v = NULL;
 
 		if (t[i].kind == CONF__SCALAR_UINT) {
-			uint64_t u;
-			uint32_t u32;
+			uint64_t u = load_uint(p, t[i].size);
 
-			if (t[i].size == sizeof u32) {
-				memcpy(&u32, p, sizeof u32);
-				u = u32;
-			} else {
-				memcpy(&u, p, sizeof u);
-			}
 			/* Bounds above INT64_MAX exist (max_queued_bytes); such a
 			 * value is shown as a real rather than wrapped. */
 			v = u <= INT64_MAX ? json_integer((json_int_t)u) : json_real((double)u);

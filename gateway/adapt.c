@@ -62,18 +62,6 @@ static struct gw_apoll *poll_from(void *data)
 	return p;
 }
 
-const char *gw__adapt_mode_name(int mode)
-{
-	switch (mode) {
-	case CONF_SLOTS_VLLM_METRICS:
-		return "vllm_metrics";
-	case CONF_SLOTS_LATENCY:
-		return "latency";
-	default:
-		return "off";
-	}
-}
-
 /* The controller moved: the backend's share, the queues, maybe a start. */
 static void applied(struct gw_server *srv, struct backend *b, enum backend_adapt_change ch)
 {
@@ -204,7 +192,7 @@ static void sync_backend(struct backend *b, const struct conf_slots *s, const ch
 		backend_adapt_start(&b->adapt, b->total, s->min, s->max);
 		if (!was)
 			gw_info("pool '%s': backend %s slots adapt (%s) between %u and %u, from %u", pool, b->name,
-				gw__adapt_mode_name(s->adapt), s->min, s->max, b->adapt.limit);
+				conf_slots_adapt_words[s->adapt], s->min, s->max, b->adapt.limit);
 		else if (lo != s->min || hi != s->max)
 			gw_info("pool '%s': backend %s slots adapt between %u and %u now (%u)", pool, b->name, s->min,
 				s->max, b->adapt.limit);

@@ -42,7 +42,4 @@ void gw__adapt_stop(struct gw_server *srv);
 /* A request to b had its first token `ns` nanoseconds after dispatch. */
 void gw__adapt_first_token(struct backend *b, uint64_t ns);
 
-/* The mode's name for /status: "off", "vllm_metrics", "latency". */
-const char *gw__adapt_mode_name(int mode);
-
 #endif

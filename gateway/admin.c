@@ -117,7 +117,7 @@ static json_t *adapt_status(const struct backend_pool *p, const struct backend *
 	if (!a->on)
 		return json_pack("{s:s}", "mode", "off");
 	json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I}", "mode",
-		gw__adapt_mode_name(p->cfg->slots.adapt), "limit", (json_int_t)a->limit, "min", (json_int_t)a->min,
+		conf_slots_adapt_words[p->cfg->slots.adapt], "limit", (json_int_t)a->limit, "min", (json_int_t)a->min,
 		"max", (json_int_t)a->max, "signal_lost", a->lost, "increases", (json_int_t)a->increases,
 		"decreases", (json_int_t)a->decreases);
 	if (p->cfg->slots.adapt == CONF_SLOTS_VLLM_METRICS)
@@ -189,8 +189,8 @@ static int render_status(const struct gw_server *srv, struct gw_buf *out)
 		if (!srv->conf->classes[k].defined)
 			continue;
 		json_t *cj = class_status(srv, k);
-		json_object_set_new(cj, "tenant_slot_share", json_string(
-			srv->conf->classes[k].tenant_slot_share == CONF_TENANT_SLOT_SHARE_FAIR ? "fair" : "off"));
+		json_object_set_new(cj, "tenant_slot_share",
+				    json_string(conf_tenant_slot_share_words[srv->conf->classes[k].tenant_slot_share]));
 		json_object_set_new(classes, conf_class_name((enum conf_class)k), cj);
 	}
 	for (size_t i = 0; i < srv->backends.npools; i++) {

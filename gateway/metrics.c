@@ -100,7 +100,7 @@ static const char *pool_label(const struct gw_server *srv, size_t p)
 
 static const char *slice_label(const struct backend_pool *p)
 {
-	return p->cfg->slice == CONF_SLICE_RESERVED ? "reserved" : "elastic";
+	return conf_slice_words[p->cfg->slice];
 }
 
 /* The four (class, pool) histogram families. */
@@ -110,29 +110,29 @@ static int stage_histograms(const struct gw_server *srv, struct gw_buf *o)
 	const struct conf_metrics *m = &srv->conf->metrics;
 	static const struct {
 		const char *name, *help;
+		size_t member;		/* its histogram in struct gw_cp_hists */
 	} fam[] = {
 		{ "sluice_time_to_first_byte_seconds",
-		  "First request byte read to first response byte written to the client." },
-		{ "sluice_upstream_duration_seconds", "Backend slot taken to backend response complete." },
-		{ "sluice_request_duration_seconds", "First request byte read to response complete." },
+		  "First request byte read to first response byte written to the client.",
+		  offsetof(struct gw_cp_hists, ttfb) },
+		{ "sluice_upstream_duration_seconds", "Backend slot taken to backend response complete.",
+		  offsetof(struct gw_cp_hists, upstream) },
+		{ "sluice_request_duration_seconds", "First request byte read to response complete.",
+		  offsetof(struct gw_cp_hists, request) },
 		{ "sluice_time_to_first_token_seconds",
 		  "First request byte read to the first SSE event carrying content written; "
-		  "non-streamed: to response complete." },
-		{ "sluice_inter_token_latency_seconds", "Gap between successive content events of a stream." },
+		  "non-streamed: to response complete.",
+		  offsetof(struct gw_cp_hists, ttft) },
+		{ "sluice_inter_token_latency_seconds", "Gap between successive content events of a stream.",
+		  offsetof(struct gw_cp_hists, itl) },
 	};
-	static const size_t member[] = {
-		offsetof(struct gw_cp_hists, ttfb), offsetof(struct gw_cp_hists, upstream),
-		offsetof(struct gw_cp_hists, request), offsetof(struct gw_cp_hists, ttft),
-		offsetof(struct gw_cp_hists, itl),
-	};
-	_Static_assert(sizeof(member) / sizeof(member[0]) == sizeof(fam) / sizeof(fam[0]), "one member per family");
 	int rc = 0;
-	for (size_t f = 0; f < sizeof(member) / sizeof(member[0]); f++) {
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
 		rc |= family(o, fam[f].name, "histogram", fam[f].help);
 		for (int k = 0; k < CONF_CLASS_COUNT; k++) {
 			for (size_t p = 0; p <= a->npools; p++) {
 				const char *kv[] = { "class", class_label(k), "pool", pool_label(srv, p), NULL };
-				const char *h = (const char *)&a->cp[gw__account_cp(a, k, p)] + member[f];
+				const char *h = (const char *)&a->cp[gw__account_cp(a, k, p)] + fam[f].member;
 				rc |= histogram(o, fam[f].name, kv, (const struct gw_hist *)(const void *)h, m);
 			}
 		}

@@ -152,15 +152,14 @@ static bool worth_gathering(struct gw_server *srv, const struct queue_preempt_ne
 			holds = ((n->pools >> q) & 1) && srv->queue.pools[q].by_class[k] > 0;
 		if (!holds)
 			continue;
-		double level = queue_bucket_level(b, now);
-		if (level >= 1) {
+		uint64_t wait = queue_bucket_wait(b, 1, now);
+		if (wait == 0) {
 			held = true;
 			continue;
 		}
 		limited = true;
-		uint64_t at = now + (uint64_t)((1 - level) / b->rate_ms) + 1;
-		if (at < *retry_at)
-			*retry_at = at;
+		if (now + wait < *retry_at)
+			*retry_at = now + wait;
 	}
 	if (!held && limited)
 		p->limited++;

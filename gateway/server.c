@@ -133,11 +133,6 @@ static const char *incompatible(const struct conf *a, const struct conf *b)
 	return NULL;
 }
 
-static const char *slice_name(enum conf_slice s)
-{
-	return s == CONF_SLICE_RESERVED ? "reserved" : "elastic";
-}
-
 /* One line per pool the reload adds, removes or changes the slice of
  * (before the commit: the running config is still srv->conf).  Backends
  * joining and leaving kept pools are logged by fleet.c. */
@@ -159,8 +154,8 @@ static void log_pool_changes(const struct gw_server *srv, const struct conf *fre
 		kept[from[i]] = true;
 		const struct conf_pool *was = &old->pools[from[i]];
 		if (was->slice != cp->slice)
-			gw_info("reload: pool '%s' changed: slice %s -> %s", cp->name, slice_name(was->slice),
-				slice_name(cp->slice));
+			gw_info("reload: pool '%s' changed: slice %s -> %s", cp->name, conf_slice_words[was->slice],
+				conf_slice_words[cp->slice]);
 	}
 	for (size_t i = 0; i < old->npools; i++) {
 		if (kept[i])

@@ -94,6 +94,15 @@ double queue_bucket_level(struct queue_bucket *b, uint64_t now_ms)
 	return b->level;
 }
 
+uint64_t queue_bucket_wait(struct queue_bucket *b, double n, uint64_t now_ms)
+{
+	if (queue_bucket_unlimited(b))
+		return 0;
+	refill(b, now_ms);
+	double need = n < b->burst ? n : b->burst;
+	return b->level >= need ? 0 : ms_until(b, need);
+}
+
 uint64_t queue_bucket_full_in(struct queue_bucket *b, uint64_t now_ms)
 {
 	if (queue_bucket_unlimited(b))

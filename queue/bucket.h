@@ -58,6 +58,10 @@ void queue_bucket_adjust(struct queue_bucket *b, double delta, uint64_t now_ms);
 /* Level now (may be negative while in debt). */
 double queue_bucket_level(struct queue_bucket *b, uint64_t now_ms);
 
+/* Milliseconds until n can be taken (0: now, or unlimited); n is capped
+ * at the burst, as queue_bucket_take() caps it. */
+uint64_t queue_bucket_wait(struct queue_bucket *b, double n, uint64_t now_ms);
+
 /* Milliseconds until the bucket is full again (0 when full or unlimited). */
 uint64_t queue_bucket_full_in(struct queue_bucket *b, uint64_t now_ms);
 

@@ -25,13 +25,7 @@ static bool enabled(const struct conf *c, int k)
 void queue_preempt_init(struct queue_preempt *p, const struct conf *c, uint64_t now_ms)
 {
 	memset(p, 0, sizeof(*p));
-	for (int k = 0; k < CONF_CLASS_COUNT; k++) {
-		if (!enabled(c, k))
-			continue;
-		double r = c->classes[k].preemption.max_per_s;
-		queue_bucket_init(&p->rate[k], r, burst_of(r), now_ms);
-		p->any = true;
-	}
+	queue_preempt_reconfigure(p, c, now_ms);	/* every bucket new: made full */
 }
 
 void queue_preempt_reconfigure(struct queue_preempt *p, const struct conf *c, uint64_t now_ms)
@@ -107,15 +101,8 @@ int queue_preempt_choose(struct queue_preempt *p, const struct conf *c, const st
 
 void queue_preempt_refund(struct queue_item *it, double produced, uint64_t now_ms)
 {
-	if (produced < 0) {
+	if (produced < 0)
 		queue_refund(it, now_ms);
-		return;
-	}
-	/* The output part of the estimate becomes what was produced; the
-	 * prompt was read by the backend and stays charged. */
-	double delta = it->charge.output - produced;
-	if (delta != 0)
-		queue_bucket_adjust(&it->tenant->tokens, delta, now_ms);
-	it->charge.tokens -= delta;
-	it->charge.output = 0;
+	else	/* the prompt was read and stays charged; the output is what was produced */
+		queue_settle(it, it->charge.tokens - it->charge.output + produced, now_ms);
 }

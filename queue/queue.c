@@ -333,20 +333,25 @@ void queue_on_dispatch(struct queue *q, size_t p, enum conf_class k)
 	}
 }
 
+/* Fold a duration in ms into a pool's average (0: none yet); 0 ms counts
+ * as half of one, so that a known average is never 0. */
+static void ewma_ms(double *avg, uint64_t ms)
+{
+	double x = ms > 0 ? (double)ms : 0.5;
+	*avg = *avg == 0 ? x : 0.9 * *avg + 0.1 * x;
+}
+
 void queue_on_release(struct queue *q, size_t p, enum conf_class k, uint64_t held_ms)
 {
 	struct queue_pool *pl = &q->pools[p];
 	if (pl->by_class[k] > 0)
 		pl->by_class[k]--;
-	double h = held_ms > 0 ? (double)held_ms : 0.5;
-	pl->held_ms = pl->held_ms == 0 ? h : 0.9 * pl->held_ms + 0.1 * h;
+	ewma_ms(&pl->held_ms, held_ms);
 }
 
 void queue_on_first_token(struct queue *q, size_t p, uint64_t ttft_ms)
 {
-	struct queue_pool *pl = &q->pools[p];
-	double t = ttft_ms > 0 ? (double)ttft_ms : 0.5;
-	pl->ttft_ms = pl->ttft_ms == 0 ? t : 0.9 * pl->ttft_ms + 0.1 * t;
+	ewma_ms(&q->pools[p].ttft_ms, ttft_ms);
 }
 
 /* --- admission checks ---------------------------------------------------- */

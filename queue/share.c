@@ -134,7 +134,8 @@ void queue__share_join(struct queue *q, struct queue_tenant *t, enum conf_class 
 void queue_share_take(struct queue *q, struct queue_tenant *t, size_t p, enum conf_class k, uint64_t now_ms)
 {
 	struct queue_share_hold *h = &t->share[k];
-	prune(q, k, now_ms);
+	if (fair(q, k))
+		prune(q, k, now_ms);	/* off: no decision reads the list, so it may wait */
 	h->held[p]++;
 	h->total++;
 	if (now_ms > h->last_ms)
@@ -155,7 +156,8 @@ void queue_share_give(struct queue *q, struct queue_tenant *t, size_t p, enum co
 		h->last_ms = now_ms;
 	if (now_ms > q->clock_ms)
 		q->clock_ms = now_ms;
-	prune(q, k, now_ms);
+	if (fair(q, k))
+		prune(q, k, now_ms);
 }
 
 unsigned queue_share_held(const struct queue_tenant *t, enum conf_class k, size_t p)
